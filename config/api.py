@@ -1,0 +1,102 @@
+"""API-wide conventions: one error shape, pagination, JSON 404/500 for /api/.
+
+Every error the API answers has the same body::
+
+    {"error": {"status": 400, "code": "invalid", "message": "...",
+               "fields": {"relapse_date": ["must not be before ..."]}}}
+
+``fields`` appears on validation errors only; other keys (``allowed_transitions`` on a
+409, for instance) come from :class:`ApiError` subclasses. Messages never echo a
+patient's identifying data: they name fields and rules, not values from the record.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
+from django.core.exceptions import ValidationError as DjangoValidationError
+from django.http import Http404, HttpRequest, JsonResponse
+from rest_framework import status
+from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
+from rest_framework.pagination import PageNumberPagination
+from rest_framework.response import Response
+from rest_framework.views import exception_handler as drf_exception_handler
+
+logger = logging.getLogger(__name__)
+
+
+class Pagination(PageNumberPagination):
+    page_size_query_param = "page_size"
+    max_page_size = 500
+
+
+class ApiError(APIException):
+    """An API error that carries extra keys into the error body."""
+
+    def __init__(self, message: str, *, code: str | None = None, **extra: Any) -> None:
+        super().__init__(detail=message, code=code)
+        self.extra = extra
+
+
+class Conflict(ApiError):
+    status_code = status.HTTP_409_CONFLICT
+    default_code = "conflict"
+
+
+def _plain(detail: Any) -> Any:
+    """ErrorDetail trees -> plain JSON (lists of strings, nested dicts)."""
+    if isinstance(detail, dict):
+        return {str(k): _plain(v) for k, v in detail.items()}
+    if isinstance(detail, list):
+        return [_plain(v) for v in detail]
+    return str(detail)
+
+
+def error_body(status_code: int, code: str, message: str, **extra: Any) -> dict[str, Any]:
+    return {"error": {"status": status_code, "code": code, "message": message, **extra}}
+
+
+def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, DjangoValidationError):
+        # Model-level validation raised inside a service: same 400 as a serializer's.
+        detail = (
+            exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
+        )
+        exc = ValidationError(detail)
+    elif isinstance(exc, Http404):
+        # Django's 404 message can carry the model name and lookup; say nothing more.
+        exc = NotFound()
+    elif isinstance(exc, DjangoPermissionDenied):
+        exc = PermissionDenied()
+
+    response = drf_exception_handler(exc, context)
+    if response is None:
+        return None  # unexpected: Django's handler500 answers (JSON for /api/).
+
+    if isinstance(exc, ValidationError):
+        detail = exc.detail
+        fields = _plain(detail if isinstance(detail, dict) else {"non_field_errors": detail})
+        message = "Invalid input: " + ", ".join(fields) + "."
+        response.data = error_body(response.status_code, "invalid", message, fields=fields)
+    else:
+        code = exc.get_codes() if isinstance(exc, APIException) else "error"
+        if not isinstance(code, str):
+            code = "error"
+        message = str(exc.detail) if isinstance(exc, APIException) else str(exc)
+        extra = getattr(exc, "extra", {})
+        response.data = error_body(response.status_code, code, message, **extra)
+    return response
+
+
+def json_not_found(request: HttpRequest, exception: Exception | None = None) -> JsonResponse:
+    return JsonResponse(error_body(404, "not_found", "Not found."), status=404)
+
+
+def json_server_error(request: HttpRequest) -> JsonResponse:
+    # The traceback goes to the log (with the request path only); the client learns
+    # nothing about the internals or the data involved.
+    return JsonResponse(
+        error_body(500, "server_error", "Internal error; it has been logged."), status=500
+    )

@@ -1,0 +1,6 @@
+from django.apps import AppConfig
+
+
+class StratificationConfig(AppConfig):
+    name = "stratification"
+    verbose_name = "Stratification"

@@ -1,0 +1,65 @@
+"""Teams and memberships: who may see and do what.
+
+Every patient belongs to one team and every query is scoped to the requester's teams.
+Roles are per team: a person may coordinate one team and only view another.
+"""
+
+from __future__ import annotations
+
+import zoneinfo
+
+from django.conf import settings
+from django.core.exceptions import ValidationError
+from django.db import models
+
+
+def validate_time_zone(value: str) -> None:
+    if value not in zoneinfo.available_timezones():
+        raise ValidationError(f"'{value}' is not a known IANA time zone (e.g. Europe/Berlin).")
+
+
+class Team(models.Model):
+    name = models.CharField(max_length=120, unique=True)
+    slug = models.SlugField(max_length=60, unique=True)
+    # Local calendar of the team: digests go out at the team's local hour, and
+    # "today" for overdue checks is the team's date.
+    time_zone = models.CharField(
+        max_length=64, default="Europe/Berlin", validators=[validate_time_zone]
+    )
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["name"]
+
+    def __str__(self) -> str:
+        return self.name
+
+
+class Role(models.TextChoices):
+    VIEWER = "viewer", "Viewer (read only)"
+    CLINICIAN = "clinician", "Clinician"
+    COORDINATOR = "coordinator", "Coordinator"
+
+
+# Roles allowed to record clinical data and move courses.
+WRITE_ROLES: frozenset[str] = frozenset({Role.CLINICIAN, Role.COORDINATOR})
+# Roles allowed to manage the team itself (members, settings).
+ADMIN_ROLES: frozenset[str] = frozenset({Role.COORDINATOR})
+
+
+class Membership(models.Model):
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL, on_delete=models.CASCADE, related_name="memberships"
+    )
+    team = models.ForeignKey(Team, on_delete=models.CASCADE, related_name="memberships")
+    role = models.CharField(max_length=20, choices=Role.choices, default=Role.VIEWER)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["team__name", "user__username"]
+        constraints = [
+            models.UniqueConstraint(fields=["user", "team"], name="membership_unique_user_team"),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.user} in {self.team} ({self.role})"

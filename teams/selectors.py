@@ -1,0 +1,42 @@
+"""Reads about who belongs where. The per-request role map is cached on the user
+object so permission checks and queryset scoping cost one query per request."""
+
+from __future__ import annotations
+
+from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
+from django.db.models import QuerySet
+
+from teams.models import Membership, Team
+
+_CACHE_ATTR = "_rezcourse_team_roles"
+
+
+def team_roles(user: AbstractBaseUser | AnonymousUser) -> dict[int, str]:
+    """{team_id: role} for the user's teams (empty for anonymous users)."""
+    if not user.is_authenticated:
+        return {}
+    cached = getattr(user, _CACHE_ATTR, None)
+    if cached is None:
+        cached = dict(Membership.objects.filter(user=user).values_list("team_id", "role"))
+        setattr(user, _CACHE_ATTR, cached)
+    return cached
+
+
+def forget_team_roles(user: AbstractBaseUser) -> None:
+    """Drop the cached map after memberships change within the same request."""
+    if hasattr(user, _CACHE_ATTR):
+        delattr(user, _CACHE_ATTR)
+
+
+def team_ids_for(user: AbstractBaseUser | AnonymousUser) -> list[int]:
+    return list(team_roles(user))
+
+
+def teams_for(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Team]:
+    return Team.objects.filter(pk__in=team_ids_for(user))
+
+
+def has_team_role(
+    user: AbstractBaseUser | AnonymousUser, team_id: int, roles: frozenset[str]
+) -> bool:
+    return team_roles(user).get(team_id) in roles

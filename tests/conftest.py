@@ -1,0 +1,127 @@
+"""Shared fixtures.
+
+Service-backed tests (PostgreSQL, Redis, a Celery worker, SMTP) skip when their
+service is not configured — so `make test` passes on a laptop with nothing but
+Python — unless REZCOURSE_REQUIRE_SERVICES=1 (set by .ci/run), in which case a
+missing or unreachable service fails the run with a message naming it.
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+
+import pytest
+from django.db import connection
+from rest_framework.test import APIClient
+
+from teams.models import Role, Team
+from tests.factories import MembershipFactory, TeamFactory, UserFactory
+
+REQUIRE_SERVICES = os.environ.get("REZCOURSE_REQUIRE_SERVICES") == "1"
+
+
+def _redis_problem(url: str) -> str | None:
+    import redis
+
+    try:
+        redis.Redis.from_url(url, socket_connect_timeout=2, socket_timeout=2).ping()
+    except Exception as exc:  # noqa: BLE001 - any failure means unreachable
+        return f"Redis at {url} is unreachable ({type(exc).__name__}: {exc})"
+    return None
+
+
+def pytest_sessionstart(session: pytest.Session) -> None:
+    """Under REZCOURSE_REQUIRE_SERVICES=1, fail before running anything if a service
+    is missing — a suite that silently skipped its real-service tests proves nothing."""
+    if not REQUIRE_SERVICES:
+        return
+    problems = []
+    database_url = os.environ.get("DATABASE_URL", "")
+    if not database_url.startswith(("postgres://", "postgresql://", "pgsql://")):
+        problems.append(f"DATABASE_URL must point at PostgreSQL (got {database_url or 'nothing'})")
+    redis_url = os.environ.get("REDIS_URL", "")
+    if not redis_url:
+        problems.append("REDIS_URL is not set: Redis is required")
+    elif problem := _redis_problem(redis_url):
+        problems.append(problem)
+    if problems:
+        pytest.exit("REZCOURSE_REQUIRE_SERVICES=1 but: " + "; ".join(problems), returncode=3)
+
+
+def service_unavailable(message: str) -> None:
+    """Skip locally, fail under REZCOURSE_REQUIRE_SERVICES=1."""
+    if REQUIRE_SERVICES:
+        pytest.fail(message + " (REZCOURSE_REQUIRE_SERVICES=1)", pytrace=False)
+    pytest.skip(message)
+
+
+@pytest.fixture(scope="session")
+def redis_url() -> str:
+    url = os.environ.get("REDIS_URL", "")
+    if not url:
+        service_unavailable("Redis: REDIS_URL is not set")
+    if problem := _redis_problem(url):
+        service_unavailable(problem)
+    return url
+
+
+@pytest.fixture
+def postgres(db: None) -> None:
+    """Tests that need PostgreSQL semantics (row locks, concurrent transactions)."""
+    if connection.vendor != "postgresql":
+        service_unavailable(
+            f"PostgreSQL: DATABASE_URL points at {connection.vendor}, not PostgreSQL"
+        )
+
+
+@pytest.fixture
+def team(db: None) -> Team:
+    return TeamFactory(name="Team X", slug="x")
+
+
+@pytest.fixture
+def other_team(db: None) -> Team:
+    return TeamFactory(name="Team Y", slug="y")
+
+
+@pytest.fixture
+def member(db: None) -> Callable[..., object]:
+    """member(team, role) -> a user holding that role in that team."""
+
+    def make(team: Team, role: str = Role.CLINICIAN, **user_fields: object) -> object:
+        return MembershipFactory(team=team, role=role, user=UserFactory(**user_fields)).user
+
+    return make
+
+
+@pytest.fixture
+def api() -> Callable[[object | None], APIClient]:
+    """api(user) -> an APIClient sending that user's real API token (None: anonymous).
+
+    A real token rather than force_authenticate: each request loads the user afresh,
+    as in production, so per-request caches and query counts are honest."""
+    from teams.services import token_get_or_create
+
+    def make(user: object | None = None) -> APIClient:
+        client = APIClient()
+        if user is not None:
+            client.credentials(HTTP_AUTHORIZATION=f"Token {token_get_or_create(user).key}")
+        return client
+
+    return make
+
+
+@pytest.fixture
+def clinician(team: Team, member: Callable[..., object]) -> object:
+    return member(team, Role.CLINICIAN)
+
+
+@pytest.fixture
+def coordinator(team: Team, member: Callable[..., object]) -> object:
+    return member(team, Role.COORDINATOR)
+
+
+@pytest.fixture
+def viewer(team: Team, member: Callable[..., object]) -> object:
+    return member(team, Role.VIEWER)
