@@ -1,6 +1,7 @@
 # rezcourse — the two commands a newcomer needs: `make run` and `make test`.
 # Both create their own virtual environment (.venv) from the requirements files.
 
+SHELL := /bin/bash
 PYTHON ?= python3
 VENV ?= .venv
 BIN := $(VENV)/bin
