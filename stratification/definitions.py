@@ -1,0 +1,874 @@
+"""Protocol definitions: versioned data files, validated when loaded.
+
+A definition file (YAML, one per protocol version, named ``<slug>.yaml``) carries the
+time-point thresholds, the ordered stratification rules with their conditions *as data*,
+the HSCT indication per group, the schedule templates and the alert thresholds. A centre
+adds its own protocol by dropping a file into one of the configured directories — no code
+changes.
+
+Loading is two passes:
+
+1. structure, against ``protocol_schema.json`` (JSON Schema 2020-12);
+2. meaning, which a schema cannot express: a rule's group exists, every group has an HSCT
+   indication and exactly one schedule template, ids are unique, source keys resolve,
+   schedule anchors point backwards, no rule is shadowed by earlier ones, the slug
+   matches the file name.
+
+The first problem found stops loading with a :class:`ProtocolDefinitionError` that names
+the file and the field (``rules[2].group``), so a broken file stops start-up with a
+message an author can act on.
+
+Django-free: the engine, the benchmark and the docs renderer use it without settings;
+the Django side (``stratification.selectors``) passes the directories in.
+"""
+
+from __future__ import annotations
+
+import functools
+import itertools
+import json
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from types import MappingProxyType
+from typing import Any, Literal
+
+import jsonschema
+import yaml
+
+from stratification.facts import EM_DISEASE_SITES, EM_SITES, IMMUNOPHENOTYPES, SITES, TIME_POINTS
+
+BUILTIN_DIR = Path(__file__).resolve().parent / "protocols"
+SCHEMA_PATH = Path(__file__).resolve().parent / "protocol_schema.json"
+DEFINITION_SUFFIXES = (".yaml", ".yml")
+
+# Reason ids the engine emits for the time-point decision; reserved in definitions.
+TIME_POINT_RULE_PREFIX = "time_point."
+
+Confidence = Literal["stated", "recalled", "inferred"]
+HsctRule = bool | Literal["mrd_threshold"]
+StepKind = Literal[
+    "block",
+    "response_assessment",
+    "mrd",
+    "hsct_referral",
+    "hsct",
+    "irradiation",
+    "maintenance_start",
+    "end_of_therapy",
+]
+MRD_TIME_POINT_WORDS: dict[str, str] = {
+    "at_relapse": "at relapse",
+    "end_of_induction": "end of induction",
+    "pre_hsct": "before HSCT",
+}
+ALERT_THRESHOLD_NAMES: tuple[str, ...] = (
+    "hsct_referral_missing_days",
+    "hsct_delayed_days",
+    "mrd_before_hsct_window_days",
+    "mrd_transplant_planned_within_days",
+    "course_stalled_days",
+)
+
+
+# --- errors ------------------------------------------------------------------------
+
+
+def display_path(path: str | Path) -> str:
+    """The path relative to the working directory when it lies below it (the form an
+    operator typed), else absolute."""
+    path = Path(path)
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+class ProtocolDefinitionError(Exception):
+    """A definition file that cannot be used, with the field that makes it so.
+
+    ``str()`` reads ``stratification/protocols/x.yaml: rules[2].group: 'Z' is not one
+    of the groups (A, B)``; ``field_path`` is empty for whole-file problems (YAML syntax,
+    a missing directory).
+    """
+
+    def __init__(self, path: str | Path, field_path: str, message: str) -> None:
+        self.path = Path(path)
+        self.field_path = field_path
+        self.message = message
+        super().__init__(str(self))
+
+    def __str__(self) -> str:
+        where = display_path(self.path)
+        if self.field_path:
+            return f"{where}: {self.field_path}: {self.message}"
+        return f"{where}: {self.message}"
+
+
+# --- the loaded, immutable objects ----------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Source:
+    key: str
+    citation: str
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class TimePointThresholds:
+    """very early: relapse < diagnosis + ``very_early_months`` calendar months;
+    late: front-line end given and relapse >= end + ``late_months`` calendar months."""
+
+    very_early_months: int
+    late_months: int
+    sources: tuple[str, ...]
+    citation: str
+    confidence: Confidence
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Group:
+    id: str
+    name: str
+    description: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class Conditions:
+    """What a rule matches: every given fact must be one of its listed values; a fact
+    that is not given (None) matches anything."""
+
+    time_points: frozenset[str] | None = None
+    sites: frozenset[str] | None = None
+    immunophenotypes: frozenset[str] | None = None
+    em_sites_any: frozenset[str] | None = None
+
+    def matches(
+        self, time_point: str, site: str, immunophenotype: str, em_sites: Iterable[str]
+    ) -> bool:
+        return (
+            (self.time_points is None or time_point in self.time_points)
+            and (self.sites is None or site in self.sites)
+            and (self.immunophenotypes is None or immunophenotype in self.immunophenotypes)
+            and (self.em_sites_any is None or not self.em_sites_any.isdisjoint(em_sites))
+        )
+
+    def describe(self) -> str:
+        """Human form for the docs, in the canonical order of the values."""
+        parts = []
+        for label, values, order in (
+            ("time point", self.time_points, TIME_POINTS),
+            ("site", self.sites, SITES),
+            ("immunophenotype", self.immunophenotypes, IMMUNOPHENOTYPES),
+            ("EM site any of", self.em_sites_any, EM_SITES),
+        ):
+            if values is not None:
+                parts.append(f"{label}: {' or '.join(v for v in order if v in values)}")
+        return "; ".join(parts) or "any relapse"
+
+
+@dataclass(frozen=True, slots=True)
+class Rule:
+    id: str
+    group: str
+    text: str
+    sources: tuple[str, ...]
+    citation: str
+    confidence: Confidence
+    when: Conditions
+    note: str = ""
+
+    @property
+    def local_default(self) -> bool:
+        # [R] and [I] in the clinical notes: a centre must confirm before relying on it.
+        return self.confidence != "stated"
+
+
+@dataclass(frozen=True, slots=True)
+class FallbackRule:
+    id: str
+    text: str
+    sources: tuple[str, ...]
+    citation: str
+    confidence: Confidence
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True)
+class HsctIndication:
+    id: str
+    group: str
+    # True / False, or "mrd_threshold": indicated when MRD at ``mrd_time_point`` is at or
+    # above ``mrd_threshold``, not indicated below it, undecided while unknown.
+    indicated: HsctRule
+    text: str
+    sources: tuple[str, ...]
+    citation: str
+    confidence: Confidence
+    mrd_time_point: str | None = None
+    mrd_threshold: float | None = None
+    note: str = ""
+
+    @property
+    def possibly_indicated(self) -> bool:
+        return self.indicated is not False
+
+
+@dataclass(frozen=True, slots=True)
+class Step:
+    """One expected event of a course. Its planned date is ``offset_days`` after the
+    date of its anchor step (by default the previous step that applies; the first
+    step's offset counts from the start of the course)."""
+
+    id: str
+    kind: StepKind
+    label: str
+    offset_days: int
+    grace_days: int
+    local_default: bool
+    anchor: str | None = None  # resolved: None only for the first step
+    block_type: str | None = None
+    duration_days: int | None = None
+    mrd_time_point: str | None = None
+    # None: always; True/False: only once the final HSCT indication is that value.
+    when_hsct: bool | None = None
+    note: str = ""
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, slots=True)
+class ScheduleTemplate:
+    id: str
+    name: str
+    groups: tuple[str, ...]
+    steps: tuple[Step, ...]
+
+    def steps_for(self, hsct: bool | None) -> tuple[Step, ...]:
+        """The steps that apply for a final HSCT indication (``None``: not known yet —
+        only the steps common to both branches)."""
+        return tuple(s for s in self.steps if s.when_hsct is None or s.when_hsct == hsct)
+
+    def planned_days(self) -> dict[str, int]:
+        """Day (0 = course start) each step falls on when everything is on time.
+        Branch steps only anchor within their branch, so every step has one day."""
+        days: dict[str, int] = {}
+        for step in self.steps:
+            base = days[step.anchor] if step.anchor is not None else 0
+            days[step.id] = base + step.offset_days
+        return days
+
+
+@dataclass(frozen=True, slots=True)
+class AlertThreshold:
+    name: str
+    value: int
+    local_default: bool
+    note: str = ""
+    sources: tuple[str, ...] = ()
+
+
+@dataclass(frozen=True, eq=False)
+class ProtocolDefinition:
+    slug: str
+    version: str
+    title: str
+    description: str
+    path: Path
+    sources: Mapping[str, Source]
+    time_points: TimePointThresholds
+    groups: tuple[Group, ...]
+    rules: tuple[Rule, ...]
+    fallback: FallbackRule
+    hsct_indication: Mapping[str, HsctIndication]
+    schedule_templates: tuple[ScheduleTemplate, ...]
+    alert_thresholds: Mapping[str, AlertThreshold]
+    # Derived lookups, filled in __post_init__.
+    group_ids: frozenset[str] = field(init=False)
+    _schedule_by_group: Mapping[str, ScheduleTemplate] = field(init=False, repr=False)
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "group_ids", frozenset(g.id for g in self.groups))
+        by_group = {g: t for t in self.schedule_templates for g in t.groups}
+        object.__setattr__(self, "_schedule_by_group", MappingProxyType(by_group))
+
+    def schedule_for(self, group: str) -> ScheduleTemplate:
+        return self._schedule_by_group[group]
+
+    def alert_days(self, name: str) -> int:
+        return self.alert_thresholds[name].value
+
+    def citation(self, keys: Iterable[str]) -> str:
+        return "; ".join(self.sources[k].citation for k in keys)
+
+    @property
+    def rule_ids(self) -> frozenset[str]:
+        return frozenset(r.id for r in self.rules)
+
+
+@dataclass(frozen=True, eq=False)
+class ProtocolRegistry:
+    """The loaded definitions by slug, in load order."""
+
+    definitions: Mapping[str, ProtocolDefinition]
+
+    def get(self, slug: str) -> ProtocolDefinition:
+        return self.definitions[slug]
+
+    def __contains__(self, slug: object) -> bool:
+        return slug in self.definitions
+
+    def __iter__(self) -> Iterator[ProtocolDefinition]:
+        return iter(self.definitions.values())
+
+    def __len__(self) -> int:
+        return len(self.definitions)
+
+    @property
+    def slugs(self) -> tuple[str, ...]:
+        return tuple(self.definitions)
+
+
+# --- YAML ----------------------------------------------------------------------------
+
+
+class _UniqueKeyLoader(yaml.SafeLoader):
+    """SafeLoader that refuses duplicate keys: PyYAML silently keeps the last one, so a
+    second ``S2:`` entry would quietly replace the first."""
+
+    def construct_mapping(self, node: yaml.MappingNode, deep: bool = False) -> dict:
+        seen: set[Any] = set()
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=deep)
+            if key in seen:
+                raise yaml.constructor.ConstructorError(
+                    "while constructing a mapping",
+                    node.start_mark,
+                    f"found duplicate key {key!r}",
+                    key_node.start_mark,
+                )
+            seen.add(key)
+        return super().construct_mapping(node, deep=deep)
+
+
+def _read_yaml(path: Path) -> Any:
+    try:
+        text = path.read_text(encoding="utf-8")
+    except OSError as exc:
+        raise ProtocolDefinitionError(path, "", f"cannot be read ({exc.strerror})") from exc
+    try:
+        return yaml.load(text, Loader=_UniqueKeyLoader)  # noqa: S506 - a SafeLoader subclass
+    except yaml.YAMLError as exc:
+        mark = getattr(exc, "problem_mark", None)
+        problem = getattr(exc, "problem", None) or str(exc)
+        where = f"line {mark.line + 1}, column {mark.column + 1}: " if mark else ""
+        raise ProtocolDefinitionError(path, "", f"{where}invalid YAML: {problem}") from exc
+
+
+# --- pass 1: structure ---------------------------------------------------------------
+
+
+@functools.cache
+def _validator() -> jsonschema.protocols.Validator:
+    schema = json.loads(SCHEMA_PATH.read_text(encoding="utf-8"))
+    jsonschema.Draft202012Validator.check_schema(schema)
+    return jsonschema.Draft202012Validator(schema)
+
+
+def format_path(parts: Iterable[str | int]) -> str:
+    """``["rules", 2, "group"]`` -> ``rules[2].group``."""
+    out = ""
+    for part in parts:
+        if isinstance(part, int):
+            out += f"[{part}]"
+        else:
+            out += f".{part}" if out else str(part)
+    return out
+
+
+_TYPE_WORDS = {
+    "string": "a string",
+    "integer": "an integer",
+    "number": "a number",
+    "boolean": "true or false",
+    "array": "a list",
+    "object": "a mapping",
+}
+
+
+def _schema_problem(error: jsonschema.ValidationError) -> tuple[str, str]:
+    """(field path, message) for the most relevant schema error, in the author's terms."""
+    parts: list[str | int] = list(error.absolute_path)
+    instance = error.instance
+    kind = error.validator
+    if kind == "required" and isinstance(instance, dict):
+        missing = next(p for p in error.validator_value if p not in instance)
+        return format_path([*parts, missing]), "is required"
+    if kind == "additionalProperties" and isinstance(instance, dict):
+        allowed = sorted(error.schema.get("properties", {}))
+        extra = next(k for k in instance if k not in allowed)
+        return (
+            format_path([*parts, extra]),
+            f"is not a known field (allowed here: {', '.join(allowed)})",
+        )
+    if kind == "type":
+        wanted = error.validator_value
+        wanted_words = (
+            " or ".join(_TYPE_WORDS.get(t, t) for t in wanted)
+            if isinstance(wanted, list)
+            else _TYPE_WORDS.get(wanted, wanted)
+        )
+        return format_path(parts), f"must be {wanted_words} (got {instance!r})"
+    if kind == "enum":
+        choices = ", ".join(json.dumps(v) for v in error.validator_value)
+        return format_path(parts), f"{instance!r} is not one of {choices}"
+    if kind == "const":
+        return format_path(parts), f"must be {json.dumps(error.validator_value)}"
+    if kind == "pattern":
+        return (
+            format_path(parts),
+            f"{instance!r} does not match the pattern {error.validator_value}",
+        )
+    if kind == "minItems":
+        return format_path(parts), f"must have at least {error.validator_value} item(s)"
+    if kind == "uniqueItems":
+        return format_path(parts), "must not list the same value twice"
+    return format_path(parts), error.message
+
+
+def _check_structure(path: Path, data: Any) -> None:
+    error = jsonschema.exceptions.best_match(_validator().iter_errors(data))
+    if error is not None:
+        field_path, message = _schema_problem(error)
+        raise ProtocolDefinitionError(path, field_path, message)
+
+
+# --- pass 2: meaning -----------------------------------------------------------------
+
+
+def _all_relapses() -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """Every distinguishable valid relapse as (time point, site, immunophenotype, EM
+    sites): 3 time points x 2 immunophenotypes x 15 site/EM combinations = 90 cases,
+    few enough to enumerate when checking that no rule is shadowed."""
+    em_subsets = [
+        combo for n in range(1, len(EM_SITES) + 1) for combo in itertools.combinations(EM_SITES, n)
+    ]
+    cases = []
+    for tp, site, phenotype in itertools.product(TIME_POINTS, SITES, IMMUNOPHENOTYPES):
+        for em in em_subsets if site in EM_DISEASE_SITES else [()]:
+            cases.append((tp, site, phenotype, em))
+    return cases
+
+
+def _conditions(when: Mapping[str, Sequence[str]]) -> Conditions:
+    def values(key: str) -> frozenset[str] | None:
+        return frozenset(when[key]) if key in when else None
+
+    return Conditions(
+        time_points=values("time_point"),
+        sites=values("site"),
+        immunophenotypes=values("immunophenotype"),
+        em_sites_any=values("em_sites_any"),
+    )
+
+
+class _Semantics:
+    """Cross-reference checks on schema-valid data; raises on the first problem."""
+
+    def __init__(self, path: Path, data: dict[str, Any]) -> None:
+        self.path = path
+        self.data = data
+
+    def fail(self, parts: Sequence[str | int], message: str) -> None:
+        raise ProtocolDefinitionError(self.path, format_path(parts), message)
+
+    def run(self) -> None:
+        data = self.data
+        if data["slug"] != self.path.stem:
+            self.fail(
+                ["slug"],
+                f"{data['slug']!r} must match the file name stem {self.path.stem!r}",
+            )
+        self.check_sources()
+        group_ids = self.check_groups()
+        self.check_ids()
+        self.check_rules(group_ids)
+        self.check_hsct(group_ids)
+        self.check_schedules(group_ids)
+
+    def check_sources(self) -> None:
+        known = self.data["sources"]
+
+        def check(keys: Sequence[str], parts: list[str | int]) -> None:
+            for i, key in enumerate(keys):
+                if key not in known:
+                    self.fail(
+                        [*parts, i],
+                        f"{key!r} is not one of the sources ({', '.join(known)})",
+                    )
+
+        check(self.data["time_points"]["sources"], ["time_points", "sources"])
+        for i, rule in enumerate(self.data["rules"]):
+            check(rule["sources"], ["rules", i, "sources"])
+        check(self.data["fallback"]["sources"], ["fallback", "sources"])
+        for group, entry in self.data["hsct_indication"].items():
+            check(entry["sources"], ["hsct_indication", group, "sources"])
+        for name, entry in self.data["alert_thresholds"].items():
+            check(entry.get("sources", []), ["alert_thresholds", name, "sources"])
+        for t, template in enumerate(self.data["schedule_templates"]):
+            for s, step in enumerate(template["steps"]):
+                check(step.get("sources", []), ["schedule_templates", t, "steps", s, "sources"])
+
+    def check_groups(self) -> list[str]:
+        ids: list[str] = []
+        for i, group in enumerate(self.data["groups"]):
+            if group["id"] in ids:
+                self.fail(["groups", i, "id"], f"{group['id']!r} is listed twice")
+            ids.append(group["id"])
+        return ids
+
+    def check_ids(self) -> None:
+        """Rule, fallback and HSCT rule ids name a reason in a decision: they must be
+        unique across the file, and not collide with the engine's time-point ids."""
+        seen: dict[str, str] = {}
+        entries: list[tuple[list[str | int], str]] = [
+            (["rules", i, "id"], rule["id"]) for i, rule in enumerate(self.data["rules"])
+        ]
+        entries.append((["fallback", "id"], self.data["fallback"]["id"]))
+        entries += [
+            (["hsct_indication", g, "id"], e["id"]) for g, e in self.data["hsct_indication"].items()
+        ]
+        for parts, rule_id in entries:
+            if rule_id.startswith(TIME_POINT_RULE_PREFIX):
+                self.fail(parts, f"{rule_id!r}: ids starting with 'time_point.' are reserved")
+            if rule_id in seen:
+                self.fail(parts, f"{rule_id!r} is already used by {seen[rule_id]}")
+            seen[rule_id] = format_path(parts[:-1])
+
+    def check_rules(self, group_ids: list[str]) -> None:
+        rules = self.data["rules"]
+        for i, rule in enumerate(rules):
+            if rule["group"] not in group_ids:
+                self.fail(
+                    ["rules", i, "group"],
+                    f"{rule['group']!r} is not one of the groups ({', '.join(group_ids)})",
+                )
+        # First match wins: a rule that only matches relapses an earlier rule already
+        # decides is dead text that would mislead a reader of the definition.
+        compiled = [_conditions(rule["when"]) for rule in rules]
+        cases = _all_relapses()
+        for i, conditions in enumerate(compiled):
+            matching = [case for case in cases if conditions.matches(*case)]
+            if not matching:
+                self.fail(["rules", i, "when"], "matches no valid relapse")
+            live = [c for c in matching if not any(e.matches(*c) for e in compiled[:i])]
+            if not live:
+                self.fail(
+                    ["rules", i, "when"],
+                    "never applies: every relapse it matches is decided by an earlier rule",
+                )
+
+    def check_hsct(self, group_ids: list[str]) -> None:
+        entries = self.data["hsct_indication"]
+        for group in entries:
+            if group not in group_ids:
+                self.fail(
+                    ["hsct_indication", group],
+                    f"{group!r} is not one of the groups ({', '.join(group_ids)})",
+                )
+        for group in group_ids:
+            if group not in entries:
+                self.fail(["hsct_indication"], f"group {group!r} has no HSCT indication")
+
+    def check_schedules(self, group_ids: list[str]) -> None:
+        templates = self.data["schedule_templates"]
+        hsct = self.data["hsct_indication"]
+        owner: dict[str, str] = {}
+        template_ids: set[str] = set()
+        for t, template in enumerate(templates):
+            if template["id"] in template_ids:
+                self.fail(["schedule_templates", t, "id"], f"{template['id']!r} is listed twice")
+            template_ids.add(template["id"])
+            for g, group in enumerate(template["groups"]):
+                parts: list[str | int] = ["schedule_templates", t, "groups", g]
+                if group not in group_ids:
+                    self.fail(parts, f"{group!r} is not one of the groups ({', '.join(group_ids)})")
+                if group in owner:
+                    self.fail(parts, f"group {group!r} already has the template {owner[group]!r}")
+                owner[group] = template["id"]
+            indications = [(g, hsct[g]) for g in template["groups"] if g in hsct]
+            self.check_steps(t, template, indications)
+        for group in group_ids:
+            if group not in owner:
+                self.fail(["schedule_templates"], f"group {group!r} has no schedule template")
+
+    def check_steps(
+        self, t: int, template: dict[str, Any], indications: list[tuple[str, dict[str, Any]]]
+    ) -> None:
+        steps = template["steps"]
+        possible = {e["indicated"] for _, e in indications}
+        # HSCT may end up true / false for at least one group of the template.
+        can_be_true = bool(possible & {True, "mrd_threshold"})
+        can_be_false = bool(possible & {False, "mrd_threshold"})
+        branch_of: dict[str, bool | None] = {}
+        kinds_by_branch: dict[bool | None, set[str]] = {None: set(), True: set(), False: set()}
+        mrd_points: set[str] = set()
+        for s, step in enumerate(steps):
+            parts: list[str | int] = ["schedule_templates", t, "steps", s]
+            kind = step["kind"]
+            if step["id"] in branch_of:
+                self.fail([*parts, "id"], f"{step['id']!r} is listed twice in this template")
+            if kind == "block" and "block_type" not in step:
+                self.fail([*parts, "block_type"], "is required for a step of kind block")
+            if kind != "block":
+                for key in ("block_type", "duration_days"):
+                    if key in step:
+                        self.fail([*parts, key], f"is only allowed on blocks, not on {kind}")
+            if kind == "mrd" and "mrd_time_point" not in step:
+                self.fail([*parts, "mrd_time_point"], "is required for a step of kind mrd")
+            if kind != "mrd" and "mrd_time_point" in step:
+                self.fail([*parts, "mrd_time_point"], f"is only allowed on mrd, not on {kind}")
+            if kind == "mrd":
+                mrd_points.add(step["mrd_time_point"])
+            branch = step.get("when_hsct")
+            if branch is True and not can_be_true:
+                self.fail(
+                    [*parts, "when_hsct"], "HSCT is never indicated for this template's groups"
+                )
+            if branch is False and not can_be_false:
+                self.fail(
+                    [*parts, "when_hsct"], "HSCT is always indicated for this template's groups"
+                )
+            if branch is None and any(b is not None for b in branch_of.values()):
+                self.fail(
+                    [*parts, "when_hsct"],
+                    "is required: steps after a when_hsct step belong to a branch "
+                    "(the branches are the tail of the template)",
+                )
+            if kind in ("hsct_referral", "hsct") and not can_be_true:
+                self.fail(
+                    [*parts, "kind"],
+                    f"{kind} in a template for groups where HSCT is not indicated",
+                )
+            if kind in ("hsct_referral", "hsct") and branch is False:
+                self.fail([*parts, "kind"], f"{kind} in the branch without HSCT")
+            anchor = step.get("anchor")
+            if anchor is not None:
+                if anchor not in branch_of:
+                    self.fail(
+                        [*parts, "anchor"], f"{anchor!r} is not an earlier step of this template"
+                    )
+                if branch_of[anchor] not in (None, branch):
+                    self.fail([*parts, "anchor"], f"{anchor!r} belongs to the other HSCT branch")
+            branch_of[step["id"]] = branch
+            kinds_by_branch[branch].add(kind)
+        for group, entry in indications:
+            if entry["indicated"] is False:
+                continue
+            hsct_path = kinds_by_branch[None] | kinds_by_branch[True]
+            for kind in ("hsct_referral", "hsct"):
+                if kind not in hsct_path:
+                    self.fail(
+                        ["schedule_templates", t, "steps"],
+                        f"has no {kind} step, but HSCT is (possibly) indicated for group {group!r}",
+                    )
+            if entry["indicated"] == "mrd_threshold" and entry["mrd_time_point"] not in mrd_points:
+                self.fail(
+                    ["schedule_templates", t, "steps"],
+                    f"has no mrd step at {entry['mrd_time_point']}, which decides HSCT for "
+                    f"group {group!r}",
+                )
+
+
+# --- building the objects --------------------------------------------------------------
+
+
+def _build(path: Path, data: dict[str, Any]) -> ProtocolDefinition:
+    sources = {
+        key: Source(key=key, citation=value["citation"], note=value.get("note", ""))
+        for key, value in data["sources"].items()
+    }
+
+    def cite(keys: Sequence[str]) -> str:
+        return "; ".join(sources[k].citation for k in keys)
+
+    tp = data["time_points"]
+    time_points = TimePointThresholds(
+        very_early_months=tp["very_early_months"],
+        late_months=tp["late_months"],
+        sources=tuple(tp["sources"]),
+        citation=cite(tp["sources"]),
+        confidence=tp["confidence"],
+        note=tp.get("note", ""),
+    )
+    groups = tuple(
+        Group(id=g["id"], name=g["name"], description=g.get("description", ""))
+        for g in data["groups"]
+    )
+    rules = tuple(
+        Rule(
+            id=r["id"],
+            group=r["group"],
+            text=r["text"].strip(),
+            sources=tuple(r["sources"]),
+            citation=cite(r["sources"]),
+            confidence=r["confidence"],
+            when=_conditions(r["when"]),
+            note=r.get("note", "").strip(),
+        )
+        for r in data["rules"]
+    )
+    fb = data["fallback"]
+    fallback = FallbackRule(
+        id=fb["id"],
+        text=fb["text"].strip(),
+        sources=tuple(fb["sources"]),
+        citation=cite(fb["sources"]),
+        confidence=fb["confidence"],
+        note=fb.get("note", "").strip(),
+    )
+    hsct = {
+        group: HsctIndication(
+            id=e["id"],
+            group=group,
+            indicated=e["indicated"],
+            text=e["text"].strip(),
+            sources=tuple(e["sources"]),
+            citation=cite(e["sources"]),
+            confidence=e["confidence"],
+            mrd_time_point=e.get("mrd_time_point"),
+            mrd_threshold=float(e["mrd_threshold"]) if "mrd_threshold" in e else None,
+            note=e.get("note", "").strip(),
+        )
+        for group in (g.id for g in groups)
+        for e in [data["hsct_indication"][group]]
+    }
+    templates = []
+    for t in data["schedule_templates"]:
+        steps: list[Step] = []
+        for raw in t["steps"]:
+            anchor = raw.get("anchor")
+            if anchor is None and steps:
+                # Default anchor: the previous step that applies in the same branch.
+                branch = raw.get("when_hsct")
+                anchor = next(s.id for s in reversed(steps) if s.when_hsct in (None, branch))
+            steps.append(
+                Step(
+                    id=raw["id"],
+                    kind=raw["kind"],
+                    label=raw.get("label", _default_label(raw)),
+                    offset_days=raw["offset_days"],
+                    grace_days=raw["grace_days"],
+                    local_default=raw["local_default"],
+                    anchor=anchor,
+                    block_type=raw.get("block_type"),
+                    duration_days=raw.get("duration_days"),
+                    mrd_time_point=raw.get("mrd_time_point"),
+                    when_hsct=raw.get("when_hsct"),
+                    note=raw.get("note", "").strip(),
+                    sources=tuple(raw.get("sources", ())),
+                )
+            )
+        templates.append(
+            ScheduleTemplate(
+                id=t["id"],
+                name=t.get("name", t["id"]),
+                groups=tuple(t["groups"]),
+                steps=tuple(steps),
+            )
+        )
+    thresholds = {
+        name: AlertThreshold(
+            name=name,
+            value=e["value"],
+            local_default=e["local_default"],
+            note=e.get("note", "").strip(),
+            sources=tuple(e.get("sources", ())),
+        )
+        for name in ALERT_THRESHOLD_NAMES
+        for e in [data["alert_thresholds"][name]]
+    }
+    return ProtocolDefinition(
+        slug=data["slug"],
+        version=data["version"],
+        title=data["title"],
+        description=data.get("description", "").strip(),
+        path=path,
+        sources=MappingProxyType(sources),
+        time_points=time_points,
+        groups=groups,
+        rules=rules,
+        fallback=fallback,
+        hsct_indication=MappingProxyType(hsct),
+        schedule_templates=tuple(templates),
+        alert_thresholds=MappingProxyType(thresholds),
+    )
+
+
+def _default_label(step: Mapping[str, Any]) -> str:
+    kind = step["kind"]
+    if kind == "block":
+        return f"Block {step.get('block_type', '')}".strip()
+    if kind == "mrd":
+        return f"MRD ({MRD_TIME_POINT_WORDS.get(step.get('mrd_time_point', ''), '')})"
+    return {
+        "response_assessment": "Response assessment",
+        "hsct_referral": "HSCT referral",
+        "hsct": "HSCT",
+        "irradiation": "Irradiation",
+        "maintenance_start": "Start of maintenance",
+        "end_of_therapy": "End of therapy",
+    }[kind]
+
+
+# --- public loading API ----------------------------------------------------------------
+
+
+def load_definition(path: str | Path) -> ProtocolDefinition:
+    """Read, validate and freeze one definition file."""
+    path = Path(path)
+    data = _read_yaml(path)
+    if not isinstance(data, dict):
+        raise ProtocolDefinitionError(
+            path, "", f"must be a mapping of fields (got {type(data).__name__})"
+        )
+    _check_structure(path, data)
+    _Semantics(path, data).run()
+    return _build(path, data)
+
+
+def definition_files(directory: str | Path) -> list[Path]:
+    directory = Path(directory)
+    if not directory.is_dir():
+        raise ProtocolDefinitionError(directory, "", "is not a directory of protocol definitions")
+    return sorted(p for p in directory.iterdir() if p.suffix in DEFINITION_SUFFIXES)
+
+
+def load_registry(*directories: str | Path) -> ProtocolRegistry:
+    """Load every definition file of the directories, in order. A slug defined twice
+    (a centre copying a built-in without renaming it) is an error, not an override."""
+    loaded: dict[str, ProtocolDefinition] = {}
+    for directory in directories:
+        for path in definition_files(directory):
+            definition = load_definition(path)
+            if definition.slug in loaded:
+                raise ProtocolDefinitionError(
+                    path,
+                    "slug",
+                    f"{definition.slug!r} is already defined by "
+                    f"{display_path(loaded[definition.slug].path)}",
+                )
+            loaded[definition.slug] = definition
+    return ProtocolRegistry(definitions=MappingProxyType(loaded))
+
+
+@functools.lru_cache(maxsize=8)
+def cached_registry(directories: tuple[str, ...]) -> ProtocolRegistry:
+    """:func:`load_registry`, once per process per set of directories (definitions are
+    immutable; a changed file takes effect at the next start)."""
+    return load_registry(*directories)
+
+
+def builtin_registry() -> ProtocolRegistry:
+    return cached_registry((str(BUILTIN_DIR),))

@@ -1,0 +1,281 @@
+"""The facts a relapse is stratified on, and the cross-field checks they must pass.
+
+Django-free on purpose: the API serializer, the courses app (model clean) and the
+cohort benchmark all validate with the same function, so a relapse that the API refuses
+is refused everywhere, with the same words.
+
+Site definitions follow the clinical notes (World J Hematol 2014 review; CIBMTR
+response criteria):
+
+* isolated bone marrow: >= 25 % blasts (M3), no extramedullary (EM) disease;
+* combined: >= 5 % marrow blasts plus EM disease (CNS, testis, other);
+* isolated EM: < 5 % marrow blasts and proven EM disease.
+
+5 to < 25 % blasts without EM disease is not a relapse category of its own, so an input
+that says ``isolated_bm`` with fewer than 25 % blasts is inconsistent.
+"""
+
+from __future__ import annotations
+
+import math
+from collections.abc import Mapping
+from dataclasses import dataclass
+from datetime import date, datetime
+from typing import Any, Literal
+
+Immunophenotype = Literal["B", "T"]
+Site = Literal["isolated_bm", "combined", "isolated_em"]
+EmSite = Literal["cns", "testis", "other"]
+TimePoint = Literal["very_early", "early", "late"]
+
+IMMUNOPHENOTYPES: tuple[Immunophenotype, ...] = ("B", "T")
+SITES: tuple[Site, ...] = ("isolated_bm", "combined", "isolated_em")
+EM_SITES: tuple[EmSite, ...] = ("cns", "testis", "other")
+TIME_POINTS: tuple[TimePoint, ...] = ("very_early", "early", "late")
+# Sites with marrow involvement / with extramedullary disease.
+MARROW_SITES: frozenset[str] = frozenset({"isolated_bm", "combined"})
+EM_DISEASE_SITES: frozenset[str] = frozenset({"combined", "isolated_em"})
+
+# Marrow blast thresholds (% of nucleated cells) that define the site categories:
+# M3 marrow is >= 25 %, M1 (remission-level) marrow is < 5 %.
+ISOLATED_BM_MIN_BLASTS = 25.0
+COMBINED_MIN_BLASTS = 5.0
+ISOLATED_EM_MAX_BLASTS = 5.0  # exclusive
+
+DATE_FIELDS: tuple[str, ...] = (
+    "initial_diagnosis_date",
+    "frontline_therapy_end_date",
+    "relapse_date",
+)
+FIELDS: tuple[str, ...] = (
+    "initial_diagnosis_date",
+    "frontline_therapy_end_date",
+    "relapse_date",
+    "immunophenotype",
+    "site",
+    "em_sites",
+    "bm_blast_percent",
+    "mrd_end_of_induction",
+)
+REQUIRED_FIELDS: frozenset[str] = frozenset(
+    {"initial_diagnosis_date", "relapse_date", "immunophenotype", "site"}
+)
+
+
+@dataclass(frozen=True, slots=True)
+class RelapseFacts:
+    """What the engine needs to know about one relapse. Build it from values that
+    :func:`validate_facts` accepted (see :meth:`from_mapping`)."""
+
+    initial_diagnosis_date: date
+    # None: the relapse happened during front-line therapy (which is never "late").
+    frontline_therapy_end_date: date | None
+    relapse_date: date
+    immunophenotype: Immunophenotype
+    site: Site
+    em_sites: tuple[EmSite, ...] = ()
+    bm_blast_percent: float | None = None
+    # Fraction (10^-3 = 0.001), RQ-PCR of Ig/TCR rearrangements at the end of induction.
+    mrd_end_of_induction: float | None = None
+
+    def __post_init__(self) -> None:
+        # EM sites de-duplicated, in canonical order: equal facts compare (and snapshot)
+        # equal whatever order the caller listed the sites in.
+        if len(self.em_sites) > 1 or not isinstance(self.em_sites, tuple):
+            ordered = tuple(sorted(set(self.em_sites), key=_em_site_order))
+            object.__setattr__(self, "em_sites", ordered)
+
+    @classmethod
+    def from_mapping(cls, values: Mapping[str, Any]) -> RelapseFacts:
+        """Facts from validated values (dates as ``date`` or ISO strings)."""
+        em = values.get("em_sites") or ()
+        blasts = values.get("bm_blast_percent")
+        mrd = values.get("mrd_end_of_induction")
+        end = values.get("frontline_therapy_end_date")
+        return cls(
+            initial_diagnosis_date=_as_date(values["initial_diagnosis_date"]),
+            frontline_therapy_end_date=_as_date(end) if end is not None else None,
+            relapse_date=_as_date(values["relapse_date"]),
+            immunophenotype=values["immunophenotype"],
+            site=values["site"],
+            em_sites=tuple(em),
+            bm_blast_percent=float(blasts) if blasts is not None else None,
+            mrd_end_of_induction=float(mrd) if mrd is not None else None,
+        )
+
+    def as_json(self) -> dict[str, Any]:
+        """A JSON-ready snapshot (ISO dates), the inverse of :meth:`from_mapping`."""
+        end = self.frontline_therapy_end_date
+        return {
+            "initial_diagnosis_date": self.initial_diagnosis_date.isoformat(),
+            "frontline_therapy_end_date": end.isoformat() if end is not None else None,
+            "relapse_date": self.relapse_date.isoformat(),
+            "immunophenotype": self.immunophenotype,
+            "site": self.site,
+            "em_sites": list(self.em_sites),
+            "bm_blast_percent": self.bm_blast_percent,
+            "mrd_end_of_induction": self.mrd_end_of_induction,
+        }
+
+
+def _em_site_order(site: str) -> tuple[int, str]:
+    return (EM_SITES.index(site) if site in EM_SITES else len(EM_SITES), site)
+
+
+def _as_date(value: Any) -> date:
+    if isinstance(value, datetime):
+        return value.date()
+    if isinstance(value, date):
+        return value
+    return date.fromisoformat(value)
+
+
+def _fmt(value: float) -> str:
+    return f"{value:g}"
+
+
+def _number(value: Any) -> float | None:
+    """A finite real number, or None. Booleans are not numbers here (JSON ``true``
+    must not become 1 % blasts)."""
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        return None
+    number = float(value)
+    return number if math.isfinite(number) else None
+
+
+def validate_facts(values: Mapping[str, Any], today: date) -> dict[str, list[str]]:
+    """Check one relapse's facts, alone and against each other.
+
+    ``values`` holds the fields of :class:`RelapseFacts` as parsed by the caller (dates
+    as ``date`` or ISO strings, numbers as numbers); a missing optional field counts as
+    null. ``today`` is the caller's local date, read once (no clock in here).
+
+    Returns ``{field: [message, ...]}`` — empty when the facts are consistent. Every
+    problem is reported at once, each under the field it concerns; a check that needs
+    a field which is itself invalid is skipped rather than reported twice.
+    """
+    errors: dict[str, list[str]] = {}
+
+    def add(field: str, message: str) -> None:
+        errors.setdefault(field, []).append(message)
+
+    for field in REQUIRED_FIELDS:
+        if values.get(field) is None:
+            add(field, "is required")
+
+    # --- dates ------------------------------------------------------------------
+    dates: dict[str, date] = {}
+    for field in DATE_FIELDS:
+        raw = values.get(field)
+        if raw is None or field in errors:
+            continue
+        try:
+            dates[field] = _as_date(raw)
+        except (TypeError, ValueError):
+            add(field, f"must be a date in the form YYYY-MM-DD (got {raw!r})")
+            continue
+        if dates[field] > today:
+            add(field, f"must not be in the future (today is {today.isoformat()})")
+
+    diagnosis = dates.get("initial_diagnosis_date")
+    relapse = dates.get("relapse_date")
+    end = dates.get("frontline_therapy_end_date")
+    if diagnosis and relapse and relapse < diagnosis:
+        add(
+            "relapse_date",
+            f"must not be before initial_diagnosis_date ({diagnosis.isoformat()})",
+        )
+    if diagnosis and end and end < diagnosis:
+        add(
+            "frontline_therapy_end_date",
+            f"must not be before initial_diagnosis_date ({diagnosis.isoformat()})",
+        )
+    if relapse and end and end > relapse:
+        add(
+            "frontline_therapy_end_date",
+            f"must not be after relapse_date ({relapse.isoformat()}); leave it empty "
+            "for a relapse during front-line therapy",
+        )
+
+    # --- categories --------------------------------------------------------------
+    immunophenotype = values.get("immunophenotype")
+    if immunophenotype is not None and immunophenotype not in IMMUNOPHENOTYPES:
+        add("immunophenotype", f"{immunophenotype!r} is not one of B, T")
+
+    site = values.get("site")
+    if site is not None and site not in SITES:
+        add("site", f"{site!r} is not one of {', '.join(SITES)}")
+        site = None  # consistency checks below need a known site
+
+    em_raw = values.get("em_sites")
+    em_sites: list[str] | None = []
+    if em_raw is not None:
+        if isinstance(em_raw, str) or not isinstance(em_raw, list | tuple):
+            add("em_sites", "must be a list of extramedullary sites (cns, testis, other)")
+            em_sites = None
+        else:
+            em_sites = list(em_raw)
+            unknown = [s for s in em_sites if s not in EM_SITES]
+            for item in unknown:
+                add("em_sites", f"{item!r} is not one of {', '.join(EM_SITES)}")
+            repeated = sorted({s for s in em_sites if em_sites.count(s) > 1 and s in EM_SITES})
+            for item in repeated:
+                add("em_sites", f"lists {item!r} more than once")
+            if unknown:
+                em_sites = None
+    if site is not None and em_sites is not None:
+        if site == "isolated_bm" and em_sites:
+            add(
+                "em_sites",
+                "must be empty for site isolated_bm (no extramedullary disease); "
+                f"got {', '.join(em_sites)}",
+            )
+        elif site in EM_DISEASE_SITES and not em_sites:
+            add(
+                "em_sites",
+                f"must name at least one extramedullary site (cns, testis, other) for site {site}",
+            )
+
+    # --- numbers -------------------------------------------------------------------
+    blasts_raw = values.get("bm_blast_percent")
+    if blasts_raw is not None:
+        blasts = _number(blasts_raw)
+        if blasts is None:
+            add("bm_blast_percent", f"must be a number between 0 and 100 (got {blasts_raw!r})")
+        elif not 0 <= blasts <= 100:
+            add("bm_blast_percent", f"must be between 0 and 100 (got {_fmt(blasts)})")
+        elif site == "isolated_bm" and blasts < ISOLATED_BM_MIN_BLASTS:
+            add(
+                "bm_blast_percent",
+                f"must be at least {_fmt(ISOLATED_BM_MIN_BLASTS)} for site isolated_bm "
+                f"(M3 marrow); got {_fmt(blasts)} — 5 to under 25 % blasts without "
+                "extramedullary disease needs confirmation",
+            )
+        elif site == "combined" and blasts < COMBINED_MIN_BLASTS:
+            add(
+                "bm_blast_percent",
+                f"must be at least {_fmt(COMBINED_MIN_BLASTS)} for site combined; "
+                f"got {_fmt(blasts)} — below 5 % with extramedullary disease is isolated_em",
+            )
+        elif site == "isolated_em" and blasts >= ISOLATED_EM_MAX_BLASTS:
+            add(
+                "bm_blast_percent",
+                f"must be below {_fmt(ISOLATED_EM_MAX_BLASTS)} for site isolated_em; "
+                f"got {_fmt(blasts)} — 5 % or more with extramedullary disease is combined",
+            )
+
+    mrd_raw = values.get("mrd_end_of_induction")
+    if mrd_raw is not None:
+        mrd = _number(mrd_raw)
+        if mrd is None:
+            add(
+                "mrd_end_of_induction",
+                f"must be a number between 0 and 1 (got {mrd_raw!r})",
+            )
+        elif not 0 <= mrd <= 1:
+            add(
+                "mrd_end_of_induction",
+                f"must be a fraction between 0 and 1 (got {_fmt(mrd)}; 10^-3 is 0.001)",
+            )
+
+    return errors

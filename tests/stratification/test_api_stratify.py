@@ -1,0 +1,378 @@
+"""POST /api/v1/stratify/ — the dry run: facts in, proposal out, nothing stored."""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
+from typing import Any
+
+import pytest
+import time_machine
+from rest_framework.test import APIClient
+
+from stratification.models import StratificationDecision
+from stratification.views import REQUEST_EXAMPLE, RESPONSE_EXAMPLE
+from tests.factories import UserFactory
+
+URL = "/api/v1/stratify/"
+# 12:00 in Berlin (the default TIME_ZONE) on 2026-11-24.
+NOON = datetime(2026, 11, 24, 11, 0, tzinfo=UTC)
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def client(clinician: object, api: Callable[[object | None], APIClient]) -> Iterator[APIClient]:
+    with time_machine.travel(NOON, tick=False):
+        yield api(clinician)
+
+
+def body(**changes: Any) -> dict[str, Any]:
+    data = dict(REQUEST_EXAMPLE)
+    for key, value in changes.items():
+        if value is ...:
+            data.pop(key, None)
+        else:
+            data[key] = value
+    return data
+
+
+def post(client: APIClient, data: Any) -> Any:
+    return client.post(URL, data, format="json")
+
+
+# --- 200 --------------------------------------------------------------------------------
+
+
+def test_bfm90_answers_the_documented_example(client: APIClient) -> None:
+    response = post(client, REQUEST_EXAMPLE)
+    assert response.status_code == 200, response.content
+    assert response.json() == RESPONSE_EXAMPLE
+    assert StratificationDecision.objects.count() == 0
+
+
+def test_bfm90_very_early_isolated_em_needs_review(client: APIClient) -> None:
+    response = post(
+        client,
+        body(
+            initial_diagnosis_date="2021-01-10",
+            frontline_therapy_end_date=None,
+            relapse_date="2022-02-01",
+            site="isolated_em",
+            em_sites=["testis"],
+            bm_blast_percent=1,
+        ),
+    )
+    assert response.status_code == 200, response.content
+    data = response.json()
+    assert (data["time_point"], data["risk_group"], data["status"], data["hsct_indicated"]) == (
+        "very_early",
+        None,
+        "needs_review",
+        None,
+    )
+    assert [r["rule"] for r in data["reasons"]] == ["time_point.very_early", "no_group_matched"]
+
+
+def test_bfm90_t_lineage_late_marrow_is_ppg(client: APIClient) -> None:
+    response = post(
+        client,
+        body(
+            initial_diagnosis_date="2015-01-10",
+            frontline_therapy_end_date="2017-03-01",
+            relapse_date="2018-06-01",
+            immunophenotype="T",
+            site="isolated_bm",
+            em_sites=[],
+            bm_blast_percent=80,
+        ),
+    )
+    assert response.status_code == 200, response.content
+    assert response.json()["risk_group"] == "PPG"
+    assert response.json()["hsct_indicated"] is True
+
+
+@pytest.mark.parametrize(
+    ("mrd", "hsct"),
+    [
+        pytest.param(0.002, True, id="mrd-high"),
+        pytest.param(0.0001, False, id="mrd-low"),
+        pytest.param(None, None, id="mrd-unknown"),
+    ],
+)
+def test_bfm2002_s2_hsct_by_mrd(client: APIClient, mrd: float | None, hsct: bool | None) -> None:
+    response = post(
+        client,
+        body(
+            protocol="all-rez-bfm-2002",
+            initial_diagnosis_date="2015-01-10",
+            frontline_therapy_end_date="2017-03-01",
+            relapse_date="2018-06-01",
+            site="combined",
+            em_sites=["cns", "testis"],
+            mrd_end_of_induction=mrd,
+        ),
+    )
+    assert response.status_code == 200, response.content
+    data = response.json()
+    assert (data["protocol"], data["protocol_version"]) == ("all-rez-bfm-2002", "1.0")
+    assert (data["time_point"], data["risk_group"], data["status"]) == ("late", "S2", "assigned")
+    assert data["hsct_indicated"] is hsct
+    assert [r["rule"] for r in data["reasons"]] == [
+        "time_point.late",
+        "s2_combined_not_very_early",
+        "hsct_s2_mrd",
+    ]
+    assert all(r["source"] for r in data["reasons"])
+
+
+def test_bfm2002_early_isolated_marrow_without_optional_fields(client: APIClient) -> None:
+    data = {
+        "protocol": "all-rez-bfm-2002",
+        "initial_diagnosis_date": "2017-01-10",
+        "relapse_date": "2019-06-01",  # during front-line therapy (no end date): early
+        "immunophenotype": "B",
+        "site": "isolated_bm",
+    }
+    response = post(client, data)
+    assert response.status_code == 200, response.content
+    assert (response.json()["time_point"], response.json()["risk_group"]) == ("early", "S3")
+    assert response.json()["hsct_indicated"] is True
+
+
+def test_any_authenticated_user_may_dry_run(api: Callable[[object | None], APIClient]) -> None:
+    outsider = UserFactory()  # no team at all: the dry run reads and writes no team data
+    with time_machine.travel(NOON, tick=False):
+        assert post(api(outsider), REQUEST_EXAMPLE).status_code == 200
+
+
+def test_a_viewer_may_dry_run(viewer: object, api: Callable[[object | None], APIClient]) -> None:
+    with time_machine.travel(NOON, tick=False):
+        assert post(api(viewer), REQUEST_EXAMPLE).status_code == 200
+
+
+def test_today_is_the_local_date(
+    api: Callable[[object | None], APIClient], clinician: object
+) -> None:
+    # 23:30 UTC on the 24th is already the 25th in Berlin: a relapse on the 25th is
+    # today there, not in the future.
+    with time_machine.travel(datetime(2026, 11, 24, 23, 30, tzinfo=UTC), tick=False):
+        response = post(
+            api(clinician), body(relapse_date="2026-11-25", frontline_therapy_end_date=None)
+        )
+    assert response.status_code == 200, response.content
+
+
+# --- 401 ---------------------------------------------------------------------------------
+
+
+def test_anonymous_gets_401(api: Callable[[object | None], APIClient]) -> None:
+    response = post(api(None), REQUEST_EXAMPLE)
+    assert response.status_code == 401
+    assert response.json()["error"]["code"] == "not_authenticated"
+    assert StratificationDecision.objects.count() == 0
+
+
+def test_only_post_is_allowed(client: APIClient) -> None:
+    assert client.get(URL).status_code == 405
+
+
+# --- 400: each bad field named -------------------------------------------------------------
+
+BAD = [
+    # (request changes, field that must be named, words in its message)
+    pytest.param({"protocol": ...}, "protocol", "required", id="protocol-missing"),
+    pytest.param(
+        {"protocol": "all-rez-bfm-95"}, "protocol", "not a loaded protocol", id="protocol-unknown"
+    ),
+    pytest.param(
+        {"initial_diagnosis_date": ...},
+        "initial_diagnosis_date",
+        "required",
+        id="diagnosis-missing",
+    ),
+    pytest.param({"relapse_date": ...}, "relapse_date", "required", id="relapse-missing"),
+    pytest.param(
+        {"immunophenotype": ...}, "immunophenotype", "required", id="immunophenotype-missing"
+    ),
+    pytest.param({"site": ...}, "site", "required", id="site-missing"),
+    pytest.param(
+        {"relapse_date": "20.09.2021"}, "relapse_date", "YYYY-MM-DD", id="date-wrong-format"
+    ),
+    pytest.param(
+        {"relapse_date": "2019-02-28"},
+        "relapse_date",
+        "must not be before initial_diagnosis_date (2019-03-01)",
+        id="relapse-before-diagnosis",
+    ),
+    pytest.param(
+        {"frontline_therapy_end_date": "2019-02-01"},
+        "frontline_therapy_end_date",
+        "must not be before initial_diagnosis_date (2019-03-01)",
+        id="frontline-end-before-diagnosis",
+    ),
+    pytest.param(
+        {"frontline_therapy_end_date": "2021-09-21"},
+        "frontline_therapy_end_date",
+        "must not be after relapse_date (2021-09-20)",
+        id="frontline-end-after-relapse",
+    ),
+    pytest.param(
+        {"relapse_date": "2026-11-25", "frontline_therapy_end_date": None},
+        "relapse_date",
+        "must not be in the future (today is 2026-11-24)",
+        id="relapse-in-future",
+    ),
+    pytest.param(
+        {"initial_diagnosis_date": "2027-01-01"},
+        "initial_diagnosis_date",
+        "must not be in the future",
+        id="diagnosis-in-future",
+    ),
+    pytest.param(
+        {"frontline_therapy_end_date": "2026-12-01"},
+        "frontline_therapy_end_date",
+        "must not be in the future",
+        id="frontline-end-in-future",
+    ),
+    pytest.param(
+        {"immunophenotype": "X"},
+        "immunophenotype",
+        "not a valid choice",
+        id="immunophenotype-unknown",
+    ),
+    pytest.param({"site": "bone_marrow"}, "site", "not a valid choice", id="site-unknown"),
+    pytest.param(
+        {"em_sites": ["cns", "skin"]}, "em_sites", "not a valid choice", id="em-site-unknown"
+    ),
+    pytest.param({"em_sites": "cns"}, "em_sites", "list", id="em-sites-not-a-list"),
+    pytest.param(
+        {"em_sites": ["cns", "cns"]}, "em_sites", "more than once", id="em-sites-repeated"
+    ),
+    pytest.param(
+        {"site": "isolated_bm", "em_sites": ["cns"], "bm_blast_percent": 80},
+        "em_sites",
+        "must be empty for site isolated_bm",
+        id="em-sites-for-isolated-bm",
+    ),
+    pytest.param(
+        {"site": "combined", "em_sites": []},
+        "em_sites",
+        "must name at least one extramedullary site",
+        id="em-sites-empty-combined",
+    ),
+    pytest.param(
+        {"site": "isolated_em", "em_sites": ..., "bm_blast_percent": 0},
+        "em_sites",
+        "must name at least one extramedullary site",
+        id="em-sites-missing-isolated-em",
+    ),
+    pytest.param(
+        {"bm_blast_percent": 100.5}, "bm_blast_percent", "between 0 and 100", id="blasts-above-100"
+    ),
+    pytest.param(
+        {"bm_blast_percent": -1}, "bm_blast_percent", "between 0 and 100", id="blasts-negative"
+    ),
+    pytest.param(
+        {"bm_blast_percent": "many"},
+        "bm_blast_percent",
+        "must be a number",
+        id="blasts-not-a-number",
+    ),
+    pytest.param(
+        {"bm_blast_percent": True}, "bm_blast_percent", "must be a number", id="blasts-boolean"
+    ),
+    pytest.param(
+        {"site": "isolated_bm", "em_sites": [], "bm_blast_percent": 24.9},
+        "bm_blast_percent",
+        "at least 25 for site isolated_bm",
+        id="blasts-too-low-for-isolated-bm",
+    ),
+    pytest.param(
+        {"bm_blast_percent": 4},
+        "bm_blast_percent",
+        "at least 5 for site combined",
+        id="blasts-too-low-for-combined",
+    ),
+    pytest.param(
+        {"site": "isolated_em", "bm_blast_percent": 5},
+        "bm_blast_percent",
+        "below 5 for site isolated_em",
+        id="blasts-too-high-for-isolated-em",
+    ),
+    pytest.param(
+        {"mrd_end_of_induction": 1.5}, "mrd_end_of_induction", "between 0 and 1", id="mrd-above-1"
+    ),
+    pytest.param(
+        {"mrd_end_of_induction": -0.001},
+        "mrd_end_of_induction",
+        "between 0 and 1",
+        id="mrd-negative",
+    ),
+    pytest.param(
+        {"mrd_end_induction": 0.01}, "mrd_end_induction", "not a known field", id="misspelt-field"
+    ),
+]
+
+
+@pytest.mark.parametrize(("changes", "field", "words"), BAD)
+def test_bad_input_names_the_field_and_stores_nothing(
+    client: APIClient, changes: dict[str, Any], field: str, words: str
+) -> None:
+    before = StratificationDecision.objects.count()
+    response = post(client, body(**changes))
+    assert response.status_code == 400, response.content
+    error = response.json()["error"]
+    assert (error["status"], error["code"]) == (400, "invalid")
+    assert field in error["fields"], error
+    assert any(words in message for message in error["fields"][field]), error["fields"]
+    assert StratificationDecision.objects.count() == before
+
+
+def test_every_bad_field_is_named_at_once(client: APIClient) -> None:
+    response = post(
+        client,
+        body(
+            protocol="nope",
+            relapse_date="2019-01-01",  # before diagnosis (cross-field)
+            frontline_therapy_end_date="not a date",  # parse error
+            site="isolated_bm",
+            em_sites=["cns"],  # inconsistent with the site (cross-field)
+            bm_blast_percent=150,
+            mrd_end_of_induction=2,
+        ),
+    )
+    assert response.status_code == 400
+    assert set(response.json()["error"]["fields"]) == {
+        "protocol",
+        "relapse_date",
+        "frontline_therapy_end_date",
+        "em_sites",
+        "bm_blast_percent",
+        "mrd_end_of_induction",
+    }
+    assert StratificationDecision.objects.count() == 0
+
+
+def test_cross_field_errors_sit_under_their_field_not_non_field_errors(client: APIClient) -> None:
+    response = post(client, body(relapse_date="2019-01-01"))
+    assert response.status_code == 400
+    fields = response.json()["error"]["fields"]
+    assert "non_field_errors" not in fields
+    assert fields["relapse_date"] == ["must not be before initial_diagnosis_date (2019-03-01)"]
+
+
+def test_a_body_that_is_not_an_object_is_refused(client: APIClient) -> None:
+    response = post(client, [REQUEST_EXAMPLE])
+    assert response.status_code == 400
+    assert "non_field_errors" in response.json()["error"]["fields"]
+
+
+def test_the_endpoint_is_in_the_openapi_schema() -> None:
+    from drf_spectacular.generators import SchemaGenerator
+
+    schema = SchemaGenerator().get_schema(request=None, public=True)
+    operation = schema["paths"]["/api/v1/stratify/"]["post"]
+    assert operation["operationId"] == "stratify_dry_run"
+    assert set(operation["responses"]) >= {"200", "400", "401"}
+    assert "examples" in operation["requestBody"]["content"]["application/json"]

@@ -1,0 +1,265 @@
+"""Persisted decisions: proposed by the engine, confirmed once, never changed."""
+
+from __future__ import annotations
+
+from datetime import UTC, date, datetime, timedelta
+
+import pytest
+from django.core.exceptions import ValidationError
+from django.db import IntegrityError, transaction
+
+from stratification.definitions import builtin_registry
+from stratification.facts import RelapseFacts
+from stratification.models import (
+    DecisionAlreadyConfirmedError,
+    DecisionImmutableError,
+    StratificationDecision,
+)
+from stratification.services import decision_confirm, decision_propose
+from tests.factories import UserFactory
+
+pytestmark = pytest.mark.django_db
+
+NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
+LATER = NOW + timedelta(hours=2)
+BFM90 = builtin_registry().get("all-rez-bfm-90")
+
+EARLY_COMBINED = RelapseFacts(
+    initial_diagnosis_date=date(2017, 1, 10),
+    frontline_therapy_end_date=date(2019, 3, 1),
+    relapse_date=date(2019, 6, 1),
+    immunophenotype="B",
+    site="combined",
+    em_sites=("testis", "cns"),
+    bm_blast_percent=40.0,
+)
+VERY_EARLY_EM = RelapseFacts(
+    initial_diagnosis_date=date(2021, 1, 10),
+    frontline_therapy_end_date=None,
+    relapse_date=date(2022, 2, 1),
+    immunophenotype="B",
+    site="isolated_em",
+    em_sites=("cns",),
+)
+
+
+@pytest.fixture
+def decision() -> StratificationDecision:
+    return decision_propose(EARLY_COMBINED, BFM90, NOW)
+
+
+@pytest.fixture
+def doctor() -> object:
+    return UserFactory(username="doctor")
+
+
+def test_propose_stores_what_the_engine_decided(decision: StratificationDecision) -> None:
+    stored = StratificationDecision.objects.get(pk=decision.pk)
+    assert (stored.protocol_slug, stored.protocol_version) == ("all-rez-bfm-90", "1.0")
+    assert (stored.time_point, stored.site, stored.proposed_group) == ("early", "combined", "A")
+    assert (stored.status, stored.hsct_indicated) == ("assigned", True)
+    assert [r["rule"] for r in stored.reasons] == ["time_point.early", "a_early_marrow", "hsct_a"]
+    assert stored.input_snapshot == EARLY_COMBINED.as_json()
+    assert stored.input_snapshot["em_sites"] == ["cns", "testis"]
+    assert stored.created_at == NOW
+    assert not stored.is_confirmed
+    assert RelapseFacts.from_mapping(stored.input_snapshot) == EARLY_COMBINED
+
+
+def test_propose_stores_needs_review_without_group() -> None:
+    stored = decision_propose(VERY_EARLY_EM, BFM90, NOW)
+    assert (stored.proposed_group, stored.status, stored.hsct_indicated) == (
+        None,
+        "needs_review",
+        None,
+    )
+
+
+def test_confirm_the_proposed_group_without_a_reason(
+    decision: StratificationDecision, doctor: object
+) -> None:
+    decision_confirm(decision, doctor, "A", "", LATER)
+    stored = StratificationDecision.objects.get(pk=decision.pk)
+    assert (stored.confirmed_by, stored.confirmed_at, stored.chosen_group) == (doctor, LATER, "A")
+    assert stored.override_reason == ""
+    assert stored.is_confirmed and not stored.is_override
+
+
+def test_a_decision_is_confirmed_only_once(
+    decision: StratificationDecision, doctor: object
+) -> None:
+    decision_confirm(decision, doctor, "A", "", LATER)
+    with pytest.raises(DecisionAlreadyConfirmedError):
+        decision_confirm(decision, UserFactory(), "B", "second opinion", LATER)
+    stored = StratificationDecision.objects.get(pk=decision.pk)
+    assert (stored.chosen_group, stored.confirmed_by) == ("A", doctor)
+
+
+def test_two_clinicians_confirming_at_once_one_wins(
+    decision: StratificationDecision, doctor: object
+) -> None:
+    # Both loaded the unconfirmed decision before either confirmed it.
+    mine = StratificationDecision.objects.get(pk=decision.pk)
+    theirs = StratificationDecision.objects.get(pk=decision.pk)
+    decision_confirm(mine, doctor, "A", "", LATER)
+    with pytest.raises(DecisionAlreadyConfirmedError):
+        decision_confirm(theirs, UserFactory(), "B", "I think B", LATER)
+    # The loser's object shows what was actually stored.
+    assert (theirs.chosen_group, theirs.confirmed_by) == ("A", doctor)
+    assert StratificationDecision.objects.get(pk=decision.pk).chosen_group == "A"
+
+
+def test_choosing_another_group_needs_a_reason(
+    decision: StratificationDecision, doctor: object
+) -> None:
+    for reason in ("", "   "):
+        with pytest.raises(ValidationError) as caught:
+            decision_confirm(decision, doctor, "B", reason, LATER)
+        assert "override_reason" in caught.value.message_dict
+        assert (
+            "differs from the proposed one (A)" in caught.value.message_dict["override_reason"][0]
+        )
+    assert not StratificationDecision.objects.get(pk=decision.pk).is_confirmed
+
+    decision_confirm(decision, doctor, "B", "  late relapse per local review  ", LATER)
+    stored = StratificationDecision.objects.get(pk=decision.pk)
+    assert (stored.chosen_group, stored.override_reason) == ("B", "late relapse per local review")
+    assert stored.is_override
+
+
+def test_assigning_a_group_to_a_needs_review_decision_needs_a_reason(doctor: object) -> None:
+    decision = decision_propose(VERY_EARLY_EM, BFM90, NOW)
+    with pytest.raises(ValidationError) as caught:
+        decision_confirm(decision, doctor, "C", "", LATER)
+    assert "no group was proposed" in caught.value.message_dict["override_reason"][0]
+    decision_confirm(decision, doctor, "C", "treated as group C per tumour board", LATER)
+    assert StratificationDecision.objects.get(pk=decision.pk).chosen_group == "C"
+
+
+@pytest.mark.parametrize("group", ["", "S2", "Z"])
+def test_the_chosen_group_must_be_one_of_the_protocols(
+    decision: StratificationDecision, doctor: object, group: str
+) -> None:
+    with pytest.raises(ValidationError) as caught:
+        decision_confirm(decision, doctor, group, "a reason", LATER)
+    assert "chosen_group" in caught.value.message_dict
+
+
+def test_an_anonymous_user_cannot_confirm(decision: StratificationDecision) -> None:
+    from django.contrib.auth.models import AnonymousUser
+
+    with pytest.raises(ValidationError) as caught:
+        decision_confirm(decision, AnonymousUser(), "A", "", LATER)
+    assert "confirmed_by" in caught.value.message_dict
+
+
+def test_a_decision_made_with_another_protocol_version_cannot_be_confirmed(
+    doctor: object,
+) -> None:
+    decision = decision_propose(EARLY_COMBINED, BFM90, NOW)
+    # A decision stored before the definition file was replaced by a new version.
+    old = StratificationDecision.objects.create(
+        **{f: getattr(decision, f) for f in StratificationDecision.DECIDED_FIELDS}
+        | {"protocol_version": "0.9"}
+    )
+    with pytest.raises(ValidationError) as caught:
+        decision_confirm(old, doctor, "A", "", LATER)
+    assert "version 1.0 is loaded" in caught.value.message_dict["chosen_group"][0]
+
+
+# --- append-only ------------------------------------------------------------------------
+
+
+def test_save_of_a_confirmed_decision_raises(
+    decision: StratificationDecision, doctor: object
+) -> None:
+    decision_confirm(decision, doctor, "A", "", LATER)
+    decision.override_reason = "edited afterwards"
+    with pytest.raises(DecisionAlreadyConfirmedError):
+        decision.save()
+    assert StratificationDecision.objects.get(pk=decision.pk).override_reason == ""
+
+
+def test_decided_fields_of_an_unconfirmed_decision_cannot_change(
+    decision: StratificationDecision,
+) -> None:
+    decision.proposed_group = "B"
+    with pytest.raises(DecisionImmutableError, match="proposed_group cannot change"):
+        decision.save()
+    assert StratificationDecision.objects.get(pk=decision.pk).proposed_group == "A"
+
+
+def test_decisions_cannot_be_deleted_or_bulk_updated(decision: StratificationDecision) -> None:
+    with pytest.raises(DecisionImmutableError):
+        decision.delete()
+    with pytest.raises(DecisionImmutableError):
+        StratificationDecision.objects.all().delete()
+    with pytest.raises(DecisionImmutableError):
+        StratificationDecision.objects.filter(pk=decision.pk).update(proposed_group="B")
+    assert StratificationDecision.objects.get(pk=decision.pk).proposed_group == "A"
+
+
+def _raw_update(decision: StratificationDecision, **fields: object) -> None:
+    """Bypass the model and the service: only the database constraints are left."""
+    with transaction.atomic():
+        StratificationDecision._base_manager.filter(pk=decision.pk).update(**fields)
+
+
+def test_the_database_refuses_an_override_without_reason(
+    decision: StratificationDecision, doctor: object
+) -> None:
+    with pytest.raises(IntegrityError):
+        _raw_update(decision, confirmed_by=doctor, confirmed_at=LATER, chosen_group="B")
+    # The same with a reason, or with the proposed group, is accepted.
+    _raw_update(
+        decision, confirmed_by=doctor, confirmed_at=LATER, chosen_group="A", override_reason=""
+    )
+
+
+def test_the_database_refuses_a_group_without_reason_for_needs_review(doctor: object) -> None:
+    decision = decision_propose(VERY_EARLY_EM, BFM90, NOW)
+    with pytest.raises(IntegrityError):
+        _raw_update(decision, confirmed_by=doctor, confirmed_at=LATER, chosen_group="C")
+
+
+def test_the_database_refuses_a_half_confirmation(decision: StratificationDecision) -> None:
+    with pytest.raises(IntegrityError):
+        _raw_update(decision, confirmed_at=LATER, chosen_group="A")
+
+
+def test_the_database_refuses_a_group_on_needs_review(decision: StratificationDecision) -> None:
+    with pytest.raises(IntegrityError):
+        _raw_update(decision, status="needs_review")
+
+
+# --- admin ----------------------------------------------------------------------------------
+
+
+def test_admin_lists_and_shows_decisions_read_only(
+    admin_client: object, decision: StratificationDecision
+) -> None:
+    assert admin_client.get("/admin/stratification/stratificationdecision/").status_code == 200
+    page = admin_client.get(f"/admin/stratification/stratificationdecision/{decision.pk}/change/")
+    assert page.status_code == 200
+    assert b"a_early_marrow" in page.content
+    assert admin_client.get("/admin/stratification/stratificationdecision/add/").status_code == 403
+
+
+def test_admin_confirms_through_the_service(
+    admin_client: object, admin_user: object, decision: StratificationDecision
+) -> None:
+    url = f"/admin/stratification/stratificationdecision/{decision.pk}/change/"
+    refused = admin_client.post(url, {"chosen_group": "B", "override_reason": ""})
+    assert refused.status_code == 200  # the form again, with the error
+    assert b"differs from the proposed one" in refused.content
+    assert not StratificationDecision.objects.get(pk=decision.pk).is_confirmed
+
+    accepted = admin_client.post(url, {"chosen_group": "B", "override_reason": "tumour board"})
+    assert accepted.status_code == 302
+    stored = StratificationDecision.objects.get(pk=decision.pk)
+    assert (stored.chosen_group, stored.confirmed_by) == ("B", admin_user)
+
+    # Confirmed: read-only from now on.
+    again = admin_client.post(url, {"chosen_group": "C", "override_reason": "changed my mind"})
+    assert again.status_code == 403
+    assert StratificationDecision.objects.get(pk=decision.pk).chosen_group == "B"
