@@ -62,6 +62,7 @@ lint: venv-dev
 docs: venv
 	@mkdir -p docs
 	$(BIN)/python manage.py protocols docs --output docs/protocols.md
+	$(BIN)/python manage.py course_states --output docs/course-states.md
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

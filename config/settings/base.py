@@ -138,6 +138,18 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Several fields share a name across components (kind, status, site...): name
+    # each choice set once so the schema's enums read well and generation stays
+    # warning-free (a test runs `check --deploy` with warnings as failures).
+    "ENUM_NAME_OVERRIDES": {
+        "StepKindEnum": "courses.models.StepKind",
+        "EventKindEnum": "courses.models.EventKind",
+        "StepStatusEnum": "courses.models.StepStatus",
+        "DecisionStatusEnum": "stratification.models.DecisionStatus",
+        "RelapseSiteEnum": "courses.models.Site",
+        "StratifySiteEnum": "stratification.facts.SITES",
+        "ImmunophenotypeEnum": "courses.models.Immunophenotype",
+    },
 }
 
 # --- Celery ------------------------------------------------------------------

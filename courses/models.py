@@ -1,0 +1,526 @@
+"""Patients, relapses, treatment courses (a state machine), their planned steps,
+clinical records and audit trail.
+
+No names or identifying data: a patient is a pseudonymous ``reference`` that the
+centre links to its own records.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
+from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
+from django.db import models
+from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+
+from teams.models import Team
+
+reference_validator = RegexValidator(
+    r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$",
+    "Use 1-40 letters, digits, '.', '_' or '-' (a pseudonymous code, never a name).",
+)
+
+
+class Sex(models.TextChoices):
+    FEMALE = "female"
+    MALE = "male"
+    OTHER = "other"
+    UNKNOWN = "unknown"
+
+
+class Immunophenotype(models.TextChoices):
+    B = "B", "B-cell precursor"
+    T = "T", "T-lineage"
+
+
+class Site(models.TextChoices):
+    ISOLATED_BM = "isolated_bm", "Isolated bone marrow"
+    COMBINED = "combined", "Combined"
+    ISOLATED_EM = "isolated_em", "Isolated extramedullary"
+
+
+EM_SITE_CHOICES = ("cns", "testis", "other")
+
+
+class Patient(models.Model):
+    team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="patients")
+    reference = models.CharField(max_length=40, validators=[reference_validator])
+    birth_year = models.PositiveSmallIntegerField(
+        validators=[MinValueValidator(1990), MaxValueValidator(2100)]
+    )
+    sex = models.CharField(max_length=10, choices=Sex.choices)
+    immunophenotype = models.CharField(max_length=1, choices=Immunophenotype.choices)
+    initial_diagnosis_date = models.DateField()
+    frontline_protocol = models.CharField(max_length=80, blank=True)
+    frontline_end_date = models.DateField(null=True, blank=True)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["team_id", "reference"]
+        constraints = [
+            models.UniqueConstraint(fields=["team", "reference"], name="patient_unique_reference"),
+        ]
+
+    def __str__(self) -> str:
+        return self.reference
+
+
+class Relapse(models.Model):
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="relapses")
+    relapse_date = models.DateField()
+    site = models.CharField(max_length=12, choices=Site.choices)
+    em_sites = models.JSONField(default=list, blank=True)
+    bm_blast_percent = models.FloatField(null=True, blank=True)
+    immunophenotype = models.CharField(max_length=1, choices=Immunophenotype.choices)
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["patient_id", "relapse_date"]
+
+    def __str__(self) -> str:
+        return f"{self.patient} relapse {self.relapse_date}"
+
+
+class State(models.TextChoices):
+    REGISTERED = "registered"
+    STRATIFIED = "stratified"
+    INDUCTION = "induction"
+    RESPONSE_ASSESSMENT = "response_assessment"
+    POST_REMISSION_CHEMO = "post_remission_chemo"
+    HSCT_WORKUP = "hsct_workup"
+    TRANSPLANTED = "transplanted"
+    MAINTENANCE = "maintenance"
+    COMPLETED = "completed"
+    OFF_PROTOCOL = "off_protocol"
+
+
+ACTIVE_STATES: tuple[str, ...] = (
+    State.REGISTERED,
+    State.STRATIFIED,
+    State.INDUCTION,
+    State.RESPONSE_ASSESSMENT,
+    State.POST_REMISSION_CHEMO,
+    State.HSCT_WORKUP,
+    State.TRANSPLANTED,
+    State.MAINTENANCE,
+)
+
+
+class OffProtocolReason(models.TextChoices):
+    REFRACTORY = "refractory"
+    SECOND_RELAPSE = "second_relapse"
+    DEATH = "death"
+    WITHDRAWAL = "withdrawal"
+    LOST_TO_FOLLOW_UP = "lost_to_follow_up"
+
+
+# --- Guards ------------------------------------------------------------------
+# Each guard reads the clinical record and answers None (may proceed) or the reason
+# it may not, in words a clinician understands; the 409 carries that reason.
+
+
+def guard_confirmed_decision(course: TreatmentCourse) -> str | None:
+    if course.risk_group is None and not course.decision_confirmed:
+        return "the stratification has not been confirmed by a clinician"
+    return None
+
+
+def guard_block_recorded(course: TreatmentCourse) -> str | None:
+    if not course.blocks.exists():
+        return "no chemotherapy block has been recorded"
+    return None
+
+
+def guard_cr2_recorded(course: TreatmentCourse) -> str | None:
+    if not course.assessments.filter(cr2=True).exists():
+        return "no response assessment with CR2 has been recorded"
+    return None
+
+
+def guard_hsct_indicated_or_override(course: TreatmentCourse) -> str | None:
+    if course.hsct_indicated is not True and not course.pending_reason:
+        return "HSCT is not indicated for this course; give a reason to override"
+    return None
+
+
+def guard_hsct_not_indicated_or_override(course: TreatmentCourse) -> str | None:
+    if course.hsct_indicated is True and not course.pending_reason:
+        return "HSCT is indicated for this course; give a reason to continue without it"
+    return None
+
+
+def guard_transplant_date(course: TreatmentCourse) -> str | None:
+    referral = getattr(course, "hsct_referral", None)
+    if referral is None or referral.performed_on is None:
+        return "no transplant date has been recorded on the HSCT referral"
+    return None
+
+
+def guard_off_protocol_reason(course: TreatmentCourse) -> str | None:
+    if course.pending_off_protocol_reason not in OffProtocolReason.values:
+        return "an off-protocol reason is required: " + ", ".join(OffProtocolReason.values)
+    if not course.pending_reason:
+        return "a free-text reason is required"
+    return None
+
+
+def _ok(guard):  # noqa: ANN001, ANN202 - adapter: django-fsm conditions return bools
+    def condition(course: TreatmentCourse) -> bool:
+        return guard(course) is None
+
+    condition.guard = guard  # type: ignore[attr-defined]
+    condition.__name__ = guard.__name__
+    return condition
+
+
+class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
+    """One relapse treatment course. ``state`` is protected: it changes only through
+    the transition methods below, called by ``courses.services.course_transition``.
+    ConcurrentTransitionMixin makes the UPDATE conditional on the state we read, and
+    ``version`` lets a client say which version it saw (optimistic concurrency)."""
+
+    patient = models.ForeignKey(Patient, on_delete=models.PROTECT, related_name="courses")
+    relapse = models.OneToOneField(Relapse, on_delete=models.PROTECT, related_name="course")
+    protocol_slug = models.CharField(max_length=60)
+    protocol_version = models.CharField(max_length=30)
+    decision = models.ForeignKey(
+        "stratification.StratificationDecision",
+        on_delete=models.PROTECT,
+        related_name="courses",
+        null=True,
+        blank=True,
+    )
+    proposed_group = models.CharField(max_length=10, blank=True)
+    risk_group = models.CharField(max_length=10, null=True, blank=True)
+    # The confirmed HSCT indication (None: undecided, e.g. S2 until MRD is known).
+    hsct_indicated = models.BooleanField(null=True, blank=True)
+    # What the protocol proposes once the deciding value arrives (MRD at the end of
+    # induction for ALL-REZ BFM 2002 S2); a clinician confirms it (confirm-hsct).
+    hsct_proposed = models.BooleanField(null=True, blank=True)
+    hsct_proposal_basis = models.CharField(max_length=300, blank=True)
+    decision_confirmed = models.BooleanField(default=False)
+    state = FSMField(default=State.REGISTERED, choices=State.choices, protected=True)
+    off_protocol_reason = models.CharField(
+        max_length=20, choices=OffProtocolReason.choices, blank=True
+    )
+    version = models.PositiveIntegerField(default=1)
+    start_date = models.DateField(null=True, blank=True)
+    stratified_at = models.DateTimeField(null=True, blank=True)
+    last_activity_at = models.DateTimeField()
+    created_at = models.DateTimeField(auto_now_add=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["state"]),
+            models.Index(fields=["risk_group"]),
+            models.Index(fields=["protocol_slug"]),
+        ]
+
+    # Set by the service for the duration of one transition (reason text, and the
+    # off-protocol category), so guards can read them: django-fsm passes conditions
+    # the instance only.
+    pending_reason: str = ""
+    pending_off_protocol_reason: str = ""
+
+    def __str__(self) -> str:
+        return f"course {self.pk} ({self.patient.reference})"
+
+    @property
+    def team_id(self) -> int:
+        return self.patient.team_id
+
+    @transition(
+        field=state,
+        source=State.REGISTERED,
+        target=State.STRATIFIED,
+        conditions=[_ok(guard_confirmed_decision)],
+        custom={"api": False, "label": "Confirm stratification"},
+    )
+    def stratify(self) -> None:
+        """Only through the confirm-stratification endpoint, which records the decision."""
+
+    @transition(field=state, source=State.STRATIFIED, target=State.INDUCTION)
+    def start_induction(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=State.INDUCTION,
+        target=State.RESPONSE_ASSESSMENT,
+        conditions=[_ok(guard_block_recorded)],
+    )
+    def assess_response(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=State.RESPONSE_ASSESSMENT,
+        target=State.POST_REMISSION_CHEMO,
+        conditions=[_ok(guard_cr2_recorded), _ok(guard_hsct_not_indicated_or_override)],
+    )
+    def continue_chemotherapy(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=[State.RESPONSE_ASSESSMENT, State.POST_REMISSION_CHEMO],
+        target=State.HSCT_WORKUP,
+        conditions=[_ok(guard_cr2_recorded), _ok(guard_hsct_indicated_or_override)],
+    )
+    def start_hsct_workup(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=State.HSCT_WORKUP,
+        target=State.TRANSPLANTED,
+        conditions=[_ok(guard_transplant_date)],
+    )
+    def transplant(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=State.POST_REMISSION_CHEMO,
+        target=State.MAINTENANCE,
+        conditions=[_ok(guard_hsct_not_indicated_or_override)],
+    )
+    def start_maintenance(self) -> None:
+        pass
+
+    @transition(field=state, source=[State.TRANSPLANTED, State.MAINTENANCE], target=State.COMPLETED)
+    def complete(self) -> None:
+        pass
+
+    @transition(
+        field=state,
+        source=list(ACTIVE_STATES),
+        target=State.OFF_PROTOCOL,
+        conditions=[_ok(guard_off_protocol_reason)],
+    )
+    def take_off_protocol(self) -> None:
+        self.off_protocol_reason = self.pending_off_protocol_reason
+
+
+class CourseTransition(models.Model):
+    """Append-only log of every state change."""
+
+    course = models.ForeignKey(
+        TreatmentCourse, on_delete=models.PROTECT, related_name="transitions"
+    )
+    name = models.CharField(max_length=40)
+    from_state = models.CharField(max_length=30)
+    to_state = models.CharField(max_length=30)
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    at = models.DateTimeField()
+    reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.name}: {self.from_state} -> {self.to_state}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise ValueError("Course transitions are append-only.")
+        super().save(*args, **kwargs)
+
+
+class StepKind(models.TextChoices):
+    BLOCK = "block"
+    RESPONSE_ASSESSMENT = "response_assessment"
+    MRD = "mrd"
+    HSCT_REFERRAL = "hsct_referral"
+    HSCT = "hsct"
+    IRRADIATION = "irradiation"
+    MAINTENANCE_START = "maintenance_start"
+    END_OF_THERAPY = "end_of_therapy"
+
+
+class StepStatus(models.TextChoices):
+    PLANNED = "planned"
+    DONE = "done"
+    SKIPPED = "skipped"
+    CANCELLED = "cancelled"
+
+
+class PlannedStep(models.Model):
+    """One expected event of the course. ``due_on`` moves when an earlier step is late
+    (anchored to what happened, not to the plan); ``planned_on`` keeps the original
+    plan so the cumulative delay stays visible."""
+
+    course = models.ForeignKey(TreatmentCourse, on_delete=models.CASCADE, related_name="steps")
+    sequence = models.PositiveIntegerField()
+    # The template step id, and the step whose actual date this one counts from
+    # (empty: the course start). Added steps anchor on the step they follow.
+    key = models.CharField(max_length=40)
+    anchor_key = models.CharField(max_length=40, blank=True)
+    kind = models.CharField(max_length=24, choices=StepKind.choices)
+    label = models.CharField(max_length=80)
+    block_type = models.CharField(max_length=10, blank=True)
+    mrd_time_point = models.CharField(max_length=30, blank=True)
+    offset_days = models.IntegerField(help_text="days after the previous step")
+    grace_days = models.PositiveIntegerField(default=0)
+    planned_on = models.DateField()
+    due_on = models.DateField()
+    # A clinician's explicit reschedule pins the due date; later steps follow it.
+    rescheduled_on = models.DateField(null=True, blank=True)
+    done_on = models.DateField(null=True, blank=True)
+    status = models.CharField(max_length=10, choices=StepStatus.choices, default=StepStatus.PLANNED)
+    note = models.TextField(blank=True)
+    local_default = models.BooleanField(default=True)
+
+    class Meta:
+        ordering = ["course_id", "sequence"]
+        constraints = [
+            models.UniqueConstraint(fields=["course", "sequence"], name="step_unique_sequence"),
+            models.UniqueConstraint(fields=["course", "key"], name="step_unique_key"),
+        ]
+        indexes = [models.Index(fields=["status", "due_on"])]
+
+    def __str__(self) -> str:
+        return f"{self.label} due {self.due_on}"
+
+    @property
+    def delay_days(self) -> int:
+        actual = self.done_on or self.due_on
+        return (actual - self.planned_on).days
+
+
+class BlockAdministration(models.Model):
+    course = models.ForeignKey(TreatmentCourse, on_delete=models.PROTECT, related_name="blocks")
+    block_type = models.CharField(max_length=10)
+    start_date = models.DateField()
+    end_date = models.DateField(null=True, blank=True)
+    delay_reason = models.TextField(blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["start_date", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.block_type} from {self.start_date}"
+
+
+class Marrow(models.TextChoices):
+    M1 = "M1", "M1 (< 5 % blasts)"
+    M2 = "M2", "M2 (5-24.9 % blasts)"
+    M3 = "M3", "M3 (>= 25 % blasts)"
+
+
+class EmStatus(models.TextChoices):
+    NONE = "none", "No EM disease"
+    RESIDUAL = "residual", "Residual EM disease"
+    PROGRESSIVE = "progressive", "Progressive EM disease"
+    NOT_ASSESSED = "not_assessed", "Not assessed"
+
+
+class ResponseAssessment(models.Model):
+    course = models.ForeignKey(
+        TreatmentCourse, on_delete=models.PROTECT, related_name="assessments"
+    )
+    assessed_on = models.DateField()
+    marrow = models.CharField(max_length=2, choices=Marrow.choices)
+    cr2 = models.BooleanField()
+    em_status = models.CharField(max_length=14, choices=EmStatus.choices)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["assessed_on", "id"]
+
+    def __str__(self) -> str:
+        return f"assessment {self.assessed_on} ({self.marrow}, CR2={self.cr2})"
+
+
+class MrdResult(models.Model):
+    course = models.ForeignKey(
+        TreatmentCourse, on_delete=models.PROTECT, related_name="mrd_results"
+    )
+    sampled_on = models.DateField()
+    time_point = models.CharField(max_length=30)
+    value = models.FloatField(help_text="fraction of cells, e.g. 0.001 = 10^-3")
+    method = models.CharField(max_length=30, default="RQ-PCR")
+    sensitivity = models.FloatField(default=1e-4)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["sampled_on", "id"]
+
+    def __str__(self) -> str:
+        return f"MRD {self.value:g} at {self.time_point} ({self.sampled_on})"
+
+
+class DonorSearch(models.TextChoices):
+    NOT_STARTED = "not_started"
+    ONGOING = "ongoing"
+    DONOR_FOUND = "donor_found"
+    NO_DONOR = "no_donor"
+
+
+class HsctReferral(models.Model):
+    course = models.OneToOneField(
+        TreatmentCourse, on_delete=models.PROTECT, related_name="hsct_referral"
+    )
+    referred_on = models.DateField()
+    donor_search_status = models.CharField(
+        max_length=12, choices=DonorSearch.choices, default=DonorSearch.NOT_STARTED
+    )
+    donor_type = models.CharField(max_length=30, blank=True)
+    centre = models.CharField(max_length=120, blank=True)
+    planned_on = models.DateField(null=True, blank=True)
+    performed_on = models.DateField(null=True, blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    recorded_at = models.DateTimeField()
+
+    def __str__(self) -> str:
+        return f"HSCT referral {self.referred_on}"
+
+
+class EventKind(models.TextChoices):
+    SECOND_RELAPSE = "second_relapse"
+    DEATH = "death"
+    SECONDARY_MALIGNANCY = "secondary_malignancy"
+    WITHDRAWAL = "withdrawal"
+    LOST_TO_FOLLOW_UP = "lost_to_follow_up"
+
+
+class ClinicalEvent(models.Model):
+    course = models.ForeignKey(TreatmentCourse, on_delete=models.PROTECT, related_name="events")
+    kind = models.CharField(max_length=24, choices=EventKind.choices)
+    occurred_on = models.DateField()
+    note = models.TextField(blank=True)
+    recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    recorded_at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["occurred_on", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on {self.occurred_on}"
+
+
+class AuditEntry(models.Model):
+    """Append-only: who changed what on a course, when (records, steps, decisions)."""
+
+    course = models.ForeignKey(TreatmentCourse, on_delete=models.PROTECT, related_name="audit")
+    actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    at = models.DateTimeField()
+    action = models.CharField(max_length=40)
+    target = models.CharField(max_length=40)
+    target_id = models.BigIntegerField(null=True)
+    data = models.JSONField(default=dict)
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"{self.action} {self.target} by {self.actor_id} at {self.at:%Y-%m-%d %H:%M}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise ValueError("Audit entries are append-only.")
+        super().save(*args, **kwargs)

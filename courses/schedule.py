@@ -1,0 +1,70 @@
+"""Due dates of planned steps: pure functions, no ORM and no clock.
+
+A step is due ``offset_days`` after the actual date of its anchor step (the date it
+was done), or after the anchor's own due date while the anchor is still open — so one
+late block moves everything after it, anchored to what happened, not to the plan. A
+clinician's explicit reschedule pins a step's due date and the steps after it follow.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date, timedelta
+from typing import Any, Protocol
+
+
+class StepDates(Protocol):
+    key: str
+    anchor_key: str
+    offset_days: int
+    rescheduled_on: date | None
+    done_on: date | None
+    due_on: date
+
+
+@dataclass(frozen=True)
+class PlanRow:
+    key: str
+    anchor_key: str
+    offset_days: int
+    planned_on: date
+
+
+def plan(steps: Iterable[tuple[str, str, int]], start: date) -> list[PlanRow]:
+    """(key, anchor_key, offset_days) in order -> the on-time plan from ``start``."""
+    days: dict[str, date] = {}
+    rows = []
+    for key, anchor_key, offset in steps:
+        base = days[anchor_key] if anchor_key else start
+        days[key] = base + timedelta(days=offset)
+        rows.append(PlanRow(key, anchor_key, offset, days[key]))
+    return rows
+
+
+def recompute_due_dates(steps: Sequence[StepDates], start: date) -> list[StepDates]:
+    """Set ``due_on`` on every step in sequence order; return the ones that changed."""
+    actual: dict[str, date] = {}
+    changed = []
+    for step in steps:
+        if step.rescheduled_on is not None:
+            due = step.rescheduled_on
+        else:
+            anchor = actual.get(step.anchor_key) if step.anchor_key else start
+            due = (anchor or start) + timedelta(days=step.offset_days)
+        if due != step.due_on:
+            step.due_on = due
+            changed.append(step)
+        actual[step.key] = step.done_on or due
+    return changed
+
+
+def recompute_due_dates_for_new(steps: Sequence[Any], start: date) -> None:
+    """Give steps that have no due date yet (just created) one, in sequence order,
+    anchored like the others. Existing steps keep theirs here."""
+    actual: dict[str, date] = {}
+    for step in steps:
+        if getattr(step, "due_on", None) is None:
+            anchor = actual.get(step.anchor_key) if step.anchor_key else start
+            step.due_on = (anchor or start) + timedelta(days=step.offset_days)
+        actual[step.key] = step.done_on or step.due_on

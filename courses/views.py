@@ -1,0 +1,382 @@
+"""Thin views: parse, call a service or selector, serialize."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django.db.models import QuerySet
+from django.http import Http404
+from django.utils import timezone
+from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from rest_framework import mixins, serializers, status, viewsets
+from rest_framework.decorators import action
+from rest_framework.request import Request
+from rest_framework.response import Response
+
+from courses import selectors, services
+from courses.models import (
+    BlockAdministration,
+    ClinicalEvent,
+    HsctReferral,
+    MrdResult,
+    Patient,
+    PlannedStep,
+    Relapse,
+    ResponseAssessment,
+    State,
+    TreatmentCourse,
+)
+from courses.serializers import (
+    AssessmentSerializer,
+    AuditEntrySerializer,
+    BlockSerializer,
+    ConfirmHsctSerializer,
+    ConfirmSerializer,
+    CourseCreateSerializer,
+    CourseSerializer,
+    CourseTransitionSerializer,
+    EventSerializer,
+    MrdSerializer,
+    PatientSerializer,
+    PatientUpdateSerializer,
+    PlannedStepSerializer,
+    ReferralSerializer,
+    RelapseSerializer,
+    StepCreateSerializer,
+    StepUpdateSerializer,
+    TransitionRequestSerializer,
+)
+from teams.models import WRITE_ROLES
+from teams.permissions import TeamScopedMixin, require_team_role
+
+ERROR = OpenApiResponse(description="Error in the API's error shape")
+
+
+class PatientViewSet(
+    TeamScopedMixin,
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
+    viewsets.GenericViewSet,
+):
+    queryset = Patient.objects.all()
+    serializer_class = PatientSerializer
+    filterset_fields = ["team", "reference", "immunophenotype", "sex"]
+    ordering_fields = ["reference", "created_at", "initial_diagnosis_date"]
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_serializer_class(self) -> type:
+        return PatientUpdateSerializer if self.action == "partial_update" else PatientSerializer
+
+    def perform_create(self, serializer: PatientSerializer) -> None:
+        data = dict(serializer.validated_data)
+        team = data.pop("team")
+        require_team_role(self.request, team, WRITE_ROLES)
+        serializer.instance = services.patient_create(
+            team_id=team.pk, data=data, now=timezone.now()
+        )
+
+    def perform_update(self, serializer: PatientSerializer) -> None:
+        serializer.instance = services.patient_update(
+            serializer.instance, serializer.validated_data, timezone.now()
+        )
+
+
+class RelapseViewSet(
+    TeamScopedMixin,
+    mixins.ListModelMixin,
+    mixins.CreateModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    queryset = Relapse.objects.select_related("course")
+    serializer_class = RelapseSerializer
+    team_lookup = "patient__team"
+    filterset_fields = ["patient", "site"]
+    ordering_fields = ["relapse_date", "created_at"]
+
+    def perform_create(self, serializer: RelapseSerializer) -> None:
+        data = dict(serializer.validated_data)
+        patient = data.pop("patient")
+        require_team_role(self.request, patient.team_id, WRITE_ROLES)
+        serializer.instance = services.relapse_create(
+            patient=patient, data=data, now=timezone.now()
+        )
+
+
+class CourseFilter(django_filters.FilterSet):
+    team = django_filters.NumberFilter(field_name="patient__team")
+    protocol = django_filters.CharFilter(field_name="protocol_slug")
+    state = django_filters.MultipleChoiceFilter(choices=State.choices)
+    risk_group = django_filters.CharFilter()
+    active = django_filters.BooleanFilter(method="filter_active")
+
+    class Meta:
+        model = TreatmentCourse
+        fields = ["team", "protocol", "state", "risk_group", "patient", "active"]
+
+    def filter_active(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
+        closed = [State.COMPLETED, State.OFF_PROTOCOL]
+        return queryset.exclude(state__in=closed) if value else queryset.filter(state__in=closed)
+
+
+class CourseViewSet(
+    TeamScopedMixin,
+    mixins.ListModelMixin,
+    mixins.RetrieveModelMixin,
+    viewsets.GenericViewSet,
+):
+    queryset = TreatmentCourse.objects.select_related("patient")
+    serializer_class = CourseSerializer
+    team_lookup = "patient__team"
+    filterset_class = CourseFilter
+    ordering_fields = ["created_at", "last_activity_at", "start_date", "state", "risk_group"]
+
+    def get_serializer_context(self) -> dict[str, Any]:
+        return {**super().get_serializer_context(), "with_transitions": self.detail}
+
+    @extend_schema(request=CourseCreateSerializer, responses={201: CourseSerializer, 400: ERROR})
+    def create(self, request: Request) -> Response:
+        """Open a course for a relapse: the engine proposes a risk group, which a
+        clinician then confirms (confirm-stratification)."""
+        serializer = CourseCreateSerializer(data=request.data, context={"request": request})
+        serializer.is_valid(raise_exception=True)
+        relapse = serializer.validated_data["relapse"]
+        require_team_role(request, relapse.patient.team_id, WRITE_ROLES)
+        course = services.course_create(
+            relapse=relapse,
+            protocol_slug=serializer.validated_data["protocol"],
+            actor=request.user,
+            now=timezone.now(),
+        )
+        return Response(self._detail(course), status=status.HTTP_201_CREATED)
+
+    def _detail(self, course: TreatmentCourse) -> dict[str, Any]:
+        course = self.get_queryset().get(pk=course.pk)
+        return CourseSerializer(
+            course, context={**self.get_serializer_context(), "with_transitions": True}
+        ).data
+
+    @extend_schema(
+        request=ConfirmSerializer, responses={200: CourseSerializer, 400: ERROR, 409: ERROR}
+    )
+    @action(detail=True, methods=["post"], url_path="confirm-stratification")
+    def confirm_stratification(self, request: Request, pk: str) -> Response:
+        """Confirm the proposed risk group, or choose another with a reason. Lays out the
+        schedule and moves the course to ``stratified``."""
+        course = self.get_object()
+        serializer = ConfirmSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        course = services.course_confirm_stratification(
+            course, actor=request.user, now=timezone.now(), **serializer.validated_data
+        )
+        return Response(self._detail(course))
+
+    @extend_schema(
+        request=ConfirmHsctSerializer, responses={200: CourseSerializer, 400: ERROR, 409: ERROR}
+    )
+    @action(detail=True, methods=["post"], url_path="confirm-hsct")
+    def confirm_hsct(self, request: Request, pk: str) -> Response:
+        """Decide the HSCT indication: confirm the protocol's proposal (e.g. from MRD at
+        the end of induction in ALL-REZ BFM 2002 S2) or override it with a reason. The
+        schedule gains the chosen branch's steps."""
+        course = self.get_object()
+        serializer = ConfirmHsctSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        course = services.course_confirm_hsct(
+            course, actor=request.user, now=timezone.now(), **serializer.validated_data
+        )
+        return Response(self._detail(course))
+
+    @extend_schema(
+        methods=["GET"],
+        responses=inline_serializer(
+            "TransitionOptions",
+            {
+                "state": serializers.CharField(),
+                "version": serializers.IntegerField(),
+                "allowed": serializers.ListField(child=serializers.DictField()),
+                "history": CourseTransitionSerializer(many=True),
+            },
+        ),
+    )
+    @extend_schema(
+        methods=["POST"],
+        request=TransitionRequestSerializer,
+        responses={200: CourseSerializer, 400: ERROR, 409: ERROR},
+    )
+    @action(detail=True, methods=["get", "post"])
+    def transitions(self, request: Request, pk: str) -> Response:
+        """GET: the transitions allowed now (and what each needs) and the history.
+        POST ``{"transition": name, "reason": text}``: 200 with the new state, or 409
+        with the reason and the transitions allowed now."""
+        course = self.get_object()
+        if request.method == "GET":
+            options = services.transition_options(course)
+            history = course.transitions.select_related("actor")
+            return Response(
+                {
+                    "state": course.state,
+                    "version": course.version,
+                    "allowed": [
+                        {"transition": o.name, "to_state": o.target, "requires": list(o.requires)}
+                        for o in options
+                    ],
+                    "history": CourseTransitionSerializer(history, many=True).data,
+                }
+            )
+        serializer = TransitionRequestSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        data = serializer.validated_data
+        course = services.course_transition(
+            course,
+            name=data["transition"],
+            reason=data["reason"],
+            off_protocol_reason=data["off_protocol_reason"],
+            expected_version=data.get("version"),
+            actor=request.user,
+            now=timezone.now(),
+        )
+        return Response(self._detail(course))
+
+    @extend_schema(responses=inline_serializer("Timeline", {"entries": serializers.ListField()}))
+    @action(detail=True, methods=["get"])
+    def timeline(self, request: Request, pk: str) -> Response:
+        return Response(selectors.course_timeline(self.get_object()))
+
+    @extend_schema(responses=AuditEntrySerializer(many=True))
+    @action(detail=True, methods=["get"])
+    def audit(self, request: Request, pk: str) -> Response:
+        entries = self.get_object().audit.select_related("actor")
+        page = self.paginate_queryset(entries)
+        return self.get_paginated_response(AuditEntrySerializer(page, many=True).data)
+
+
+class CourseChildViewSet(viewsets.GenericViewSet):
+    """Records nested under /courses/{course_pk}/...: visible to the course's team,
+    written by its clinicians and coordinators."""
+
+    record_service: Any = None
+    ordering_fields: list[str] = []
+
+    def get_course(self) -> TreatmentCourse:
+        if not hasattr(self, "_course"):
+            try:
+                self._course = selectors.courses_for(self.request.user).get(
+                    pk=int(self.kwargs["course_pk"])
+                )
+            except (TreatmentCourse.DoesNotExist, ValueError) as exc:
+                raise Http404 from exc
+        return self._course
+
+    def get_queryset(self) -> QuerySet:
+        return self.queryset.filter(course=self.get_course()).select_related(
+            *getattr(self, "related", ())
+        )
+
+    def team_id_of(self, obj: Any) -> int:
+        return self.get_course().patient.team_id
+
+    def list(self, request: Request, course_pk: str) -> Response:
+        page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
+        return self.get_paginated_response(self.get_serializer(page, many=True).data)
+
+    def create(self, request: Request, course_pk: str) -> Response:
+        course = self.get_course()
+        require_team_role(request, course.patient.team_id, WRITE_ROLES)
+        serializer = self.get_serializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        record = type(self).record_service(
+            course, data=serializer.validated_data, actor=request.user, now=timezone.now()
+        )
+        return Response(self.get_serializer(record).data, status=status.HTTP_201_CREATED)
+
+
+class BlockViewSet(CourseChildViewSet):
+    queryset = BlockAdministration.objects.all()
+    serializer_class = BlockSerializer
+    related = ("recorded_by",)
+    record_service = staticmethod(services.block_record)
+
+
+class AssessmentViewSet(CourseChildViewSet):
+    queryset = ResponseAssessment.objects.all()
+    serializer_class = AssessmentSerializer
+    related = ("recorded_by",)
+    record_service = staticmethod(services.assessment_record)
+
+
+class MrdViewSet(CourseChildViewSet):
+    queryset = MrdResult.objects.all()
+    serializer_class = MrdSerializer
+    related = ("recorded_by",)
+    record_service = staticmethod(services.mrd_record)
+
+
+class EventViewSet(CourseChildViewSet):
+    queryset = ClinicalEvent.objects.all()
+    serializer_class = EventSerializer
+    related = ("recorded_by",)
+    record_service = staticmethod(services.event_record)
+
+
+class ReferralViewSet(CourseChildViewSet):
+    """The course's one HSCT referral: GET it, PUT/PATCH to record or update it."""
+
+    queryset = HsctReferral.objects.all()
+    serializer_class = ReferralSerializer
+
+    def get_referral(self) -> Any:
+        referral = getattr(self.get_course(), "hsct_referral", None)
+        if referral is None:
+            raise Http404
+        return referral
+
+    def list(self, request: Request, course_pk: str) -> Response:
+        return Response(self.get_serializer(self.get_referral()).data)
+
+    def create(self, request: Request, course_pk: str) -> Response:
+        course = self.get_course()
+        require_team_role(request, course.patient.team_id, WRITE_ROLES)
+        serializer = self.get_serializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        referral = services.referral_save(
+            course, data=serializer.validated_data, actor=request.user, now=timezone.now()
+        )
+        return Response(self.get_serializer(referral).data)
+
+
+class StepViewSet(CourseChildViewSet):
+    queryset = PlannedStep.objects.all()
+    serializer_class = PlannedStepSerializer
+
+    def get_queryset(self) -> QuerySet:
+        return super().get_queryset().order_by("sequence")
+
+    @extend_schema(request=StepCreateSerializer, responses={201: PlannedStepSerializer})
+    def create(self, request: Request, course_pk: str) -> Response:
+        course = self.get_course()
+        require_team_role(request, course.patient.team_id, WRITE_ROLES)
+        serializer = StepCreateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        step = services.step_add(
+            course, data=serializer.validated_data, actor=request.user, now=timezone.now()
+        )
+        return Response(PlannedStepSerializer(step).data, status=status.HTTP_201_CREATED)
+
+    @extend_schema(request=StepUpdateSerializer, responses={200: PlannedStepSerializer})
+    def partial_update(self, request: Request, course_pk: str, pk: str) -> Response:
+        course = self.get_course()
+        require_team_role(request, course.patient.team_id, WRITE_ROLES)
+        try:
+            step = self.get_queryset().get(pk=int(pk))
+        except (PlannedStep.DoesNotExist, ValueError) as exc:
+            raise Http404 from exc
+        serializer = StepUpdateSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        step = services.step_update(
+            step, data=serializer.validated_data, actor=request.user, now=timezone.now()
+        )
+        return Response(PlannedStepSerializer(step).data)
