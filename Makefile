@@ -63,6 +63,7 @@ docs: venv
 	@mkdir -p docs
 	$(BIN)/python manage.py protocols docs --output docs/protocols.md
 	$(BIN)/python manage.py course_states --output docs/course-states.md
+	$(BIN)/python manage.py alert_rules --output docs/alerts.md
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

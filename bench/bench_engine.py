@@ -15,8 +15,6 @@ from __future__ import annotations
 
 import argparse
 import csv
-import os
-import platform
 import random
 import shlex
 import sys
@@ -26,6 +24,7 @@ from collections import Counter
 from datetime import date, timedelta
 from pathlib import Path
 
+from bench.common import machine, write_section
 from stratification.definitions import builtin_registry
 from stratification.engine import Decision, stratify
 from stratification.facts import EM_SITES, RelapseFacts, validate_facts
@@ -108,42 +107,6 @@ def read(path: Path) -> tuple[list[RelapseFacts], int]:
     return facts, invalid
 
 
-def machine() -> str:
-    cpu = platform.processor() or "unknown CPU"
-    try:
-        for line in Path("/proc/cpuinfo").read_text().splitlines():
-            if line.startswith("model name"):
-                cpu = line.split(":", 1)[1].strip()
-                break
-    except OSError:
-        pass
-    try:
-        cpus = len(os.sched_getaffinity(0))  # what `nproc` reports
-    except AttributeError:
-        cpus = os.cpu_count() or 0
-    return (
-        f"{platform.machine()} (`uname -m`), {cpus} CPUs (`nproc`), {cpu}, "
-        f"Python {platform.python_version()} ({platform.python_implementation()}), "
-        f"{platform.system()} {platform.release()}"
-    )
-
-
-def write_docs(path: Path, section: str) -> None:
-    """Replace (or append) only the "Stratification engine" section."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
-    lines = text.splitlines()
-    start = next((i for i, line in enumerate(lines) if line.strip() == SECTION), None)
-    if start is None:
-        new = text.rstrip("\n") + "\n\n" + section
-    else:
-        end = next(
-            (i for i in range(start + 1, len(lines)) if lines[i].startswith("## ")), len(lines)
-        )
-        tail = "\n".join(lines[end:])
-        new = "\n".join(lines[:start]) + "\n" + section + ("\n" + tail if tail else "")
-    path.write_text(new.rstrip("\n") + "\n", encoding="utf-8")
-
-
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--rows", type=int, default=100_000)
@@ -208,7 +171,7 @@ def main(argv: list[str] | None = None) -> int:
     section = "\n".join(report)
     print(section)
     if args.write_docs:
-        write_docs(args.write_docs, section)
+        write_section(args.write_docs, SECTION, section)
         print(f"Updated the '{SECTION[3:]}' section of {args.write_docs}")
     return 0
 

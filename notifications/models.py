@@ -1,4 +1,15 @@
+"""Alerts: derived from the state of the courses by the sweep (notifications.sweep).
+
+An alert is never deleted. At most one unresolved alert exists per (course, kind,
+subject) — enforced by a partial unique constraint in the database, so two sweeps on two
+workers cannot both open it.
+"""
+
+from __future__ import annotations
+
+from django.conf import settings
 from django.db import models
+from django.db.models import Q
 
 
 class Heartbeat(models.Model):
@@ -11,3 +22,134 @@ class Heartbeat(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} @ {self.last_seen_at:%Y-%m-%d %H:%M:%S}"
+
+
+class AlertKind(models.TextChoices):
+    HSCT_REFERRAL_MISSING = "hsct_referral_missing", "HSCT referral missing"
+    HSCT_DELAYED = "hsct_delayed", "HSCT delayed"
+    MRD_MISSING_BEFORE_HSCT = "mrd_missing_before_hsct", "No MRD before HSCT"
+    STEP_OVERDUE = "step_overdue", "Planned step overdue"
+    COURSE_STALLED = "course_stalled", "Course stalled"
+
+
+class Severity(models.TextChoices):
+    LOW = "low"
+    MEDIUM = "medium"
+    HIGH = "high"
+
+
+SEVERITY_RANK = {Severity.LOW: 1, Severity.MEDIUM: 2, Severity.HIGH: 3}
+
+
+class AlertState(models.TextChoices):
+    OPEN = "open"
+    ACKNOWLEDGED = "acknowledged"
+    RESOLVED = "resolved"
+
+
+UNRESOLVED = (AlertState.OPEN, AlertState.ACKNOWLEDGED)
+
+
+class Resolution(models.TextChoices):
+    CONDITION_CLEARED = "condition_cleared"
+    MANUAL = "manual"
+
+
+class Alert(models.Model):
+    course = models.ForeignKey(
+        "courses.TreatmentCourse", on_delete=models.PROTECT, related_name="alerts"
+    )
+    kind = models.CharField(max_length=30, choices=AlertKind.choices)
+    # What the alert is about within the course: "course", or "step:<id>".
+    subject = models.CharField(max_length=40, default="course")
+    severity = models.CharField(max_length=10, choices=Severity.choices)
+    state = models.CharField(max_length=14, choices=AlertState.choices, default=AlertState.OPEN)
+    message = models.TextField()
+    caveat = models.CharField(max_length=200)
+    # The clinical date the condition began (e.g. the day the referral became due).
+    condition_since = models.DateField()
+    opened_at = models.DateTimeField()
+    acknowledged_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    acknowledged_at = models.DateTimeField(null=True, blank=True)
+    acknowledge_note = models.TextField(blank=True)
+    snoozed_until = models.DateField(null=True, blank=True)
+    snooze_reason = models.TextField(blank=True)
+    escalation_level = models.PositiveSmallIntegerField(default=0)
+    escalated_at = models.DateTimeField(null=True, blank=True)
+    resolved_at = models.DateTimeField(null=True, blank=True)
+    resolution = models.CharField(max_length=20, choices=Resolution.choices, blank=True)
+    resolved_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    resolve_reason = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["-opened_at", "-id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["course", "kind", "subject"],
+                condition=~Q(state="resolved"),
+                name="alert_one_unresolved_per_condition",
+            ),
+            models.CheckConstraint(
+                condition=Q(state="resolved", resolved_at__isnull=False)
+                | (~Q(state="resolved") & Q(resolved_at__isnull=True)),
+                name="alert_resolved_has_time",
+            ),
+        ]
+        indexes = [
+            models.Index(fields=["state", "kind"]),
+            models.Index(fields=["course", "state"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} on course {self.course_id} ({self.state})"
+
+
+class AlertEvent(models.Model):
+    """Append-only history of an alert: opened, escalated, acknowledged, snoozed,
+    resolved. Digests report "what changed since the last one" from it."""
+
+    alert = models.ForeignKey(Alert, on_delete=models.PROTECT, related_name="events")
+    at = models.DateTimeField()
+    action = models.CharField(max_length=20)
+    actor = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.PROTECT,
+        related_name="+",
+    )
+    note = models.TextField(blank=True)
+
+    class Meta:
+        ordering = ["at", "id"]
+        indexes = [models.Index(fields=["at"])]
+
+    def __str__(self) -> str:
+        return f"{self.action} at {self.at:%Y-%m-%d %H:%M}"
+
+
+class SweepRun(models.Model):
+    """One row per sweep name. The sweep locks its row for its whole transaction, so
+    sweeps (periodic and per-course) run one at a time: the second sees the first's
+    alerts and opens nothing twice. It also records what the last run did."""
+
+    name = models.CharField(max_length=30, primary_key=True)
+    last_started_at = models.DateTimeField(null=True, blank=True)
+    last_duration_ms = models.PositiveIntegerField(default=0)
+    last_counts = models.JSONField(default=dict)
+    runs = models.PositiveBigIntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name} ({self.runs} runs)"

@@ -1,1 +1,8 @@
-urlpatterns: list = []
+from rest_framework.routers import SimpleRouter
+
+from notifications import views
+
+router = SimpleRouter()
+router.register("alerts", views.AlertViewSet, basename="alert")
+
+urlpatterns = [*router.urls]

@@ -158,6 +158,15 @@ SPECTACULAR_SETTINGS = {
 REDIS_URL = env("REDIS_URL", default="")
 CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or REDIS_URL or "filesystem://"
 BROKER_DIR = VAR_DIR / "broker"
+# Publishing retries: kombu's default is to retry forever, which would hang a web
+# request while Redis is down (celery/celery#4627). Fail within about a second
+# instead; what was not queued is caught up by the next periodic sweep / outbox drain.
+REZCOURSE_BROKER_PUBLISH_RETRY = {
+    "max_retries": 2,
+    "interval_start": 0,
+    "interval_step": 0.2,
+    "interval_max": 0.5,
+}
 if CELERY_BROKER_URL.startswith("filesystem://"):
     # kombu expects these folders to exist, in the web process (which publishes) as
     # much as in the worker; creating them here covers both.
@@ -174,6 +183,7 @@ else:
         # A task published but not acknowledged comes back after this long; our tasks
         # are idempotent sweeps and outbox drains, so a redelivery is harmless.
         "visibility_timeout": 3600,
+        **REZCOURSE_BROKER_PUBLISH_RETRY,
     }
 CELERY_BROKER_CONNECTION_RETRY_ON_STARTUP = True
 CELERY_TASK_IGNORE_RESULT = True
@@ -189,6 +199,10 @@ CELERY_BEAT_SCHEDULE: dict = {
     "heartbeat": {
         "task": "notifications.tasks.heartbeat",
         "schedule": env.float("REZCOURSE_HEARTBEAT_SECONDS", default=60.0),
+    },
+    "alerts-sweep": {
+        "task": "notifications.tasks.sweep_alerts",
+        "schedule": env.float("REZCOURSE_ALERT_SWEEP_SECONDS", default=300.0),
     },
 }
 
@@ -214,6 +228,24 @@ DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="rezcourse <rezcourse@loc
 # --- rezcourse ---------------------------------------------------------------
 # Where links in e-mails point (the dashboard or the API root).
 REZCOURSE_BASE_URL = env("REZCOURSE_BASE_URL", default="http://127.0.0.1:8000")
+# Alert thresholds used when a protocol definition does not carry its own (days).
+# Local defaults to confirm; see docs/alerts.md.
+REZCOURSE_ALERT_DEFAULTS = {
+    "hsct_referral_missing_days": 14,
+    "hsct_delayed_days": 90,
+    "mrd_transplant_planned_within_days": 21,
+    "mrd_before_hsct_window_days": 30,
+    "course_stalled_days": 45,
+}
+# An open (unacknowledged, unsnoozed) alert escalates one level after each of these
+# many hours since it opened.
+REZCOURSE_ALERT_ESCALATION_HOURS: list[int] = [
+    int(h) for h in env.list("REZCOURSE_ALERT_ESCALATION_HOURS", default=["24", "72"])
+]
+# A snooze may not hide an alert for longer than this.
+REZCOURSE_ALERT_MAX_SNOOZE_DAYS = env.int("REZCOURSE_ALERT_MAX_SNOOZE_DAYS", default=90)
+# How often beat runs the full alert sweep.
+REZCOURSE_ALERT_SWEEP_SECONDS = env.float("REZCOURSE_ALERT_SWEEP_SECONDS", default=300.0)
 # Extra folders with centre-specific protocol definition files.
 REZCOURSE_PROTOCOL_DIRS: list[str] = env.list("REZCOURSE_PROTOCOL_DIRS", default=[])
 

@@ -1,0 +1,350 @@
+"""The alert rules: each one set-based query over the database.
+
+Every rule answers, for all active courses at once (or for one course after a save),
+which conditions hold *today* — today being each team's own calendar date — with the
+date each condition began. Thresholds come from the course's pinned protocol
+definition (``alert_thresholds``), falling back to settings.REZCOURSE_ALERT_DEFAULTS;
+they are local defaults a centre confirms (see docs/alerts.md).
+
+Boundaries: a rule whose threshold is N days fires on day N (the day the condition's
+"due" date is reached), not the day after; the day before, it is silent.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass
+from datetime import date
+from functools import partial
+from typing import Any
+
+from django.conf import settings
+from django.db.models import (
+    Case,
+    DateField,
+    Exists,
+    F,
+    IntegerField,
+    Min,
+    OuterRef,
+    Q,
+    QuerySet,
+    Value,
+    When,
+)
+from django.db.models.functions import Coalesce, TruncDate
+
+from config.db import AddDays
+from courses.models import (
+    ACTIVE_STATES,
+    MrdResult,
+    PlannedStep,
+    ResponseAssessment,
+    State,
+    StepKind,
+    StepStatus,
+    TreatmentCourse,
+)
+from notifications.models import AlertKind, Severity
+
+CAVEATS = {
+    AlertKind.HSCT_REFERRAL_MISSING: (
+        "Early identification of high-risk features is critical for timely HSCT referral."
+    ),
+    AlertKind.HSCT_DELAYED: (
+        "Delayed HSCT can result in poor outcomes (progression, cumulative toxicity)."
+    ),
+    AlertKind.MRD_MISSING_BEFORE_HSCT: (
+        "MRD status before HSCT significantly impacts post-transplant outcomes."
+    ),
+    # The seed's caveats cover the three HSCT rules; these two are local rationale.
+    AlertKind.STEP_OVERDUE: (
+        "(Local rationale) Blocks, response and MRD assessments on time keep high-risk "
+        "features from being found late (timely HSCT referral)."
+    ),
+    AlertKind.COURSE_STALLED: (
+        "(Local rationale) A course with nothing recorded for weeks may have missed "
+        "events the protocol depends on (toxicity, response, relapse)."
+    ),
+}
+SEVERITY = {
+    AlertKind.HSCT_REFERRAL_MISSING: Severity.HIGH,
+    AlertKind.HSCT_DELAYED: Severity.HIGH,
+    AlertKind.MRD_MISSING_BEFORE_HSCT: Severity.HIGH,
+    AlertKind.STEP_OVERDUE: Severity.MEDIUM,
+    AlertKind.COURSE_STALLED: Severity.LOW,
+}
+# Steps watched by step_overdue; the HSCT referral and the transplant have rules of
+# their own with clinical thresholds.
+WATCHED_STEP_KINDS = (
+    StepKind.BLOCK,
+    StepKind.RESPONSE_ASSESSMENT,
+    StepKind.MRD,
+    StepKind.IRRADIATION,
+    StepKind.MAINTENANCE_START,
+)
+# A registered course has no schedule yet: only the stalled rule watches it.
+SCHEDULED_STATES = tuple(s for s in ACTIVE_STATES if s != State.REGISTERED)
+
+
+@dataclass(frozen=True, slots=True)
+class Due:
+    """A condition that holds today. The message is only written when an alert is
+    opened or its condition moved: a steady sweep over 100k courses must not format
+    tens of thousands of sentences it will throw away."""
+
+    course_id: int
+    kind: str
+    subject: str
+    since: date
+    describe: Callable[[], str]
+
+    @property
+    def key(self) -> tuple[int, str, str]:
+        return (self.course_id, self.kind, self.subject)
+
+    @property
+    def message(self) -> str:
+        return self.describe()
+
+
+@dataclass(frozen=True)
+class Context:
+    today_by_zone: dict[str, date]
+    # {protocol slug: {threshold name: days}}
+    thresholds: dict[str, dict[str, int]]
+    course_ids: Sequence[int] | None = None
+
+    def today(self, team_path: str) -> Case | Value:
+        """Each row's team's calendar date, as one SQL expression (a constant when
+        every team keeps the same time zone: no join to the teams table then)."""
+        days = set(self.today_by_zone.values())
+        if len(days) <= 1:
+            return Value(days.pop() if days else date.min, output_field=DateField())
+        return Case(
+            *(
+                When(**{f"{team_path}__time_zone": zone}, then=Value(day))
+                for zone, day in self.today_by_zone.items()
+            ),
+            default=Value(max(days)),
+            output_field=DateField(),
+        )
+
+    def days(self, name: str, protocol_path: str) -> Case | Value:
+        """Each row's protocol's threshold, as one SQL expression (a constant when
+        every protocol and the settings default agree)."""
+        default = settings.REZCOURSE_ALERT_DEFAULTS[name]
+        values = {slug: t.get(name, default) for slug, t in self.thresholds.items()}
+        if set(values.values()) <= {default}:
+            return Value(default, output_field=IntegerField())
+        return Case(
+            *(When(**{protocol_path: slug}, then=Value(days)) for slug, days in values.items()),
+            default=Value(default),
+            output_field=IntegerField(),
+        )
+
+    def days_for(self, slug: str, name: str) -> int:
+        return self.thresholds.get(slug, {}).get(name, settings.REZCOURSE_ALERT_DEFAULTS[name])
+
+    def scope(self, queryset: QuerySet, course_path: str = "pk") -> QuerySet:
+        if self.course_ids is None:
+            return queryset
+        return queryset.filter(**{f"{course_path}__in": self.course_ids})
+
+
+def hsct_referral_missing(ctx: Context) -> list[Due]:
+    """HSCT indicated (confirmed), stratified N days ago (default 14), no referral."""
+    rows = (
+        ctx.scope(
+            TreatmentCourse.objects.filter(
+                state__in=SCHEDULED_STATES,
+                hsct_indicated=True,
+                start_date__isnull=False,
+                hsct_referral__isnull=True,
+            )
+        )
+        .annotate(
+            today=ctx.today("patient__team"),
+            due=AddDays(F("start_date"), ctx.days("hsct_referral_missing_days", "protocol_slug")),
+        )
+        .filter(due__lte=F("today"))
+        .values_list("pk", "due", "start_date", "risk_group", "protocol_slug")
+    )
+
+    def text(due: date, start: date, group: str, slug: str) -> str:
+        return (
+            f"HSCT is indicated (group {group}) but no HSCT referral is recorded "
+            f"{ctx.days_for(slug, 'hsct_referral_missing_days')} days after stratification "
+            f"({start}); referral due since {due}."
+        )
+
+    return [
+        Due(
+            pk,
+            AlertKind.HSCT_REFERRAL_MISSING,
+            "course",
+            due,
+            partial(text, due, start, group, slug),
+        )
+        for pk, due, start, group, slug in rows
+    ]
+
+
+def hsct_delayed(ctx: Context) -> list[Due]:
+    """HSCT indicated, CR2 first recorded N days ago (default 90), no transplant."""
+    # Grouped from the assessments' side (one row per course with a CR2), not a
+    # correlated subquery per course: the planner hashes it in one pass.
+    rows = (
+        ctx.scope(
+            ResponseAssessment.objects.filter(
+                cr2=True, course__state__in=SCHEDULED_STATES, course__hsct_indicated=True
+            ).filter(
+                Q(course__hsct_referral__isnull=True)
+                | Q(course__hsct_referral__performed_on__isnull=True)
+            ),
+            "course_id",
+        )
+        .values("course_id", "course__protocol_slug")
+        .annotate(first_cr2=Min("assessed_on"))
+        .annotate(
+            today=ctx.today("course__patient__team"),
+            due=AddDays(F("first_cr2"), ctx.days("hsct_delayed_days", "course__protocol_slug")),
+        )
+        .filter(due__lte=F("today"))
+        .values_list("course_id", "due", "first_cr2", "course__protocol_slug")
+    )
+
+    def text(due: date, cr2: date, slug: str) -> str:
+        return (
+            f"HSCT is indicated and CR2 was recorded on {cr2}, but no transplant is recorded "
+            f"{ctx.days_for(slug, 'hsct_delayed_days')} days later; overdue since {due}."
+        )
+
+    return [
+        Due(pk, AlertKind.HSCT_DELAYED, "course", due, partial(text, due, cr2, slug))
+        for pk, due, cr2, slug in rows
+    ]
+
+
+def mrd_missing_before_hsct(ctx: Context) -> list[Due]:
+    """A transplant planned within N days (default 21) or performed, with no MRD
+    result in the M days before it (default 30)."""
+    hsct_day = Coalesce("hsct_referral__performed_on", "hsct_referral__planned_on")
+    within = ctx.days("mrd_transplant_planned_within_days", "protocol_slug")
+    window = ctx.days("mrd_before_hsct_window_days", "protocol_slug")
+    mrd_in_window = MrdResult.objects.filter(
+        course=OuterRef("pk"),
+        sampled_on__lte=OuterRef("hsct_day"),
+        sampled_on__gte=OuterRef("window_start"),
+    )
+    rows = (
+        ctx.scope(TreatmentCourse.objects.filter(state__in=SCHEDULED_STATES))
+        .filter(
+            Q(hsct_referral__performed_on__isnull=False)
+            | Q(hsct_referral__planned_on__isnull=False)
+        )
+        .annotate(
+            hsct_day=hsct_day,
+            today=ctx.today("patient__team"),
+            alert_from=AddDays(hsct_day, -within),
+            window_start=AddDays(hsct_day, -window),
+        )
+        .filter(Q(hsct_referral__performed_on__isnull=False) | Q(alert_from__lte=F("today")))
+        .filter(~Exists(mrd_in_window))
+        .values_list("pk", "hsct_day", "alert_from", "hsct_referral__performed_on", "protocol_slug")
+    )
+
+    def text(day: date, performed: date | None, slug: str) -> str:
+        window_days = ctx.days_for(slug, "mrd_before_hsct_window_days")
+        what = f"HSCT performed on {day}" if performed else f"HSCT planned for {day}"
+        return f"{what}, with no MRD result in the {window_days} days before it."
+
+    return [
+        Due(
+            pk,
+            AlertKind.MRD_MISSING_BEFORE_HSCT,
+            "course",
+            min(alert_from, day),
+            partial(text, day, performed, slug),
+        )
+        for pk, day, alert_from, performed, slug in rows
+    ]
+
+
+def step_overdue(ctx: Context) -> list[Due]:
+    """A planned step past its due date plus grace, neither done nor skipped."""
+    rows = (
+        ctx.scope(
+            PlannedStep.objects.filter(
+                status=StepStatus.PLANNED,
+                kind__in=WATCHED_STEP_KINDS,
+                course__state__in=SCHEDULED_STATES,
+            ),
+            "course_id",
+        )
+        .annotate(
+            today=ctx.today("course__patient__team"),
+            overdue_from=AddDays(F("due_on"), F("grace_days") + 1),
+        )
+        .filter(overdue_from__lte=F("today"))
+        .values_list(
+            "pk", "course_id", "label", "planned_on", "due_on", "grace_days", "overdue_from"
+        )
+    )
+
+    def text(label: str, planned: date, due: date, grace: int, overdue_from: date) -> str:
+        moved = f", planned {planned}" if planned != due else ""
+        return (
+            f"{label} was due {due}{moved} (grace {grace} days) and is not recorded; "
+            f"overdue since {overdue_from}."
+        )
+
+    return [
+        Due(
+            course_id,
+            AlertKind.STEP_OVERDUE,
+            f"step:{pk}",
+            overdue_from,
+            partial(text, label, planned, due, grace, overdue_from),
+        )
+        for pk, course_id, label, planned, due, grace, overdue_from in rows
+    ]
+
+
+def course_stalled(ctx: Context) -> list[Due]:
+    """An active course with no record or transition for N days (default 45)."""
+    rows = (
+        ctx.scope(TreatmentCourse.objects.filter(state__in=ACTIVE_STATES))
+        .annotate(
+            last=TruncDate("last_activity_at"),
+            today=ctx.today("patient__team"),
+        )
+        .annotate(due=AddDays(F("last"), ctx.days("course_stalled_days", "protocol_slug")))
+        .filter(due__lte=F("today"))
+        .values_list("pk", "last", "due")
+    )
+
+    def text(last: date, due: date) -> str:
+        return f"Nothing has been recorded on this course since {last}; stalled since {due}."
+
+    return [
+        Due(pk, AlertKind.COURSE_STALLED, "course", due, partial(text, last, due))
+        for pk, last, due in rows
+    ]
+
+
+RULES: dict[str, Callable[[Context], list[Due]]] = {
+    AlertKind.HSCT_REFERRAL_MISSING: hsct_referral_missing,
+    AlertKind.HSCT_DELAYED: hsct_delayed,
+    AlertKind.MRD_MISSING_BEFORE_HSCT: mrd_missing_before_hsct,
+    AlertKind.STEP_OVERDUE: step_overdue,
+    AlertKind.COURSE_STALLED: course_stalled,
+}
+
+
+def evaluate(ctx: Context, kinds: Iterable[str] | None = None) -> list[Due]:
+    due: list[Any] = []
+    for kind, rule in RULES.items():
+        if kinds is None or kind in kinds:
+            due += rule(ctx)
+    return due

@@ -1,0 +1,62 @@
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from notifications.models import Alert, AlertEvent
+
+
+class AlertSerializer(serializers.ModelSerializer):
+    team = serializers.IntegerField(source="course.patient.team_id", read_only=True)
+    course_reference = serializers.CharField(source="course.patient.reference", read_only=True)
+    acknowledged_by = serializers.CharField(source="acknowledged_by.username", default=None)
+    resolved_by = serializers.CharField(source="resolved_by.username", default=None)
+
+    class Meta:
+        model = Alert
+        fields = [
+            "id",
+            "team",
+            "course",
+            "course_reference",
+            "kind",
+            "subject",
+            "severity",
+            "state",
+            "message",
+            "caveat",
+            "condition_since",
+            "opened_at",
+            "escalation_level",
+            "escalated_at",
+            "acknowledged_by",
+            "acknowledged_at",
+            "acknowledge_note",
+            "snoozed_until",
+            "snooze_reason",
+            "resolved_at",
+            "resolution",
+            "resolved_by",
+            "resolve_reason",
+        ]
+        read_only_fields = fields
+
+
+class AlertEventSerializer(serializers.ModelSerializer):
+    actor = serializers.CharField(source="actor.username", default=None)
+
+    class Meta:
+        model = AlertEvent
+        fields = ["at", "action", "actor", "note"]
+
+
+class AcknowledgeSerializer(serializers.Serializer):
+    note = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+
+
+class SnoozeSerializer(serializers.Serializer):
+    until = serializers.DateField()
+    reason = serializers.CharField(max_length=2000, allow_blank=True)
+
+
+class ResolveSerializer(serializers.Serializer):
+    reason = serializers.CharField(max_length=2000, allow_blank=True)
