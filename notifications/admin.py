@@ -1,6 +1,14 @@
 from django.contrib import admin
 
-from notifications.models import Alert, AlertEvent, Heartbeat, SweepRun
+from notifications import outbox
+from notifications.models import (
+    Alert,
+    AlertEvent,
+    Heartbeat,
+    NotificationPreference,
+    OutboundEmail,
+    SweepRun,
+)
 
 
 @admin.register(Heartbeat)
@@ -54,3 +62,50 @@ class AlertAdmin(admin.ModelAdmin):
 
     def has_delete_permission(self, request, obj=None) -> bool:  # noqa: ANN001
         return False
+
+
+@admin.register(OutboundEmail)
+class OutboundEmailAdmin(admin.ModelAdmin):
+    list_display = [
+        "id",
+        "kind",
+        "recipient",
+        "subject",
+        "status",
+        "attempts",
+        "next_attempt_at",
+        "sent_at",
+    ]
+    list_filter = ["status", "kind", "team"]
+    search_fields = ["recipient", "subject"]
+    actions = ["retry"]
+
+    def get_readonly_fields(self, request, obj=None):  # noqa: ANN001, ANN201
+        return [f.name for f in OutboundEmail._meta.fields]
+
+    def has_add_permission(self, request) -> bool:  # noqa: ANN001
+        return False
+
+    def has_delete_permission(self, request, obj=None) -> bool:  # noqa: ANN001
+        return False
+
+    @admin.action(description="Retry the selected failed e-mails")
+    def retry(self, request, queryset) -> None:  # noqa: ANN001
+        from django.utils import timezone
+
+        from config.api import Conflict
+
+        done = 0
+        for email in queryset:
+            try:
+                outbox.retry_failed(email, timezone.now())
+                done += 1
+            except Conflict:
+                pass
+        self.message_user(request, f"{done} e-mail(s) queued again.")
+
+
+@admin.register(NotificationPreference)
+class NotificationPreferenceAdmin(admin.ModelAdmin):
+    list_display = ["membership", "immediate_min_severity", "digest"]
+    list_select_related = ["membership__user", "membership__team"]

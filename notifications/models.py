@@ -153,3 +153,81 @@ class SweepRun(models.Model):
 
     def __str__(self) -> str:
         return f"{self.name} ({self.runs} runs)"
+
+
+class NotificationPreference(models.Model):
+    """How one member of one team hears about that team's alerts. Without a row, the
+    defaults a coordinator would choose apply: high severity at once, all in the
+    daily digest (see ``effective``)."""
+
+    membership = models.OneToOneField(
+        "teams.Membership", on_delete=models.CASCADE, related_name="notification_preference"
+    )
+    # None: no immediate e-mails.
+    immediate_min_severity = models.CharField(
+        max_length=10, choices=Severity.choices, null=True, blank=True, default=Severity.HIGH
+    )
+    digest = models.BooleanField(default=True)
+
+    def __str__(self) -> str:
+        return f"{self.membership}: immediate>={self.immediate_min_severity}, digest={self.digest}"
+
+
+DEFAULT_IMMEDIATE_MIN_SEVERITY = Severity.HIGH
+DEFAULT_DIGEST = True
+
+
+class EmailKind(models.TextChoices):
+    IMMEDIATE = "immediate"
+    DIGEST = "digest"
+
+
+class EmailStatus(models.TextChoices):
+    PENDING = "pending"
+    SENDING = "sending"
+    SENT = "sent"
+    FAILED = "failed"
+
+
+class OutboundEmail(models.Model):
+    """The outbox. A row is written in the same transaction as the alert change it
+    reports; a worker claims it, sends it outside any transaction and records the
+    outcome. ``idempotency_key`` is unique: the same notice for the same recipient
+    can be written only once, however often the sweep or a retry runs."""
+
+    team = models.ForeignKey("teams.Team", on_delete=models.PROTECT, related_name="emails")
+    user = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        null=True,
+        blank=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+    )
+    recipient = models.EmailField()
+    kind = models.CharField(max_length=10, choices=EmailKind.choices)
+    alert = models.ForeignKey(
+        Alert, null=True, blank=True, on_delete=models.PROTECT, related_name="emails"
+    )
+    subject = models.CharField(max_length=200)
+    body_text = models.TextField()
+    body_html = models.TextField(blank=True)
+    idempotency_key = models.CharField(max_length=200, unique=True)
+    status = models.CharField(
+        max_length=10, choices=EmailStatus.choices, default=EmailStatus.PENDING
+    )
+    attempts = models.PositiveSmallIntegerField(default=0)
+    next_attempt_at = models.DateTimeField()
+    claimed_at = models.DateTimeField(null=True, blank=True)
+    last_error = models.CharField(max_length=500, blank=True)
+    created_at = models.DateTimeField()
+    sent_at = models.DateTimeField(null=True, blank=True)
+
+    class Meta:
+        ordering = ["-created_at", "-id"]
+        indexes = [
+            models.Index(fields=["status", "next_attempt_at"]),
+            models.Index(fields=["recipient", "kind", "created_at"]),
+        ]
+
+    def __str__(self) -> str:
+        return f"{self.kind} to {self.recipient} ({self.status})"

@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from rest_framework import serializers
 
-from notifications.models import Alert, AlertEvent
+from notifications.models import Alert, AlertEvent, OutboundEmail, Severity
 
 
 class AlertSerializer(serializers.ModelSerializer):
@@ -60,3 +60,36 @@ class SnoozeSerializer(serializers.Serializer):
 
 class ResolveSerializer(serializers.Serializer):
     reason = serializers.CharField(max_length=2000, allow_blank=True)
+
+
+class OutboundEmailSerializer(serializers.ModelSerializer):
+    class Meta:
+        model = OutboundEmail
+        fields = [
+            "id",
+            "team",
+            "kind",
+            "recipient",
+            "alert",
+            "subject",
+            "status",
+            "attempts",
+            "next_attempt_at",
+            "last_error",
+            "created_at",
+            "sent_at",
+        ]
+        read_only_fields = fields
+
+
+class NotificationPreferenceSerializer(serializers.Serializer):
+    membership = serializers.IntegerField(read_only=True)
+    team = serializers.IntegerField(read_only=True)
+    team_name = serializers.CharField(read_only=True)
+    immediate_min_severity = serializers.ChoiceField(
+        choices=Severity.choices,
+        allow_null=True,
+        required=False,
+        help_text="e-mail at once for alerts at or above this severity; null: never",
+    )
+    digest = serializers.BooleanField(required=False, help_text="the team's daily digest")

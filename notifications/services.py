@@ -23,7 +23,7 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 
 from config.api import Conflict
-from notifications import rules
+from notifications import outbox, rules
 from notifications.models import (
     SEVERITY_RANK,
     UNRESOLVED,
@@ -31,11 +31,12 @@ from notifications.models import (
     AlertEvent,
     AlertState,
     Heartbeat,
+    NotificationPreference,
     Resolution,
     SweepRun,
 )
 from stratification.selectors import protocol_registry
-from teams.models import Team
+from teams.models import Membership, Team
 
 logger = logging.getLogger(__name__)
 
@@ -174,6 +175,9 @@ def alerts_sweep(now: datetime, course_ids: Sequence[int] | None = None) -> Swee
     ]
     if events:
         AlertEvent.objects.bulk_create(events)
+    # The e-mails are written in this same transaction: they exist exactly when the
+    # alert change they report does.
+    outbox.enqueue_alert_notices(result.opened, result.escalated, now)
 
     if course_ids is None:
         run.last_started_at = now
@@ -303,3 +307,14 @@ def severity_at_least(severity: str) -> Q:
     """Alerts at or above a severity (for notification preferences and filters)."""
     wanted = [s for s, rank in SEVERITY_RANK.items() if rank >= SEVERITY_RANK[severity]]
     return Q(severity__in=wanted)
+
+
+@transaction.atomic
+def preference_update(membership: Membership, **changes: object) -> NotificationPreference:
+    pref, _ = NotificationPreference.objects.select_for_update().get_or_create(
+        membership=membership
+    )
+    for key, value in changes.items():
+        setattr(pref, key, value)
+    pref.save()
+    return pref

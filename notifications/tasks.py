@@ -8,7 +8,7 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from notifications import services
+from notifications import outbox, services
 
 logger = logging.getLogger(__name__)
 
@@ -33,3 +33,22 @@ def sweep_alerts() -> dict[str, int]:
 def evaluate_course(course_id: int) -> dict[str, int]:
     """Re-evaluate one course right after something was recorded on it."""
     return services.alerts_sweep(timezone.now(), course_ids=[course_id]).counts()
+
+
+@shared_task(name="notifications.tasks.drain_outbox")
+def drain_outbox() -> dict[str, int]:
+    """Send what is due in the outbox (queued after each write, and by beat every
+    minute to pick up rows whose task was lost and retries that came due)."""
+    counts = outbox.drain(timezone.now)
+    if any(counts.values()):
+        logger.info("outbox: %s", counts)
+    return counts
+
+
+@shared_task(name="notifications.tasks.send_digests")
+def send_digests() -> int:
+    """Write today's digests for teams past their local digest hour (idempotent)."""
+    written = outbox.enqueue_digests(timezone.now())
+    if written:
+        logger.info("digests written: %s", written)
+    return written

@@ -1,22 +1,39 @@
 from __future__ import annotations
 
 import django_filters
+from django.http import Http404
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema
+from drf_spectacular.utils import (
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    extend_schema_view,
+)
 from rest_framework import mixins, viewsets
 from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from notifications import services
-from notifications.models import Alert, AlertKind, AlertState, Severity
+from notifications import outbox, services
+from notifications.models import (
+    DEFAULT_DIGEST,
+    DEFAULT_IMMEDIATE_MIN_SEVERITY,
+    Alert,
+    AlertKind,
+    AlertState,
+    OutboundEmail,
+    Severity,
+)
 from notifications.serializers import (
     AcknowledgeSerializer,
     AlertEventSerializer,
     AlertSerializer,
+    NotificationPreferenceSerializer,
+    OutboundEmailSerializer,
     ResolveSerializer,
     SnoozeSerializer,
 )
+from teams.models import ADMIN_ROLES, Membership
 from teams.permissions import TeamScopedMixin
 
 ERROR = OpenApiResponse(description="Error in the API's error shape")
@@ -88,3 +105,75 @@ class AlertViewSet(
     def history(self, request: Request, pk: str) -> Response:
         events = self.get_object().events.select_related("actor")
         return Response(AlertEventSerializer(events, many=True).data)
+
+
+class OutboundEmailViewSet(
+    TeamScopedMixin, mixins.ListModelMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """The team's outgoing e-mails and their delivery state. A coordinator can retry
+    one that failed for good (after fixing the address, say)."""
+
+    queryset = OutboundEmail.objects.all()
+    serializer_class = OutboundEmailSerializer
+    write_roles = ADMIN_ROLES
+    filterset_fields = ["team", "status", "kind", "alert"]
+    ordering_fields = ["created_at", "next_attempt_at"]
+
+    @extend_schema(request=None, responses={200: OutboundEmailSerializer, 409: ERROR})
+    @action(detail=True, methods=["post"])
+    def retry(self, request: Request, pk: str) -> Response:
+        email = outbox.retry_failed(self.get_object(), timezone.now())
+        return Response(OutboundEmailSerializer(email).data)
+
+
+@extend_schema_view(
+    partial_update=extend_schema(
+        parameters=[OpenApiParameter("membership", int, OpenApiParameter.PATH,
+                                     description="the id of one of my memberships")]
+    )
+)
+class NotificationPreferenceViewSet(viewsets.ViewSet):
+    """My notification preferences, one per team I belong to (the defaults apply until
+    I change them: high severity at once, everything in the daily digest)."""
+
+    team_free_writes = True  # everyone may set their own preferences, viewers too
+    lookup_field = "membership"
+
+    def _rows(self, request: Request) -> list[dict]:
+        memberships = Membership.objects.filter(user=request.user).select_related(
+            "team", "notification_preference"
+        )
+        rows = []
+        for m in memberships.order_by("team__name"):
+            pref = getattr(m, "notification_preference", None)
+            rows.append(
+                {
+                    "membership": m.pk,
+                    "team": m.team_id,
+                    "team_name": m.team.name,
+                    "immediate_min_severity": (
+                        pref.immediate_min_severity if pref else DEFAULT_IMMEDIATE_MIN_SEVERITY
+                    ),
+                    "digest": pref.digest if pref else DEFAULT_DIGEST,
+                }
+            )
+        return rows
+
+    @extend_schema(responses=NotificationPreferenceSerializer(many=True))
+    def list(self, request: Request) -> Response:
+        return Response(NotificationPreferenceSerializer(self._rows(request), many=True).data)
+
+    @extend_schema(
+        request=NotificationPreferenceSerializer,
+        responses={200: NotificationPreferenceSerializer, 400: ERROR},
+    )
+    def partial_update(self, request: Request, membership: str) -> Response:
+        serializer = NotificationPreferenceSerializer(data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        try:
+            member = Membership.objects.get(pk=int(membership), user=request.user)
+        except (Membership.DoesNotExist, ValueError) as exc:
+            raise Http404 from exc
+        services.preference_update(member, **serializer.validated_data)
+        row = next(r for r in self._rows(request) if r["membership"] == member.pk)
+        return Response(NotificationPreferenceSerializer(row).data)

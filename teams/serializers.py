@@ -14,7 +14,16 @@ class TeamSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = Team
-        fields = ["id", "name", "slug", "time_zone", "my_role", "created_at"]
+        fields = [
+            "id",
+            "name",
+            "slug",
+            "time_zone",
+            "digest_hour",
+            "distribution_email",
+            "my_role",
+            "created_at",
+        ]
         read_only_fields = ["id", "slug", "created_at"]
 
     def get_my_role(self, team: Team) -> str | None:

@@ -149,6 +149,7 @@ SPECTACULAR_SETTINGS = {
         "RelapseSiteEnum": "courses.models.Site",
         "StratifySiteEnum": "stratification.facts.SITES",
         "ImmunophenotypeEnum": "courses.models.Immunophenotype",
+        "SeverityEnum": "notifications.models.Severity",
     },
 }
 
@@ -204,6 +205,10 @@ CELERY_BEAT_SCHEDULE: dict = {
         "task": "notifications.tasks.sweep_alerts",
         "schedule": env.float("REZCOURSE_ALERT_SWEEP_SECONDS", default=300.0),
     },
+    # Picks up outbox rows whose task was lost (broker down) and due retries.
+    "outbox-drain": {"task": "notifications.tasks.drain_outbox", "schedule": 60.0},
+    # Each team's digest goes out at the first run after its local digest hour.
+    "digests": {"task": "notifications.tasks.send_digests", "schedule": 900.0},
 }
 
 # --- E-mail ------------------------------------------------------------------
@@ -246,6 +251,13 @@ REZCOURSE_ALERT_ESCALATION_HOURS: list[int] = [
 REZCOURSE_ALERT_MAX_SNOOZE_DAYS = env.int("REZCOURSE_ALERT_MAX_SNOOZE_DAYS", default=90)
 # How often beat runs the full alert sweep.
 REZCOURSE_ALERT_SWEEP_SECONDS = env.float("REZCOURSE_ALERT_SWEEP_SECONDS", default=300.0)
+# The outbox: retries with exponential backoff from BASE to MAX seconds between
+# attempts, MAX_ATTEMPTS in all (the defaults cover an SMTP outage of about 4 hours);
+# a row claimed but not finished after the lease is taken over by another worker.
+REZCOURSE_EMAIL_RETRY_BASE_SECONDS = env.int("REZCOURSE_EMAIL_RETRY_BASE_SECONDS", default=60)
+REZCOURSE_EMAIL_RETRY_MAX_SECONDS = env.int("REZCOURSE_EMAIL_RETRY_MAX_SECONDS", default=1800)
+REZCOURSE_EMAIL_MAX_ATTEMPTS = env.int("REZCOURSE_EMAIL_MAX_ATTEMPTS", default=12)
+REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS = env.int("REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS", default=600)
 # Extra folders with centre-specific protocol definition files.
 REZCOURSE_PROTOCOL_DIRS: list[str] = env.list("REZCOURSE_PROTOCOL_DIRS", default=[])
 

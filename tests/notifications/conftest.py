@@ -36,3 +36,70 @@ def sweep() -> Callable[..., SweepResult]:
 
 def unresolved(course: Any, kind: str) -> list[Alert]:
     return list(Alert.objects.filter(course=course, kind=kind).exclude(state=AlertState.RESOLVED))
+
+
+class Recorder:
+    """An aiosmtpd handler that keeps what it receives and refuses listed mailboxes."""
+
+    def __init__(self) -> None:
+        self.envelopes: list[Any] = []
+        self.refuse: set[str] = set()
+
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001, ANN201, N802
+        if address in self.refuse:
+            return "550 5.1.1 mailbox unavailable"
+        envelope.rcpt_tos.append(address)
+        return "250 OK"
+
+    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
+        self.envelopes.append(envelope)
+        return "250 Message accepted for delivery"
+
+    def messages(self) -> list[Any]:
+        from email import message_from_bytes, policy
+
+        return [message_from_bytes(e.content, policy=policy.default) for e in self.envelopes]
+
+
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+class SmtpServer:
+    """A real SMTP server on a loopback port, started and stopped by the test."""
+
+    def __init__(self, port: int) -> None:
+        from aiosmtpd.controller import Controller
+
+        self.port = port
+        self.handler = Recorder()
+        self.controller = Controller(self.handler, hostname="127.0.0.1", port=port)
+        self.running = False
+
+    def start(self) -> None:
+        self.controller.start()
+        self.running = True
+
+    def stop(self) -> None:
+        if self.running:
+            self.controller.stop()
+            self.running = False
+
+
+@pytest.fixture
+def smtp(settings: Any) -> Any:
+    """An SMTP server the project is configured to use; ``smtp.stop()`` /
+    ``smtp.start()`` simulate an outage."""
+    server = SmtpServer(free_port())
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST = "127.0.0.1"
+    settings.EMAIL_PORT = server.port
+    settings.EMAIL_USE_TLS = False
+    settings.EMAIL_TIMEOUT = 5
+    server.start()
+    yield server
+    server.stop()

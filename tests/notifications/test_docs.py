@@ -12,7 +12,12 @@ def test_the_alert_rules_document_is_current():
 
 def test_every_rule_names_its_caveat_and_threshold_source():
     text = render()
-    for kind in ("hsct_referral_missing", "hsct_delayed", "mrd_missing_before_hsct",
-                 "step_overdue", "course_stalled"):
+    for kind in (
+        "hsct_referral_missing",
+        "hsct_delayed",
+        "mrd_missing_before_hsct",
+        "step_overdue",
+        "course_stalled",
+    ):
         assert f"`{kind}`" in text
     assert "local default" in text and "Delayed HSCT can result in poor outcomes" in text

@@ -168,3 +168,27 @@ def test_member_list_query_count_does_not_grow_with_members(
         MembershipFactory(team=team)
     with django_assert_num_queries(4):
         client.get("/api/v1/memberships/")
+
+
+@pytest.mark.parametrize(
+    ("body", "field"),
+    [
+        ({"digest_hour": 24}, "digest_hour"),
+        ({"distribution_email": "not-an-address"}, "distribution_email"),
+    ],
+)
+def test_bad_digest_settings_are_400s(api, team, coordinator, body, field):
+    response = api(coordinator).patch(f"/api/v1/teams/{team.pk}/", body, format="json")
+    assert response.status_code == 400
+    assert field in response.json()["error"]["fields"]
+
+
+def test_a_coordinator_sets_the_digest_hour_and_distribution_address(api, team, coordinator):
+    response = api(coordinator).patch(
+        f"/api/v1/teams/{team.pk}/",
+        {"digest_hour": 6, "distribution_email": "office@example.org"},
+        format="json",
+    )
+    assert response.status_code == 200
+    team.refresh_from_db()
+    assert (team.digest_hour, team.distribution_email) == (6, "office@example.org")

@@ -1,0 +1,235 @@
+"""Alert e-mails through the outbox, delivered to a real SMTP server (aiosmtpd)."""
+
+from __future__ import annotations
+
+import threading
+
+import pytest
+from django.db import connection
+from django.utils import timezone
+
+from notifications import outbox, services
+from notifications.models import AlertKind, EmailStatus, OutboundEmail
+from teams.models import Role
+from tests.factories import MembershipFactory, UserFactory
+from tests.notifications.conftest import SmtpServer, unresolved
+
+pytestmark = pytest.mark.django_db
+
+
+@pytest.fixture
+def course(clock, team, clinician, make_course):  # noqa: ANN001, ANN201
+    team.distribution_email = "study-office@example.org"
+    team.save()
+    return make_course(team, clinician)  # group A, HSCT indicated
+
+
+def drain() -> dict[str, int]:
+    return outbox.drain(timezone.now)
+
+
+def test_an_opened_high_alert_reaches_the_team_by_smtp(clock, sweep, course, clinician, smtp):
+    clock("2026-12-08")
+    sweep()
+    rows = OutboundEmail.objects.filter(alert__kind=AlertKind.HSCT_REFERRAL_MISSING)
+    assert sorted(rows.values_list("recipient", flat=True)) == sorted(
+        [clinician.email, "study-office@example.org"]
+    )
+    assert drain()["sent"] == rows.count() + OutboundEmail.objects.exclude(pk__in=rows).count()
+    messages = [m for m in smtp.handler.messages() if "HSCT referral missing" in m["Subject"]]
+    assert len(messages) == 2
+    message = messages[0]
+    reference = course.patient.reference
+    assert message["Subject"] == (f"[rezcourse] HIGH: HSCT referral missing - course {reference}")
+    assert message["Auto-Submitted"] == "auto-generated"
+    assert message["Message-ID"].endswith("@rezcourse.invalid>")
+    parts = {p.get_content_type(): p.get_content() for p in message.iter_parts()}
+    assert set(parts) == {"text/plain", "text/html"}
+    assert reference in parts["text/plain"] and "timely HSCT referral" in parts["text/plain"]
+    assert f"/api/v1/alerts/{rows[0].alert_id}/" in parts["text/html"]
+    recipients = {
+        e.rcpt_tos[0] for e in smtp.handler.envelopes if b"HSCT referral missing" in e.content
+    }
+    assert recipients == {clinician.email, "study-office@example.org"}
+    assert set(rows.values_list("status", flat=True)) == {EmailStatus.SENT}
+
+
+def test_preferences_decide_who_hears_at_once(api, clock, sweep, team, course, clinician, member):
+    quiet = member(team, Role.VIEWER)
+    eager = member(team, Role.COORDINATOR)
+    for user, body in [
+        (quiet, {"immediate_min_severity": None}),
+        (eager, {"immediate_min_severity": "medium"}),
+    ]:
+        membership = user.memberships.get(team=team)
+        response = api(user).patch(
+            f"/api/v1/notification-preferences/{membership.pk}/", body, format="json"
+        )
+        assert response.status_code == 200, response.content
+    clock("2026-12-08")
+    sweep()
+    overdue = OutboundEmail.objects.filter(alert__kind=AlertKind.STEP_OVERDUE)
+    assert set(overdue.values_list("recipient", flat=True)) == {eager.email}
+    high = OutboundEmail.objects.filter(alert__kind=AlertKind.HSCT_REFERRAL_MISSING)
+    assert quiet.email not in set(high.values_list("recipient", flat=True))
+
+
+def test_a_second_sweep_writes_no_second_email_but_an_escalation_does(
+    clock, sweep, course, time_machine
+):
+    clock("2026-12-08")
+    sweep()
+    first = OutboundEmail.objects.count()
+    sweep()
+    assert OutboundEmail.objects.count() == first
+    time_machine.move_to("2026-12-09T10:00:00+00:00", tick=False)
+    sweep()
+    escalated = OutboundEmail.objects.filter(subject__contains="escalated, level 1")
+    assert escalated.exists()
+    # An escalated medium alert now reaches those who hear about high ones.
+    assert escalated.filter(alert__kind=AlertKind.STEP_OVERDUE).exists()
+
+
+def test_smtp_down_then_up_delivers_every_message_exactly_once(
+    clock, sweep, course, settings, time_machine
+):
+    server = SmtpServer(settings_port := _configure_smtp(settings))
+    clock("2026-12-08")
+    sweep()  # nothing listens on the port yet: SMTP is down
+    total = OutboundEmail.objects.count()
+    assert total > 0
+    for minutes in (0, 1, 3, 7, 15, 31, 61):  # an outage of an hour, drains on beat
+        time_machine.move_to(
+            f"2026-12-08T{10 + minutes // 60:02d}:{minutes % 60:02d}:30+00:00", tick=False
+        )
+        counts = drain()
+        assert counts["sent"] == 0
+    rows = OutboundEmail.objects.all()
+    assert set(rows.values_list("status", flat=True)) == {EmailStatus.PENDING}
+    assert all(r.attempts >= 5 and r.last_error for r in rows)
+    server.start()
+    try:
+        time_machine.move_to("2026-12-08T13:00:00+00:00", tick=False)
+        assert drain()["sent"] == total
+        time_machine.move_to("2026-12-08T14:00:00+00:00", tick=False)
+        assert drain() == {"sent": 0, "retry": 0, "failed": 0}
+        ids = [m["Message-ID"] for m in server.handler.messages()]
+        assert len(ids) == total == len(set(ids))
+    finally:
+        server.stop()
+    assert settings_port
+
+
+def _configure_smtp(settings) -> int:  # noqa: ANN001
+    from tests.notifications.conftest import free_port
+
+    port = free_port()
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
+    settings.EMAIL_USE_TLS, settings.EMAIL_TIMEOUT = False, 5
+    return port
+
+
+def test_a_refused_mailbox_ends_as_failed_and_shows_in_the_api(
+    api, clock, sweep, course, coordinator, smtp
+):
+    smtp.handler.refuse.add("study-office@example.org")
+    clock("2026-12-08")
+    sweep()
+    counts = drain()
+    assert counts["failed"] >= 1 and counts["sent"] >= 1
+    failed = OutboundEmail.objects.get(
+        recipient="study-office@example.org", alert__kind=AlertKind.HSCT_REFERRAL_MISSING
+    )
+    assert failed.status == EmailStatus.FAILED and "550" in failed.last_error
+    client = api(coordinator)
+    listed = client.get("/api/v1/outbox/?status=failed").json()["results"]
+    assert failed.pk in [row["id"] for row in listed]
+    smtp.handler.refuse.clear()
+    retried = client.post(f"/api/v1/outbox/{failed.pk}/retry/")
+    assert retried.status_code == 200 and retried.json()["status"] == "pending"
+    assert drain()["sent"] >= 1
+    failed.refresh_from_db()
+    assert failed.status == EmailStatus.SENT
+    assert client.post(f"/api/v1/outbox/{failed.pk}/retry/").status_code == 409
+
+
+def test_only_coordinators_retry_and_only_their_teams_mail_is_listed(
+    api, clock, sweep, course, clinician, other_team, member, make_course
+):
+    make_course(other_team, member(other_team, Role.COORDINATOR))
+    clock("2026-12-08")
+    sweep()
+    mine = api(clinician).get("/api/v1/outbox/").json()["results"]
+    assert mine and {row["team"] for row in mine} == {course.patient.team_id}
+    foreign = OutboundEmail.objects.exclude(team=course.patient.team).first()
+    if foreign is not None:
+        assert api(clinician).get(f"/api/v1/outbox/{foreign.pk}/").status_code == 404
+    assert api(clinician).post(f"/api/v1/outbox/{mine[0]['id']}/retry/").status_code == 403
+
+
+def test_free_text_typed_by_people_never_reaches_an_email(clock, sweep, course, clinician):
+    clock("2026-12-08")
+    sweep()
+    [alert] = unresolved(course, AlertKind.HSCT_REFERRAL_MISSING)
+    services.alert_acknowledge(
+        alert, actor=clinician, note="Spoke to Anna's mother", now=timezone.now()
+    )
+    clock("2026-12-09")
+    digests = outbox.digests_due(timezone.now())
+    texts = [outbox.render_digest(d) for d in digests if not d.empty]
+    assert texts
+    assert all("Anna" not in part for parts in texts for part in parts)
+    assert all(
+        "Anna" not in e.body_text + e.body_html + e.subject for e in OutboundEmail.objects.all()
+    )
+
+
+@pytest.mark.integration
+@pytest.mark.django_db(transaction=True)
+def test_two_workers_draining_at_once_deliver_each_message_once(
+    postgres, clock, team, clinician, make_course, smtp
+):
+    for _ in range(12):
+        MembershipFactory(team=team, role=Role.CLINICIAN, user=UserFactory())
+    make_course(team, clinician)
+    clock("2026-12-08")
+    services.alerts_sweep(timezone.now())
+    total = OutboundEmail.objects.count()
+    assert total >= 13
+    barrier = threading.Barrier(2)
+    results, errors = [], []
+
+    def worker() -> None:
+        try:
+            barrier.wait(timeout=10)
+            results.append(outbox.drain(timezone.now, batch=3))
+        except Exception as exc:  # noqa: BLE001 - reported below
+            errors.append(exc)
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=worker) for _ in range(2)]
+    for t in threads:
+        t.start()
+    for t in threads:
+        t.join(timeout=60)
+    assert errors == []
+    assert sum(r["sent"] for r in results) == total
+    ids = [m["Message-ID"] for m in smtp.handler.messages()]
+    assert len(ids) == len(set(ids)) == total
+    assert set(OutboundEmail.objects.values_list("status", flat=True)) == {EmailStatus.SENT}
+
+
+def test_a_stale_claim_is_taken_over_after_the_lease(clock, sweep, course, smtp, time_machine):
+    clock("2026-12-08")
+    sweep()
+    claimed = outbox.claim(timezone.now(), limit=1)  # a worker claims, then dies
+    assert len(claimed) == 1
+    assert outbox.claim(timezone.now(), limit=100) and claimed[0].pk not in [
+        e.pk for e in OutboundEmail.objects.filter(status="pending")
+    ]
+    time_machine.move_to("2026-12-08T10:11:00+00:00", tick=False)  # lease (10 min) expired
+    assert drain()["sent"] >= 1
+    claimed[0].refresh_from_db()
+    assert claimed[0].status == EmailStatus.SENT
