@@ -54,6 +54,19 @@ def pytest_sessionstart(session: pytest.Session) -> None:
         pytest.exit("REZCOURSE_REQUIRE_SERVICES=1 but: " + "; ".join(problems), returncode=3)
 
 
+def fresh_broker_connections() -> None:
+    """Forget the Celery app's connection and producer pools, so the next publish
+    connects afresh to the current broker_url (tests switch brokers, and beat or a
+    stopped worker may leave a closed pool behind)."""
+    from kombu import pools
+
+    from config.celery import app
+
+    app._pool = None
+    app.amqp._producer_pool = None
+    pools.reset()
+
+
 def service_unavailable(message: str) -> None:
     """Skip locally, fail under REZCOURSE_REQUIRE_SERVICES=1."""
     if REQUIRE_SERVICES:

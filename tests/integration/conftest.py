@@ -7,6 +7,7 @@ import pytest
 from celery.contrib.testing.worker import start_worker
 
 from config.celery import app as celery_app
+from tests.conftest import fresh_broker_connections
 
 
 @pytest.fixture
@@ -30,6 +31,7 @@ def celery_worker(redis_url: str) -> Iterator[object]:
         broker_transport_options={"visibility_timeout": 3600},
     )
     celery_app.amqp.queues.select_add(queue)
+    fresh_broker_connections()
     try:
         with start_worker(
             celery_app,
@@ -43,3 +45,4 @@ def celery_worker(redis_url: str) -> Iterator[object]:
             yield worker
     finally:
         celery_app.conf.update(saved)
+        fresh_broker_connections()

@@ -8,6 +8,7 @@ import pytest
 
 from config.celery import app as celery_app
 from notifications.models import AlertKind, AlertState
+from tests.conftest import fresh_broker_connections
 from tests.notifications.conftest import unresolved
 
 pytestmark = pytest.mark.django_db
@@ -69,7 +70,7 @@ def test_with_the_broker_down_the_save_succeeds_and_the_next_sweep_catches_up(
         task_always_eager=False,
         broker_transport_options=settings.REZCOURSE_BROKER_PUBLISH_RETRY,
     )
-    _drop_connection_pools()
+    fresh_broker_connections()
     try:
         with (
             caplog.at_level(logging.WARNING, logger="notifications.signals"),
@@ -82,7 +83,7 @@ def test_with_the_broker_down_the_save_succeeds_and_the_next_sweep_catches_up(
             )
     finally:
         celery_app.conf.update(saved)
-        _drop_connection_pools()
+        fresh_broker_connections()
     assert response.status_code == 200
     assert "the next sweep will" in caplog.text
     alert.refresh_from_db()
@@ -90,10 +91,3 @@ def test_with_the_broker_down_the_save_succeeds_and_the_next_sweep_catches_up(
     sweep()
     alert.refresh_from_db()
     assert alert.state == AlertState.RESOLVED  # ...and the sweep caught it
-
-
-def _drop_connection_pools() -> None:
-    """Make the app connect afresh with the current broker_url."""
-    celery_app.pool.force_close_all()
-    celery_app._pool = None
-    celery_app.amqp._producer_pool = None
