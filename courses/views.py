@@ -8,13 +8,25 @@ import django_filters
 from django.db.models import QuerySet
 from django.http import Http404
 from django.utils import timezone
-from drf_spectacular.utils import OpenApiResponse, extend_schema, inline_serializer
+from drf_spectacular.types import OpenApiTypes
+from drf_spectacular.utils import (
+    OpenApiExample,
+    OpenApiParameter,
+    OpenApiResponse,
+    extend_schema,
+    inline_serializer,
+)
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
+from rest_framework.exceptions import NotFound
+from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.settings import api_settings
+from rest_framework.views import APIView
 
-from courses import selectors, services
+from config.renderers import CsvRenderer, csv_response
+from courses import outcomes, selectors, services
 from courses.models import (
     BlockAdministration,
     ClinicalEvent,
@@ -26,6 +38,12 @@ from courses.models import (
     ResponseAssessment,
     State,
     TreatmentCourse,
+)
+from courses.outcomes_plot import PngRenderer, SvgRenderer
+from courses.report_serializers import (
+    CourseCsvSerializer,
+    OutcomesQuerySerializer,
+    OutcomesSerializer,
 )
 from courses.serializers import (
     AssessmentSerializer,
@@ -49,6 +67,7 @@ from courses.serializers import (
 )
 from teams.models import WRITE_ROLES
 from teams.permissions import TeamScopedMixin, require_team_role
+from teams.selectors import team_ids_for
 
 ERROR = OpenApiResponse(description="Error in the API's error shape")
 
@@ -112,14 +131,25 @@ class CourseFilter(django_filters.FilterSet):
     state = django_filters.MultipleChoiceFilter(choices=State.choices)
     risk_group = django_filters.CharFilter()
     active = django_filters.BooleanFilter(method="filter_active")
+    has_open_alerts = django_filters.BooleanFilter(
+        method="filter_has_open_alerts", label="has unresolved alerts"
+    )
 
     class Meta:
         model = TreatmentCourse
-        fields = ["team", "protocol", "state", "risk_group", "patient", "active"]
+        fields = ["team", "protocol", "state", "risk_group", "patient", "active", "has_open_alerts"]
 
     def filter_active(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
         closed = [State.COMPLETED, State.OFF_PROTOCOL]
         return queryset.exclude(state__in=closed) if value else queryset.filter(state__in=closed)
+
+    def filter_has_open_alerts(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
+        # Through the reverse relation only: courses does not import notifications
+        # (DESIGN.md), it just reads the alerts that point at its courses.
+        unresolved = {"alerts__state__in": ("open", "acknowledged")}
+        if value:
+            return queryset.filter(**unresolved).distinct()
+        return queryset.exclude(**unresolved)
 
 
 class CourseViewSet(
@@ -136,6 +166,60 @@ class CourseViewSet(
 
     def get_serializer_context(self) -> dict[str, Any]:
         return {**super().get_serializer_context(), "with_transitions": self.detail}
+
+    def get_renderers(self) -> list[BaseRenderer]:
+        renderers = super().get_renderers()
+        if getattr(self, "action", None) == "list":
+            renderers.append(CsvRenderer())
+        return renderers
+
+    @extend_schema(
+        parameters=[
+            OpenApiParameter(
+                "format",
+                str,
+                enum=["json", "csv"],
+                description="csv: every matching row (no pagination) as a CSV download",
+            )
+        ],
+        responses={
+            (200, "application/json"): CourseSerializer(many=True),
+            (200, "text/csv"): OpenApiResponse(
+                OpenApiTypes.STR,
+                description="One row per course, the list's columns without "
+                "allowed_transitions; text cells that start with = + - @ are prefixed "
+                "with ' (formula injection).",
+                examples=[
+                    OpenApiExample(
+                        "CSV",
+                        media_type="text/csv",
+                        value="id,team,patient,patient_reference,relapse,protocol_slug,...\r\n"
+                        "12,1,7,P-0007,9,all-rez-bfm-90,...\r\n",
+                    )
+                ],
+            ),
+            400: ERROR,
+        },
+    )
+    def list(self, request: Request, *args: Any, **kwargs: Any) -> Any:
+        """The team's courses, filtered and ordered. ``?format=csv`` streams every
+        matching row (same filters and ordering, no pagination) as a CSV download."""
+        if request.accepted_renderer.format != "csv":
+            return super().list(request, *args, **kwargs)
+        courses = self.filter_queryset(self.get_queryset())
+        row = CourseCsvSerializer(context=self.get_serializer_context())
+        fields = list(row.fields)
+
+        def rows() -> Any:
+            for course in courses.iterator(chunk_size=2000):
+                data = row.to_representation(course)
+                yield [data[f] for f in fields]
+
+        return csv_response(
+            filename=f"courses-{timezone.localdate().isoformat()}.csv",
+            header=fields,
+            rows=rows(),
+        )
 
     @extend_schema(request=CourseCreateSerializer, responses={201: CourseSerializer, 400: ERROR})
     def create(self, request: Request) -> Response:
@@ -380,3 +464,134 @@ class StepViewSet(CourseChildViewSet):
             step, data=serializer.validated_data, actor=request.user, now=timezone.now()
         )
         return Response(PlannedStepSerializer(step).data)
+
+
+OUTCOMES_EXAMPLE = {
+    "protocol": "all-rez-bfm-90",
+    "team": None,
+    "as_of": "2026-11-24T10:00:00+00:00",
+    "method": {
+        "estimator": "Kaplan-Meier (lifelines KaplanMeierFitter)",
+        "standard_error": "Greenwood",
+        "confidence_interval": "95 %, Greenwood variance on the log(-log) scale",
+        "time_origin": "course start (stratification confirmed)",
+        "events": [
+            "second_relapse",
+            "death",
+            "secondary_malignancy",
+            "refractory (taken off protocol)",
+        ],
+        "censoring": "withdrawal, lost to follow-up, or the last follow-up "
+        "(latest date recorded for the course)",
+        "days_per_year": 365.25,
+    },
+    "groups": [
+        {
+            "group": "A",
+            "name": "Group A",
+            "n": 3,
+            "events": 1,
+            "censored": 2,
+            "median_efs_days": None,
+            "median_efs_years": None,
+            "follow_up_max_days": 400,
+            "estimates": [
+                {
+                    "years": 5,
+                    "time_days": 1826.25,
+                    "reachable": False,
+                    "survival": None,
+                    "se": None,
+                    "ci_lower": None,
+                    "ci_upper": None,
+                    "at_risk": 0,
+                }
+            ],
+            "curve": [
+                {
+                    "time_days": 0,
+                    "time_years": 0.0,
+                    "survival": 1.0,
+                    "se": 0.0,
+                    "ci_lower": 1.0,
+                    "ci_upper": 1.0,
+                    "at_risk": 3,
+                    "events": 0,
+                    "censored": 0,
+                },
+                {
+                    "time_days": 120,
+                    "time_years": 0.3285,
+                    "survival": 0.666667,
+                    "se": 0.272166,
+                    "ci_lower": 0.053933,
+                    "ci_upper": 0.945603,
+                    "at_risk": 3,
+                    "events": 1,
+                    "censored": 0,
+                },
+            ],
+        }
+    ],
+    "reference": {
+        "protocol": "all-rez-bfm-90",
+        "source": "Tallen et al., J Clin Oncol 2010;28:2339 (ALL-REZ BFM 90), as quoted by "
+        "the seed article (Treatment of Relapsed ALL Using the ALL-REZ BFM90 Protocol)",
+        "verification": "seed article, not verified against the paper's tables",
+        "note": "The A and B figures are close to ALL-REZ BFM 87's.",
+        "efs_years": 10,
+        "groups": [{"group": "A", "efs": 0.17, "efs_se": 0.03, "cr2_rate": 0.83}],
+    },
+}
+
+
+class OutcomesView(APIView):
+    """Event-free survival by risk group (Kaplan-Meier) for your teams' courses."""
+
+    renderer_classes = [*api_settings.DEFAULT_RENDERER_CLASSES, PngRenderer, SvgRenderer]
+
+    @extend_schema(
+        operation_id="dashboard_outcomes",
+        parameters=[
+            OutcomesQuerySerializer,
+            OpenApiParameter(
+                "format",
+                str,
+                enum=["json", "png", "svg"],
+                description="png/svg: the curves as a picture (same data)",
+            ),
+        ],
+        responses={
+            (200, "application/json"): OpenApiResponse(
+                OutcomesSerializer,
+                examples=[OpenApiExample("Group A", value=OUTCOMES_EXAMPLE)],
+            ),
+            (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="KM curves"),
+            (200, "image/svg+xml"): OpenApiResponse(OpenApiTypes.STR, description="KM curves"),
+            400: ERROR,
+            404: ERROR,
+        },
+    )
+    def get(self, request: Request) -> Response:
+        """EFS from the course start, per risk group of the protocol (default
+        all-rez-bfm-90): Kaplan-Meier curve with Greenwood standard errors, 95 %
+        confidence limits and numbers at risk, the median, the 5- and 10-year estimates
+        where follow-up reaches them, and the published reference figures (from the
+        seed article, not verified against the paper's tables). Only courses with a
+        confirmed risk group count. ``team``: one of your teams (another team's id is
+        404)."""
+        query = OutcomesQuerySerializer(data=request.query_params)
+        query.is_valid(raise_exception=True)
+        team = query.validated_data.get("team")
+        if team is not None and team not in team_ids_for(request.user):
+            raise NotFound()
+        courses = selectors.courses_for(request.user)
+        if team is not None:
+            courses = courses.filter(patient__team_id=team)
+        report = outcomes.efs_report(
+            courses,
+            protocol_slug=query.validated_data["protocol"],
+            team=team,
+            now=timezone.now(),
+        )
+        return Response(report)

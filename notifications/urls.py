@@ -1,6 +1,7 @@
+from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from notifications import views
+from notifications import views, views_dashboard
 
 router = SimpleRouter()
 router.register("alerts", views.AlertViewSet, basename="alert")
@@ -11,4 +12,8 @@ router.register(
     basename="notification-preference",
 )
 
-urlpatterns = [*router.urls]
+urlpatterns = [
+    path("dashboard/worklist/", views_dashboard.WorklistView.as_view(), name="worklist"),
+    path("dashboard/summary/", views_dashboard.SummaryView.as_view(), name="summary"),
+    *router.urls,
+]

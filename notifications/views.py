@@ -128,8 +128,14 @@ class OutboundEmailViewSet(
 
 @extend_schema_view(
     partial_update=extend_schema(
-        parameters=[OpenApiParameter("membership", int, OpenApiParameter.PATH,
-                                     description="the id of one of my memberships")]
+        parameters=[
+            OpenApiParameter(
+                "membership",
+                int,
+                OpenApiParameter.PATH,
+                description="the id of one of my memberships",
+            )
+        ]
     )
 )
 class NotificationPreferenceViewSet(viewsets.ViewSet):

@@ -150,6 +150,7 @@ SPECTACULAR_SETTINGS = {
         "StratifySiteEnum": "stratification.facts.SITES",
         "ImmunophenotypeEnum": "courses.models.Immunophenotype",
         "SeverityEnum": "notifications.models.Severity",
+        "AlertKindEnum": "notifications.models.AlertKind",
     },
 }
 

@@ -6,7 +6,9 @@ from __future__ import annotations
 from datetime import date
 
 import pytest
+from django.utils import timezone
 
+from notifications import services
 from notifications.models import Alert, AlertEvent, AlertKind
 from teams.models import Role
 
@@ -142,3 +144,16 @@ def test_the_alert_list_query_count_does_not_grow(
     sweep()
     with django_assert_num_queries(4):
         client.get("/api/v1/alerts/")
+
+
+def test_courses_filter_on_open_alerts(api, clinician, alerts, team, make_course):
+    mine, _ = alerts
+    quiet = make_course(team, clinician)  # created today (2026-12-08): nothing due yet
+    client = api(clinician)
+    with_alerts = client.get("/api/v1/courses/?has_open_alerts=true").json()["results"]
+    assert [c["id"] for c in with_alerts] == [mine.pk]
+    without = client.get("/api/v1/courses/?has_open_alerts=false").json()["results"]
+    assert [c["id"] for c in without] == [quiet.pk]
+    for alert in Alert.objects.filter(course=mine):
+        services.alert_resolve(alert, actor=clinician, reason="handled", now=timezone.now())
+    assert client.get("/api/v1/courses/?has_open_alerts=true").json()["count"] == 0

@@ -1,0 +1,125 @@
+"""Shapes of the reporting endpoints: the EFS report (dashboard/outcomes), the delay
+statistics (for the dashboard summary) and the CSV export of the course list.
+
+The report dictionaries are built by the selectors; these serializers describe them in
+the OpenAPI schema and parse the query parameters."""
+
+from __future__ import annotations
+
+from rest_framework import serializers
+
+from courses.outcomes import DEFAULT_PROTOCOL
+from courses.serializers import CourseSerializer
+from stratification.selectors import protocol_get
+
+
+class OutcomesQuerySerializer(serializers.Serializer):
+    team = serializers.IntegerField(
+        required=False, min_value=1, help_text="one of your teams (default: all of them)"
+    )
+    protocol = serializers.CharField(
+        required=False,
+        default=DEFAULT_PROTOCOL,
+        max_length=60,
+        help_text="protocol slug; the reference figures are for all-rez-bfm-90",
+    )
+
+    def validate_protocol(self, value: str) -> str:
+        if protocol_get(value) is None:
+            raise serializers.ValidationError("unknown protocol.")
+        return value
+
+
+class KmPointSerializer(serializers.Serializer):
+    time_days = serializers.FloatField()
+    time_years = serializers.FloatField()
+    survival = serializers.FloatField()
+    se = serializers.FloatField(allow_null=True, help_text="Greenwood; null once S(t) is 0")
+    ci_lower = serializers.FloatField(allow_null=True)
+    ci_upper = serializers.FloatField(allow_null=True)
+    at_risk = serializers.IntegerField(help_text="followed just before time_days")
+    events = serializers.IntegerField(help_text="events at time_days")
+    censored = serializers.IntegerField(help_text="censored at time_days")
+
+
+class EfsEstimateSerializer(serializers.Serializer):
+    years = serializers.IntegerField()
+    time_days = serializers.FloatField()
+    reachable = serializers.BooleanField(help_text="false: follow-up is shorter than this")
+    survival = serializers.FloatField(allow_null=True)
+    se = serializers.FloatField(allow_null=True)
+    ci_lower = serializers.FloatField(allow_null=True)
+    ci_upper = serializers.FloatField(allow_null=True)
+    at_risk = serializers.IntegerField()
+
+
+class GroupOutcomeSerializer(serializers.Serializer):
+    group = serializers.CharField()
+    name = serializers.CharField()
+    n = serializers.IntegerField()
+    events = serializers.IntegerField()
+    censored = serializers.IntegerField()
+    median_efs_days = serializers.FloatField(allow_null=True)
+    median_efs_years = serializers.FloatField(allow_null=True)
+    follow_up_max_days = serializers.FloatField(allow_null=True)
+    estimates = EfsEstimateSerializer(many=True)
+    curve = KmPointSerializer(many=True)
+
+
+class MethodSerializer(serializers.Serializer):
+    estimator = serializers.CharField()
+    standard_error = serializers.CharField()
+    confidence_interval = serializers.CharField()
+    time_origin = serializers.CharField()
+    events = serializers.ListField(child=serializers.CharField())
+    censoring = serializers.CharField()
+    days_per_year = serializers.FloatField()
+
+
+class ReferenceGroupSerializer(serializers.Serializer):
+    group = serializers.CharField()
+    efs = serializers.FloatField(help_text="fraction at efs_years")
+    efs_se = serializers.FloatField()
+    cr2_rate = serializers.FloatField(allow_null=True)
+
+
+class ReferenceSerializer(serializers.Serializer):
+    protocol = serializers.CharField()
+    source = serializers.CharField()
+    verification = serializers.CharField()
+    note = serializers.CharField()
+    efs_years = serializers.IntegerField()
+    groups = ReferenceGroupSerializer(many=True)
+
+
+class OutcomesSerializer(serializers.Serializer):
+    protocol = serializers.CharField()
+    team = serializers.IntegerField(allow_null=True)
+    as_of = serializers.DateTimeField()
+    method = MethodSerializer()
+    groups = GroupOutcomeSerializer(many=True)
+    reference = ReferenceSerializer(allow_null=True)
+
+
+class DelayStatSerializer(serializers.Serializer):
+    count = serializers.IntegerField()
+    median_days = serializers.FloatField(allow_null=True)
+    p90_days = serializers.FloatField(allow_null=True)
+
+
+class DelayStatisticsSerializer(serializers.Serializer):
+    """For :func:`courses.selectors.delay_statistics` (``.as_dict()``)."""
+
+    hsct_referral = DelayStatSerializer(help_text="course start -> HSCT referral")
+    cr2_to_transplant = DelayStatSerializer(help_text="first CR2 -> transplant")
+    block_delay = DelayStatSerializer(help_text="block done_on - planned_on")
+
+
+class CourseCsvSerializer(CourseSerializer):
+    """One CSV row per course: the list's columns without computed ones."""
+
+    allowed_transitions = None  # type: ignore[assignment]
+
+    class Meta(CourseSerializer.Meta):
+        fields = [f for f in CourseSerializer.Meta.fields if f != "allowed_transitions"]
+        read_only_fields = fields

@@ -1,0 +1,333 @@
+"""EFS by risk group: the estimator against a textbook example, the event/censoring
+rules, and the dashboard/outcomes endpoint on a small fixed cohort."""
+
+from __future__ import annotations
+
+from datetime import date, datetime
+
+import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
+from django.utils import timezone
+
+from courses import services
+from courses.survival import efs_observation, kaplan_meier
+from teams.models import Role
+
+URL = "/api/v1/dashboard/outcomes/"
+
+# --- the estimator (pure) ------------------------------------------------------------
+
+# Freireich et al. 1963, 6-MP arm (weeks of remission; * = censored): the classic
+# worked example (e.g. Kleinbaum & Klein, Survival Analysis; Collett).
+SIX_MP_TEXT = "6 6 6 6* 7 9* 10 10* 11* 13 16 17* 19* 20* 22 23 25* 32* 32* 34* 35*"
+SIX_MP = SIX_MP_TEXT.split()
+DURATIONS = [int(x.rstrip("*")) for x in SIX_MP]
+EVENTS = [not x.endswith("*") for x in SIX_MP]
+# time: (S(t), Greenwood SE, at risk) — textbook values to 3 decimals.
+TEXTBOOK = {
+    6: (0.857, 0.076, 21),
+    7: (0.807, 0.087, 17),
+    10: (0.753, 0.096, 15),
+    13: (0.690, 0.107, 12),
+    16: (0.627, 0.114, 11),
+    22: (0.538, 0.128, 7),
+    23: (0.448, 0.135, 6),
+}
+
+
+def test_kaplan_meier_matches_the_textbook_6mp_arm():
+    km = kaplan_meier(DURATIONS, EVENTS)
+    assert (km.n, km.events) == (21, 9)
+    points = {p.time: p for p in km.points}
+    for time, (survival, se, at_risk) in TEXTBOOK.items():
+        point = points[time]
+        assert round(point.survival, 3) == survival, time
+        assert round(point.se, 3) == se, time
+        assert point.at_risk == at_risk, time
+    # Censored times carry the estimate forward, with their own at-risk counts.
+    assert points[9].survival == pytest.approx(points[7].survival)
+    assert (points[9].events, points[9].censored) == (0, 1)
+    assert points[0].survival == 1.0 and points[0].se == 0.0
+    # Median: the first time S(t) <= 0.5.
+    assert km.median == 23
+    # 95 % limits on the log(-log) scale (as R's survfit conf.type="log-log").
+    assert points[6].ci_lower == pytest.approx(0.620, abs=5e-4)
+    assert points[6].ci_upper == pytest.approx(0.952, abs=5e-4)
+
+
+def test_the_estimate_at_a_time_is_the_step_in_force_and_undefined_past_follow_up():
+    km = kaplan_meier(DURATIONS, EVENTS)
+    assert km.at(12).survival == pytest.approx(0.753, abs=5e-4)
+    assert km.at(35).survival == pytest.approx(0.448, abs=5e-4)
+    assert km.at(36) is None
+    assert km.at_risk(10) == 15
+    assert km.at_risk(36) == 0
+
+
+def test_se_is_undefined_once_everyone_had_the_event():
+    km = kaplan_meier([2, 4, 4], [True, True, True])
+    assert [p.survival for p in km.points] == [1.0, pytest.approx(2 / 3), 0.0]
+    assert km.points[-1].se is None
+    assert km.median == 4
+
+
+def test_no_observations_give_an_empty_estimate():
+    km = kaplan_meier([], [])
+    assert (km.n, km.events, km.median, km.points) == (0, 0, None, ())
+    assert km.at(1) is None
+
+
+def _obs(**kwargs):  # noqa: ANN003, ANN202
+    base = {
+        "start": date(2025, 1, 1),
+        "event_dates": [],
+        "censor_dates": [],
+        "seen_dates": [],
+        "today": date(2026, 1, 1),
+    }
+    return efs_observation(**{**base, **kwargs})
+
+
+def test_the_first_event_counts():
+    assert _obs(event_dates=[date(2025, 3, 2), date(2025, 1, 11), None]) == (10, True)
+
+
+def test_withdrawal_before_an_event_censors_at_its_date_and_the_event_wins_a_tie():
+    assert _obs(event_dates=[date(2025, 3, 2)], censor_dates=[date(2025, 1, 31)]) == (30, False)
+    assert _obs(event_dates=[date(2025, 1, 31)], censor_dates=[date(2025, 1, 31)]) == (30, True)
+
+
+def test_without_events_the_course_is_censored_at_its_last_follow_up_capped_at_today():
+    seen = [date(2025, 2, 1), None, date(2025, 1, 5)]
+    assert _obs(seen_dates=seen) == (31, False)
+    assert _obs(seen_dates=[date(2027, 1, 1)]) == (365, False)
+    assert _obs(seen_dates=[]) == (0, False)
+    # A record dated before the start counts as day 0, never negative.
+    assert _obs(event_dates=[date(2024, 12, 30)]) == (0, True)
+
+
+# --- the endpoint -------------------------------------------------------------------------
+
+
+def at(time_machine, day: str) -> None:  # noqa: ANN001
+    time_machine.move_to(datetime.fromisoformat(f"{day}T10:00:00+00:00"), tick=False)
+
+
+def event(course, actor, kind: str, on: str) -> None:  # noqa: ANN001
+    services.event_record(
+        course,
+        data={"kind": kind, "occurred_on": date.fromisoformat(on), "note": ""},
+        actor=actor,
+        now=timezone.now(),
+    )
+
+
+def off_protocol(course, actor, reason: str) -> None:  # noqa: ANN001
+    services.course_transition(
+        course,
+        name="take_off_protocol",
+        reason="clinical decision",
+        off_protocol_reason=reason,
+        actor=actor,
+        now=timezone.now(),
+    )
+
+
+LATE = {"relapse_date": date(2024, 8, 1)}  # >= 6 months after front-line end: group B
+
+
+@pytest.fixture
+def cohort(time_machine, team, other_team, clinician, member, make_course, make_patient):  # noqa: ANN001, ANN201
+    """Group A (start 2024-04-01): second relapse at day 365; refractory at day 210;
+    censored at its last record (day 565); withdrawn at day 100 (a later death does not
+    count). Group B (start 2024-09-01): taken off protocol for death at day 181 (no
+    event record); censored at an MRD on day 365. Not counted: an unconfirmed course,
+    a course on ALL-REZ BFM 2002, and another team's course."""
+    at(time_machine, "2024-04-01")
+    a1, a2, a3, a4 = (make_course(team, clinician) for _ in range(4))
+    unconfirmed = make_course(team, clinician, confirm=False)
+    bfm2002 = make_course(team, clinician, protocol="all-rez-bfm-2002")
+    foreign_user = member(other_team, Role.CLINICIAN)
+    foreign = make_course(other_team, foreign_user)
+    at(time_machine, "2024-07-10")
+    event(a4, clinician, "withdrawal", "2024-07-10")
+    at(time_machine, "2024-09-01")
+    b1, b2 = (make_course(team, clinician, **LATE) for _ in range(2))
+    at(time_machine, "2024-09-08")
+    event(a4, clinician, "death", "2024-09-08")
+    event(foreign, foreign_user, "death", "2024-09-08")
+    event(bfm2002, clinician, "death", "2024-09-08")
+    at(time_machine, "2024-10-28")
+    off_protocol(a2, clinician, "refractory")
+    at(time_machine, "2025-03-01")
+    off_protocol(b1, clinician, "death")
+    at(time_machine, "2025-04-01")
+    event(a1, clinician, "second_relapse", "2025-04-01")
+    at(time_machine, "2025-09-01")
+    services.mrd_record(
+        b2,
+        data={"sampled_on": date(2025, 9, 1), "time_point": "follow_up", "value": 0.0},
+        actor=clinician,
+        now=timezone.now(),
+    )
+    at(time_machine, "2025-10-18")
+    services.block_record(
+        a3,
+        data={"block_type": "R1", "start_date": date(2025, 10, 18)},
+        actor=clinician,
+        now=timezone.now(),
+    )
+    at(time_machine, "2026-11-24")
+    assert unconfirmed.risk_group is None
+    return {"A": [a1, a2, a3, a4], "B": [b1, b2]}
+
+
+def _curve(group: dict) -> list[tuple]:
+    return [
+        (p["time_days"], p["survival"], p["se"], p["at_risk"], p["events"], p["censored"])
+        for p in group["curve"]
+    ]
+
+
+def test_outcomes_estimate_efs_per_group_of_the_requesters_courses(api, clinician, cohort):
+    response = api(clinician).get(URL)
+    assert response.status_code == 200, response.content
+    body = response.json()
+    assert body["protocol"] == "all-rez-bfm-90"
+    groups = {g["group"]: g for g in body["groups"]}
+    assert list(groups) == ["PPG", "A", "B", "C"]  # the protocol's order
+
+    a = groups["A"]
+    assert (a["n"], a["events"], a["censored"]) == (4, 2, 2)
+    # 100 censored, 210 event (3 at risk), 365 event (2 at risk), 565 censored.
+    # Greenwood: SE(210) = 2/3*sqrt(1/6); SE(365) = 1/3*sqrt(1/6 + 1/2).
+    assert _curve(a) == [
+        (0, 1.0, 0.0, 4, 0, 0),
+        (100, 1.0, 0.0, 4, 0, 1),
+        (210, 0.666667, 0.272166, 3, 1, 0),
+        (365, 0.333333, 0.272166, 2, 1, 0),
+        (565, 0.333333, 0.272166, 1, 0, 1),
+    ]
+    assert a["median_efs_days"] == 365
+    assert a["median_efs_years"] == pytest.approx(365 / 365.25, abs=1e-4)
+    assert a["curve"][2]["time_years"] == pytest.approx(210 / 365.25, abs=1e-4)
+    assert 0 < a["curve"][2]["ci_lower"] < 0.666667 < a["curve"][2]["ci_upper"] < 1
+    # Follow-up is far shorter than 5 years: no 5- or 10-year estimate.
+    assert [(e["years"], e["reachable"], e["survival"]) for e in a["estimates"]] == [
+        (5, False, None),
+        (10, False, None),
+    ]
+
+    b = groups["B"]
+    assert (b["n"], b["events"]) == (2, 1)
+    assert _curve(b) == [
+        (0, 1.0, 0.0, 2, 0, 0),
+        (181, 0.5, 0.353553, 2, 1, 0),
+        (365, 0.5, 0.353553, 1, 0, 1),
+    ]
+    assert b["median_efs_days"] == 181
+
+    for empty in ("PPG", "C"):
+        assert (groups[empty]["n"], groups[empty]["curve"]) == (0, [])
+        assert groups[empty]["median_efs_days"] is None
+
+
+def test_outcomes_carry_the_unverified_reference_figures_with_their_source(api, clinician, cohort):
+    reference = api(clinician).get(URL).json()["reference"]
+    assert reference["verification"] == "seed article, not verified against the paper's tables"
+    assert "Tallen" in reference["source"] and "2339" in reference["source"]
+    assert reference["efs_years"] == 10
+    figures = {r["group"]: (r["efs"], r["efs_se"], r["cr2_rate"]) for r in reference["groups"]}
+    assert figures == {
+        "A": (0.17, 0.03, 0.83),
+        "B": (0.43, 0.04, 0.94),
+        "C": (0.54, 0.06, 1.0),
+        "PPG": (0.15, 0.03, None),
+    }
+
+
+def test_another_protocol_is_reported_on_request_without_reference_figures(api, clinician, cohort):
+    body = api(clinician).get(URL, {"protocol": "all-rez-bfm-2002"}).json()
+    assert body["reference"] is None
+    groups = {g["group"]: g for g in body["groups"]}
+    assert groups["S3"]["n"] == 1 and groups["S3"]["events"] == 1
+    assert api(clinician).get(URL, {"protocol": "nope"}).status_code == 400
+
+
+def test_team_filter_is_one_of_the_requesters_teams(api, team, other_team, clinician, cohort):
+    client = api(clinician)
+    mine = client.get(URL, {"team": team.pk})
+    assert mine.status_code == 200
+    assert mine.json()["team"] == team.pk
+    assert mine.json()["groups"] == client.get(URL).json()["groups"]
+    assert client.get(URL, {"team": other_team.pk}).status_code == 404
+    assert client.get(URL, {"team": 999_999}).status_code == 404
+    garbage = client.get(URL, {"team": "abc"})
+    assert garbage.status_code == 400
+    assert garbage.json()["error"]["fields"].keys() == {"team"}
+
+
+def test_another_teams_courses_are_never_counted(api, other_team, member, cohort):
+    outsider = member(other_team, Role.VIEWER)
+    groups = {g["group"]: g for g in api(outsider).get(URL).json()["groups"]}
+    # Only the other team's one group-A course (a death at day 160).
+    assert groups["A"]["n"] == 1 and groups["A"]["events"] == 1
+    assert groups["A"]["curve"][-1]["time_days"] == 160
+    assert groups["B"]["n"] == 0
+
+
+def test_anonymous_requests_are_refused(api, cohort):
+    assert api(None).get(URL).status_code == 401
+
+
+def test_outcomes_as_png_and_svg(api, clinician, cohort):
+    client = api(clinician)
+    png = client.get(URL, {"format": "png"})
+    assert png.status_code == 200
+    assert png["Content-Type"] == "image/png"
+    assert png.content.startswith(b"\x89PNG\r\n\x1a\n")
+    svg = client.get(URL, {"format": "svg"})
+    assert svg.status_code == 200
+    assert svg["Content-Type"] == "image/svg+xml"
+    assert b"<svg" in svg.content[:1000]
+    # The Accept header works too.
+    assert client.get(URL, HTTP_ACCEPT="image/png")["Content-Type"] == "image/png"
+
+
+def test_a_bad_filter_with_format_png_answers_the_json_error_shape(api, clinician, cohort):
+    response = api(clinician).get(URL, {"format": "png", "team": "abc"})
+    assert response.status_code == 400
+    assert response["Content-Type"] == "application/json"
+    assert response.json()["error"]["code"] == "invalid"
+
+
+def test_an_empty_cohort_still_draws(api, clinician):
+    response = api(clinician).get(URL, {"format": "png"})
+    assert response.status_code == 200
+    assert response.content.startswith(b"\x89PNG")
+    assert all(g["n"] == 0 for g in api(clinician).get(URL).json()["groups"])
+
+
+def test_outcomes_cost_the_same_queries_for_few_or_many_courses(
+    api, team, clinician, make_course, time_machine
+):
+    client = api(clinician)
+    counts = []
+    for size in (2, 7):
+        at(time_machine, "2025-01-06")
+        while _count() < size:
+            make_course(team, clinician)
+        at(time_machine, "2026-11-24")
+        with CaptureQueriesContext(connection) as ctx:
+            body = client.get(URL).json()
+        counts.append(len(ctx.captured_queries))
+        assert sum(g["n"] for g in body["groups"]) == size
+    # token+user, roles, one row per course
+    assert counts == [3, 3]
+
+
+def _count() -> int:
+    from courses.models import TreatmentCourse
+
+    return TreatmentCourse.objects.count()
