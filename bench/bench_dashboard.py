@@ -3,12 +3,13 @@
     DATABASE_URL=postgres://postgres@127.0.0.1:5432/rezcourse_bench \\
         .venv/bin/python -m bench.bench_dashboard --write-docs docs/benchmarks.md
 
-Needs PostgreSQL, gunicorn (requirements.txt) and wrk (`apt-get install wrk`). It
-reuses (or tops up) the cohort of bench_sweep, sweeps it once if it has no alerts,
-serves the project with gunicorn on a loopback port (bench/settings.py adds baseline
-views that return the same rows straight from ``.values()``), and drives each
-endpoint with wrk from a second process for a bounded time, reporting requests/s and
-p50/p95 latency for the endpoint and its baseline, and their ratio.
+Needs PostgreSQL, gunicorn (requirements.txt) and wrk (`apt-get install wrk`).
+It reuses (or tops up) the cohort of bench_sweep, in the database
+``<DATABASE_URL>_<active>``, sweeps it once if it has no alerts, and serves the
+project with gunicorn on a loopback port; bench/settings.py adds baseline views
+that return the same rows straight from ``.values()``. wrk drives each endpoint
+from a second process for a bounded time; the report gives requests/s and p50/p95
+latency for the endpoint and its baseline, and their ratio.
 """
 
 from __future__ import annotations
@@ -81,7 +82,8 @@ def main(argv: list[str] | None = None) -> int:
     os.environ["DJANGO_SETTINGS_MODULE"] = "bench.settings"
     from bench.bench_sweep import _setup, top_up
 
-    _setup(args.database_url)
+    database_url = f"{args.database_url}_{args.active}"
+    _setup(database_url)
     from django.contrib.auth import get_user_model
     from django.utils import timezone
 
@@ -109,7 +111,7 @@ def main(argv: list[str] | None = None) -> int:
 
     env = {
         **os.environ,
-        "DATABASE_URL": args.database_url,
+        "DATABASE_URL": database_url,
         "DJANGO_SETTINGS_MODULE": "bench.settings",
     }
     server = subprocess.Popen(

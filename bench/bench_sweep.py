@@ -4,8 +4,9 @@
         .venv/bin/python -m bench.bench_sweep --sizes 10000 100000 \\
         --write-docs docs/benchmarks.md
 
-For each size it tops the synthetic cohort up to that many active courses (the
-cohort is kept between runs; the database is created if missing), then measures:
+For each size it uses its own database (the URL's name plus ``_<size>``, created if
+missing), tops its synthetic cohort up to that many active courses (the cohort is
+kept between runs), then measures:
 
 * the opening sweep (no alerts yet: every due alert is inserted),
 * a steady sweep (nothing changed: the common case every five minutes),
@@ -32,6 +33,8 @@ TEAM = "bench"
 
 
 def _setup(database_url: str) -> None:
+    """Point Django at this database (creating and migrating it if needed). May be
+    called again to switch to another database within the same process."""
     os.environ["DATABASE_URL"] = database_url
     os.environ["DJANGO_DEBUG"] = "0"
     os.environ.setdefault("DJANGO_SETTINGS_MODULE", "config.settings.local")
@@ -43,10 +46,15 @@ def _setup(database_url: str) -> None:
         if not exists:
             conn.execute(f'CREATE DATABASE "{name}"')
     import django
+    from django.apps import apps
 
-    django.setup()
+    if not apps.ready:
+        django.setup()
     from django.core.management import call_command
+    from django.db import connection
 
+    connection.close()
+    connection.settings_dict["NAME"] = name
     call_command("migrate", verbosity=0)
 
 
@@ -93,11 +101,16 @@ def plain_sql(today: date, zone: str) -> tuple[float, set[tuple[int, str, str]]]
 
     d = settings.REZCOURSE_ALERT_DEFAULTS
     params = {
-        "today": today, "zone": zone, "scheduled": list(rules.SCHEDULED_STATES),
-        "active": list(rules.ACTIVE_STATES), "kinds": list(rules.WATCHED_STEP_KINDS),
-        "referral": d["hsct_referral_missing_days"], "delayed": d["hsct_delayed_days"],
+        "today": today,
+        "zone": zone,
+        "scheduled": list(rules.SCHEDULED_STATES),
+        "active": list(rules.ACTIVE_STATES),
+        "kinds": list(rules.WATCHED_STEP_KINDS),
+        "referral": d["hsct_referral_missing_days"],
+        "delayed": d["hsct_delayed_days"],
         "within": d["mrd_transplant_planned_within_days"],
-        "window": d["mrd_before_hsct_window_days"], "stalled": d["course_stalled_days"],
+        "window": d["mrd_before_hsct_window_days"],
+        "stalled": d["course_stalled_days"],
     }
     keys: set[tuple[int, str, str]] = set()
     started = time.perf_counter()
@@ -117,8 +130,10 @@ def check_uniform_thresholds() -> None:
     for definition in protocol_registry():
         for name, threshold in definition.alert_thresholds.items():
             if settings.REZCOURSE_ALERT_DEFAULTS.get(name) != threshold.value:
-                sys.exit(f"{definition.slug}: {name}={threshold.value} differs from the "
-                         "settings default; the plain-SQL baseline would not be comparable")
+                sys.exit(
+                    f"{definition.slug}: {name}={threshold.value} differs from the "
+                    "settings default; the plain-SQL baseline would not be comparable"
+                )
 
 
 def top_up(active_target: int) -> tuple[int, int, float]:
@@ -136,10 +151,15 @@ def top_up(active_target: int) -> tuple[int, int, float]:
         # About 70 % of generated courses are active; aim a little above.
         batch = max(1000, int(missing / 0.7) + 1)
         print(f"  generating {batch} courses ({active} active so far)...", flush=True)
-        write_cohort(team, protocols, batch, seed=2026, as_of=date(2026, 11, 24),
-                     batch=2000,
-                     progress=lambda d, t: print(f"    {d}/{t}", flush=True) if d % 20000 == 0
-                     else None)
+        write_cohort(
+            team,
+            protocols,
+            batch,
+            seed=2026,
+            as_of=date(2026, 11, 24),
+            batch=2000,
+            progress=lambda d, t: print(f"    {d}/{t}", flush=True) if d % 20000 == 0 else None,
+        )
     return active, courses.count(), time.perf_counter() - started
 
 
@@ -173,15 +193,21 @@ def measure(active_target: int) -> dict:
     for _ in range(3):
         elapsed, keys = plain_sql(today, zone)
         plain_times.append(elapsed)
-    open_keys = set(Alert.objects.exclude(state="resolved").values_list("course_id", "kind",
-                                                                         "subject"))
+    open_keys = set(
+        Alert.objects.exclude(state="resolved").values_list("course_id", "kind", "subject")
+    )
     return {
-        "active": active, "total": total, "generated_s": generated,
-        "alerts": len(opened.opened), "opening_s": opening,
+        "active": active,
+        "total": total,
+        "generated_s": generated,
+        "alerts": len(opened.opened),
+        "opening_s": opening,
         "opening_queries": len(opening_q.captured_queries),
-        "steady_s": min(steady_times), "steady_queries": len(steady_q.captured_queries),
+        "steady_s": min(steady_times),
+        "steady_queries": len(steady_q.captured_queries),
         "steady_unchanged": steady_result.unchanged,
-        "plain_s": min(plain_times), "plain_rows": len(keys),
+        "plain_s": min(plain_times),
+        "plain_rows": len(keys),
         "same_alerts": keys == open_keys,
     }
 
@@ -189,19 +215,23 @@ def measure(active_target: int) -> dict:
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     parser.add_argument("--sizes", type=int, nargs="+", default=[10_000, 100_000])
-    parser.add_argument("--database-url", default=os.environ.get(
-        "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rezcourse_bench"))
+    parser.add_argument(
+        "--database-url",
+        default=os.environ.get(
+            "DATABASE_URL", "postgres://postgres@127.0.0.1:5432/rezcourse_bench"
+        ),
+    )
     parser.add_argument("--write-docs", type=Path)
     args = parser.parse_args(argv)
     if not args.database_url.startswith(("postgres://", "postgresql://")):
         parser.error("this benchmark needs PostgreSQL (--database-url postgres://...)")
-    _setup(args.database_url)
-    check_uniform_thresholds()
     from bench.common import machine, write_section
 
     results = []
     for size in sorted(args.sizes):
-        print(f"{size} active courses:", flush=True)
+        print(f"{size} active courses (database {args.database_url}_{size}):", flush=True)
+        _setup(f"{args.database_url}_{size}")
+        check_uniform_thresholds()
         r = measure(size)
         results.append(r)
         print(f"  {r}", flush=True)
@@ -214,24 +244,41 @@ def main(argv: list[str] | None = None) -> int:
         for r in results
     ]
     command = "DATABASE_URL=postgres://postgres@127.0.0.1:5432/rezcourse_bench " + shlex.join(
-        [".venv/bin/python", "-m", "bench.bench_sweep", "--sizes",
-         *map(str, args.sizes), "--write-docs", "docs/benchmarks.md"])
-    section = "\n".join([
-        SECTION, "",
-        f"Command: `{command}`", "",
-        f"Machine: {machine()}; PostgreSQL and the benchmark on the same machine.", "",
-        "Synthetic cohort from `courses.cohort` (seed 2026, as of 2026-11-24), both",
-        "protocols; alerts truncated before each size so the first sweep opens them all.",
-        "The plain-SQL baseline is five hand-written statements selecting the same due",
-        "alerts (course, kind, subject); \"same alerts\" checks that they find exactly",
-        "the alerts the sweep keeps open. Best of 3 for the steady sweep and the SQL.", "",
-        "| active (all) courses | alerts | opening sweep | steady sweep | plain SQL | "
-        "steady / SQL | same alerts |",
-        "| --- | --- | --- | --- | --- | --- | --- |",
-        *rows, "",
-        "The steady sweep's query count does not depend on the cohort size; the opening",
-        "sweep adds one INSERT for the alerts and one for their events.", "",
-    ])
+        [
+            ".venv/bin/python",
+            "-m",
+            "bench.bench_sweep",
+            "--sizes",
+            *map(str, args.sizes),
+            "--write-docs",
+            "docs/benchmarks.md",
+        ]
+    )
+    section = "\n".join(
+        [
+            SECTION,
+            "",
+            f"Command: `{command}`",
+            "",
+            f"Machine: {machine()}; PostgreSQL and the benchmark on the same machine.",
+            "",
+            "Synthetic cohort from `courses.cohort` (seed 2026, as of 2026-11-24), both",
+            "protocols, one database per size; alerts truncated before each run so the first",
+            "sweep opens them all.",
+            "The plain-SQL baseline is five hand-written statements selecting the same due",
+            'alerts (course, kind, subject); "same alerts" checks that they find exactly',
+            "the alerts the sweep keeps open. Best of 3 for the steady sweep and the SQL.",
+            "",
+            "| active (all) courses | alerts | opening sweep | steady sweep | plain SQL | "
+            "steady / SQL | same alerts |",
+            "| --- | --- | --- | --- | --- | --- | --- |",
+            *rows,
+            "",
+            "The steady sweep's query count does not depend on the cohort size; the opening",
+            "sweep adds one INSERT for the alerts and one for their events.",
+            "",
+        ]
+    )
     print(section)
     if args.write_docs:
         write_section(args.write_docs, SECTION, section)
