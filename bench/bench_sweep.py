@@ -173,7 +173,9 @@ def measure(active_target: int) -> dict:
 
     active, total, generated = top_up(active_target)
     with connection.cursor() as cursor:
-        cursor.execute("TRUNCATE notifications_alertevent, notifications_alert")
+        cursor.execute(
+            "TRUNCATE notifications_outboundemail, notifications_alertevent, notifications_alert"
+        )
         # Fresh planner statistics after the cohort grew (as autovacuum would do).
         cursor.execute("ANALYZE")
     now = timezone.now()

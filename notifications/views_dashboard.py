@@ -14,6 +14,7 @@ from rest_framework.response import Response
 
 from config.renderers import CsvRenderer, csv_response
 from courses.models import TreatmentCourse
+from courses.report_serializers import DelayStatisticsSerializer
 from notifications import dashboard
 from notifications.models import AlertKind, Severity
 from teams.selectors import team_ids_for
@@ -177,18 +178,6 @@ class SummaryQuery(serializers.Serializer):
         return attrs
 
 
-class DelayStatAnswer(serializers.Serializer):
-    count = serializers.IntegerField()
-    median_days = serializers.FloatField(allow_null=True)
-    p90_days = serializers.FloatField(allow_null=True)
-
-
-class DelaysAnswer(serializers.Serializer):
-    hsct_referral = DelayStatAnswer(help_text="course start -> HSCT referral (HSCT indicated)")
-    cr2_to_transplant = DelayStatAnswer(help_text="first CR2 -> transplant")
-    block_delay = DelayStatAnswer(help_text="blocks given: actual - planned start")
-
-
 class SummaryAnswer(serializers.Serializer):
     teams = serializers.ListField(child=serializers.IntegerField())
     started_from = serializers.DateField(allow_null=True)
@@ -201,7 +190,7 @@ class SummaryAnswer(serializers.Serializer):
     open_alerts_by_kind = serializers.DictField(
         child=serializers.DictField(child=serializers.IntegerField())
     )
-    delays = DelaysAnswer()
+    delays = DelayStatisticsSerializer()
 
 
 class SummaryView(GenericAPIView):

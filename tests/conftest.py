@@ -67,6 +67,32 @@ def fresh_broker_connections() -> None:
     pools.reset()
 
 
+def run_concurrently(*calls: Callable[[], Any], timeout: float = 60) -> list[Any]:
+    """Start every call at the same moment (a barrier), each in its own thread with
+    its own database connection; return their results (an exception is returned, not
+    raised, so the test can assert on it)."""
+    import threading
+
+    barrier = threading.Barrier(len(calls))
+    results: list[Any] = [None] * len(calls)
+
+    def run(index: int, call: Callable[[], Any]) -> None:
+        try:
+            barrier.wait(timeout=10)
+            results[index] = call()
+        except Exception as exc:  # noqa: BLE001 - handed to the test
+            results[index] = exc
+        finally:
+            connection.close()
+
+    threads = [threading.Thread(target=run, args=(i, c)) for i, c in enumerate(calls)]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(timeout=timeout)
+    return results
+
+
 def service_unavailable(message: str) -> None:
     """Skip locally, fail under REZCOURSE_REQUIRE_SERVICES=1."""
     if REQUIRE_SERVICES:

@@ -2,45 +2,37 @@
 
 from __future__ import annotations
 
-import threading
+from typing import Any
 
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from config.api import Conflict
 from courses import services
 from courses.models import CourseTransition, TreatmentCourse
+from tests.conftest import run_concurrently
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
+def outcome(result: Any) -> str:
+    if isinstance(result, Conflict):
+        return f"409:{result.get_codes()}"
+    if isinstance(result, Exception):
+        raise result
+    return "ok"
+
+
 def test_two_concurrent_transitions_one_wins_one_gets_409(postgres, team, clinician, make_course):
     course = make_course(team, clinician)
-    barrier = threading.Barrier(2)
-    outcomes: list[str] = []
 
-    def move(name: str, **kwargs: str) -> None:
-        try:
-            barrier.wait(timeout=10)
-            services.course_transition(
-                course.pk, name=name, actor=clinician, now=timezone.now(), **kwargs
-            )
-            outcomes.append("ok")
-        except Conflict as exc:
-            outcomes.append(f"409:{exc.get_codes()}")
-        finally:
-            connection.close()
+    def move() -> TreatmentCourse:
+        return services.course_transition(
+            course.pk, name="start_induction", actor=clinician, now=timezone.now()
+        )
 
-    threads = [
-        threading.Thread(target=move, args=("start_induction",)),
-        threading.Thread(target=move, args=("start_induction",)),
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert sorted(outcomes) == ["409:transition_not_allowed", "ok"]
+    outcomes = sorted(outcome(r) for r in run_concurrently(move, move))
+    assert outcomes == ["409:transition_not_allowed", "ok"]
     course = TreatmentCourse.objects.get(pk=course.pk)
     assert course.state == "induction"
     assert course.version == 3  # stratify + one start_induction
@@ -50,44 +42,29 @@ def test_two_concurrent_transitions_one_wins_one_gets_409(postgres, team, clinic
 def test_concurrent_stale_versions_never_lose_an_update(postgres, team, clinician, make_course):
     course = make_course(team, clinician)
     seen = course.version
-    barrier = threading.Barrier(2)
-    outcomes: list[str] = []
 
-    def move(name: str, **kwargs: str) -> None:
-        try:
-            barrier.wait(timeout=10)
-            services.course_transition(
-                course.pk,
-                name=name,
-                actor=clinician,
-                now=timezone.now(),
-                expected_version=seen,
-                **kwargs,
-            )
-            outcomes.append(name)
-        except Conflict as exc:
-            outcomes.append(f"409:{exc.get_codes()}")
-        finally:
-            connection.close()
+    def move(name: str, **kwargs: str) -> Any:
+        return lambda: services.course_transition(
+            course.pk,
+            name=name,
+            actor=clinician,
+            now=timezone.now(),
+            expected_version=seen,
+            **kwargs,
+        )
 
-    threads = [
-        threading.Thread(target=move, args=("start_induction",)),
-        threading.Thread(
-            target=move,
-            args=("take_off_protocol",),
-            kwargs={"reason": "parents withdrew consent", "off_protocol_reason": "withdrawal"},
+    results = run_concurrently(
+        move("start_induction"),
+        move(
+            "take_off_protocol", reason="parents withdrew consent", off_protocol_reason="withdrawal"
         ),
-    ]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=30)
-    assert "409:stale_version" in outcomes
-    winners = [o for o in outcomes if not o.startswith("409")]
-    assert len(winners) == 1
+    )
+    outcomes = [outcome(r) for r in results]
+    assert sorted(outcomes) == ["409:stale_version", "ok"]
+    winner = ["start_induction", "take_off_protocol"][outcomes.index("ok")]
     course = TreatmentCourse.objects.get(pk=course.pk)
     assert CourseTransition.objects.filter(course=course).count() == 2  # stratify + winner
     assert (
         course.state
-        == {"start_induction": "induction", "take_off_protocol": "off_protocol"}[winners[0]]
+        == {"start_induction": "induction", "take_off_protocol": "off_protocol"}[winner]
     )

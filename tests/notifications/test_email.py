@@ -2,15 +2,13 @@
 
 from __future__ import annotations
 
-import threading
-
 import pytest
-from django.db import connection
 from django.utils import timezone
 
 from notifications import outbox, services
 from notifications.models import AlertKind, EmailStatus, OutboundEmail
 from teams.models import Role
+from tests.conftest import run_concurrently
 from tests.notifications.conftest import SmtpServer, unresolved
 
 pytestmark = pytest.mark.django_db
@@ -203,24 +201,8 @@ def test_two_workers_draining_at_once_deliver_each_message_once(postgres, clock,
         )
         for i in range(20)
     )
-    barrier = threading.Barrier(2)
-    results, errors = [], []
-
-    def worker() -> None:
-        try:
-            barrier.wait(timeout=10)
-            results.append(outbox.drain(timezone.now, batch=3))
-        except Exception as exc:  # noqa: BLE001 - reported below
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=worker) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert errors == []
+    results = run_concurrently(*[lambda: outbox.drain(timezone.now, batch=3)] * 2)
+    assert not [r for r in results if isinstance(r, Exception)]
     assert sum(r["sent"] for r in results) == 20
     assert all(r["sent"] > 0 for r in results), "both workers took part"
     ids = [m["Message-ID"] for m in smtp.handler.messages()]

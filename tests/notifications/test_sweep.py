@@ -3,7 +3,6 @@ snoozes and of alerts resolved by hand."""
 
 from __future__ import annotations
 
-import threading
 from datetime import date
 from io import StringIO
 
@@ -16,6 +15,7 @@ from django.utils import timezone
 from courses import services as course_services
 from notifications import services
 from notifications.models import Alert, AlertEvent, AlertKind, AlertState, SweepRun
+from tests.conftest import run_concurrently
 from tests.factories import TeamFactory
 from tests.notifications.conftest import unresolved
 
@@ -174,24 +174,8 @@ def test_the_sweep_costs_the_same_queries_whatever_the_cohort_size(clock, course
 @pytest.mark.django_db(transaction=True)
 def test_two_concurrent_sweeps_leave_one_alert_per_condition(postgres, clock, course):
     clock("2026-12-20")
-    barrier = threading.Barrier(2)
-    results, errors = [], []
-
-    def run() -> None:
-        try:
-            barrier.wait(timeout=10)
-            results.append(services.alerts_sweep(timezone.now()))
-        except Exception as exc:  # noqa: BLE001 - the test reports any failure
-            errors.append(exc)
-        finally:
-            connection.close()
-
-    threads = [threading.Thread(target=run) for _ in range(2)]
-    for t in threads:
-        t.start()
-    for t in threads:
-        t.join(timeout=60)
-    assert errors == []
+    results = run_concurrently(*[lambda: services.alerts_sweep(timezone.now())] * 2)
+    assert not [r for r in results if isinstance(r, Exception)]
     opened = sorted(len(r.opened) for r in results)
     assert opened[0] == 0 and opened[1] > 0
     keys = list(Alert.objects.exclude(state="resolved").values_list("course", "kind", "subject"))
