@@ -157,3 +157,12 @@ def test_courses_filter_on_open_alerts(api, clinician, alerts, team, make_course
     for alert in Alert.objects.filter(course=mine):
         services.alert_resolve(alert, actor=clinician, reason="handled", now=timezone.now())
     assert client.get("/api/v1/courses/?has_open_alerts=true").json()["count"] == 0
+
+
+def test_the_course_timeline_shows_its_alerts(api, clinician, alerts):
+    mine, _ = alerts
+    timeline = api(clinician).get(f"/api/v1/courses/{mine.pk}/timeline/").json()
+    kinds = {e["kind"] for e in timeline["entries"] if e["type"] == "alert"}
+    assert "hsct_referral_missing" in kinds
+    dates = [e["date"] for e in timeline["entries"]]
+    assert dates == sorted(dates)
