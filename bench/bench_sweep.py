@@ -276,8 +276,11 @@ def main(argv: list[str] | None = None) -> int:
             "| --- | --- | --- | --- | --- | --- | --- |",
             *rows,
             "",
-            "The steady sweep's query count does not depend on the cohort size; the opening",
-            "sweep adds one INSERT for the alerts and one for their events.",
+            "The steady sweep's query count does not depend on the cohort size. The opening",
+            "sweep adds the alerts resolved by hand, one INSERT for the alerts and one for",
+            "their events, and for the e-mails the new alerts with their courses, the",
+            "recipients and one INSERT of notices (rendering them is most of its time when a",
+            "member wants immediate mail); it happens once, when a cohort is first swept.",
             "",
         ]
     )
