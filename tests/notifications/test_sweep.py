@@ -180,3 +180,11 @@ def test_two_concurrent_sweeps_leave_one_alert_per_condition(postgres, clock, co
     assert opened[0] == 0 and opened[1] > 0
     keys = list(Alert.objects.exclude(state="resolved").values_list("course", "kind", "subject"))
     assert len(keys) == len(set(keys)) == opened[1]
+
+
+def test_the_sweep_alerts_command_runs_a_sweep(clock, course):
+    clock("2026-12-20")
+    out = StringIO()
+    call_command("sweep_alerts", stdout=out)
+    assert "opened" in out.getvalue()
+    assert Alert.objects.filter(course=course).exists()

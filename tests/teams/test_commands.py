@@ -37,3 +37,14 @@ def test_load_demo_is_idempotent_and_prints_credentials():
     text = out.getvalue()
     assert "coord.north" in text and "demo-coord.north" in text
     assert Token.objects.get(user__username="view.north").key in text
+
+
+def test_load_demo_builds_a_small_swept_cohort_once():
+    from courses.models import TreatmentCourse
+    from notifications.models import SweepRun
+
+    call_command("load_demo", courses=5, stdout=StringIO())
+    call_command("load_demo", courses=5, stdout=StringIO())
+    assert TreatmentCourse.objects.filter(patient__team__slug="north").count() == 5
+    assert TreatmentCourse.objects.filter(patient__team__slug="south").count() == 5
+    assert SweepRun.objects.get(name="alerts").runs == 2

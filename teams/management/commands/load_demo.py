@@ -63,10 +63,21 @@ class Command(BaseCommand):
         self.stdout.write(f"  {'username':<12} {'team':<6} {'role':<11} {'password':<18} token")
         for username, team, role, password, token in rows:
             self.stdout.write(f"  {username:<12} {team:<6} {role:<11} {password:<18} {token}")
-        if "make_cohort" in get_commands() and courses > 0:
+        commands = get_commands()
+        if "make_cohort" in commands and courses > 0:
             from django.core.management import call_command
 
             for _, slug in DEMO_TEAMS:
+                # top_up: running the demo again adds no courses.
                 call_command(
-                    "make_cohort", courses=courses, team=slug, seed=2026, stdout=self.stdout
+                    "make_cohort",
+                    courses=courses,
+                    team=slug,
+                    seed=2026,
+                    top_up=True,
+                    stdout=self.stdout,
                 )
+            if "sweep_alerts" in commands:
+                # So the demo's worklist and alerts are filled from the first minute,
+                # not after beat's first sweep.
+                call_command("sweep_alerts", stdout=self.stdout)
