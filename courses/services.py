@@ -12,7 +12,7 @@ from __future__ import annotations
 import zoneinfo
 from collections.abc import Iterable, Mapping
 from dataclasses import dataclass
-from datetime import date, datetime
+from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
@@ -526,8 +526,6 @@ def step_add(
     while any(s.key == key for s in steps):
         key += "_"
     base = (after.done_on or after.due_on) if after else course.start_date
-    from datetime import timedelta
-
     due = base + timedelta(days=data["offset_days"])
     step = PlannedStep.objects.create(
         course=course,

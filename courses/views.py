@@ -363,13 +363,18 @@ class CourseChildViewSet(viewsets.GenericViewSet):
     def team_id_of(self, obj: Any) -> int:
         return self.get_course().patient.team_id
 
+    def get_writable_course(self) -> TreatmentCourse:
+        """The course, if the requester may record on it (403 for a viewer)."""
+        course = self.get_course()
+        require_team_role(self.request, course.patient.team_id, WRITE_ROLES)
+        return course
+
     def list(self, request: Request, course_pk: str) -> Response:
         page = self.paginate_queryset(self.filter_queryset(self.get_queryset()))
         return self.get_paginated_response(self.get_serializer(page, many=True).data)
 
     def create(self, request: Request, course_pk: str) -> Response:
-        course = self.get_course()
-        require_team_role(request, course.patient.team_id, WRITE_ROLES)
+        course = self.get_writable_course()
         serializer = self.get_serializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         record = type(self).record_service(
@@ -422,8 +427,7 @@ class ReferralViewSet(CourseChildViewSet):
         return Response(self.get_serializer(self.get_referral()).data)
 
     def create(self, request: Request, course_pk: str) -> Response:
-        course = self.get_course()
-        require_team_role(request, course.patient.team_id, WRITE_ROLES)
+        course = self.get_writable_course()
         serializer = self.get_serializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
         referral = services.referral_save(
@@ -441,8 +445,7 @@ class StepViewSet(CourseChildViewSet):
 
     @extend_schema(request=StepCreateSerializer, responses={201: PlannedStepSerializer})
     def create(self, request: Request, course_pk: str) -> Response:
-        course = self.get_course()
-        require_team_role(request, course.patient.team_id, WRITE_ROLES)
+        course = self.get_writable_course()
         serializer = StepCreateSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
         step = services.step_add(
@@ -452,8 +455,7 @@ class StepViewSet(CourseChildViewSet):
 
     @extend_schema(request=StepUpdateSerializer, responses={200: PlannedStepSerializer})
     def partial_update(self, request: Request, course_pk: str, pk: str) -> Response:
-        course = self.get_course()
-        require_team_role(request, course.patient.team_id, WRITE_ROLES)
+        self.get_writable_course()  # 404 or 403 before anything is parsed
         try:
             step = self.get_queryset().get(pk=int(pk))
         except (PlannedStep.DoesNotExist, ValueError) as exc:

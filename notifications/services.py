@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import time
-import zoneinfo
 from collections.abc import Sequence
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
@@ -21,11 +20,12 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
+from rest_framework.exceptions import ValidationError
 
 from config.api import Conflict
+from courses.services import team_today
 from notifications import outbox, rules
 from notifications.models import (
-    SEVERITY_RANK,
     UNRESOLVED,
     Alert,
     AlertEvent,
@@ -78,7 +78,7 @@ class SweepResult:
 
 def _context(now: datetime, course_ids: Sequence[int] | None) -> rules.Context:
     zones = Team.objects.order_by().values_list("time_zone", flat=True).distinct()
-    today = {zone: now.astimezone(zoneinfo.ZoneInfo(zone)).date() for zone in zones}
+    today = {zone: team_today(zone, now) for zone in zones}
     thresholds = {
         d.slug: {name: t.value for name, t in d.alert_thresholds.items()}
         for d in protocol_registry()
@@ -259,11 +259,9 @@ def alert_acknowledge(alert: Alert, *, actor: AbstractBaseUser, note: str, now: 
 def alert_snooze(
     alert: Alert, *, actor: AbstractBaseUser, until: date, reason: str, now: datetime
 ) -> Alert:
-    from rest_framework.exceptions import ValidationError
-
     alert = _lock_alert(alert)
     _refuse(alert, "snooze")
-    today = now.astimezone(zoneinfo.ZoneInfo(alert.course.patient.team.time_zone)).date()
+    today = team_today(alert.course.patient.team.time_zone, now)
     errors = {}
     if until <= today:
         errors["until"] = [f"must be after today ({today})."]
@@ -285,8 +283,6 @@ def alert_snooze(
 
 @transaction.atomic
 def alert_resolve(alert: Alert, *, actor: AbstractBaseUser, reason: str, now: datetime) -> Alert:
-    from rest_framework.exceptions import ValidationError
-
     alert = _lock_alert(alert)
     _refuse(alert, "resolve")
     if not reason.strip():
@@ -302,11 +298,6 @@ def alert_resolve(alert: Alert, *, actor: AbstractBaseUser, reason: str, now: da
     )
     return alert
 
-
-def severity_at_least(severity: str) -> Q:
-    """Alerts at or above a severity (for notification preferences and filters)."""
-    wanted = [s for s, rank in SEVERITY_RANK.items() if rank >= SEVERITY_RANK[severity]]
-    return Q(severity__in=wanted)
 
 
 @transaction.atomic

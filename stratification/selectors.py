@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 from django.conf import settings
-from django.db.models import QuerySet
 
 from stratification.definitions import (
     BUILTIN_DIR,
@@ -13,7 +12,6 @@ from stratification.definitions import (
     ProtocolRegistry,
     cached_registry,
 )
-from stratification.models import StratificationDecision
 
 
 def protocol_dirs() -> tuple[str, ...]:
@@ -41,13 +39,3 @@ def protocol_get(slug: str) -> ProtocolDefinition | None:
 def protocol_list() -> list[ProtocolDefinition]:
     return sorted(protocol_registry(), key=lambda d: d.slug)
 
-
-def decision_list(
-    *, protocol_slug: str | None = None, unconfirmed_only: bool = False
-) -> QuerySet[StratificationDecision]:
-    decisions = StratificationDecision.objects.select_related("confirmed_by")
-    if protocol_slug is not None:
-        decisions = decisions.filter(protocol_slug=protocol_slug)
-    if unconfirmed_only:
-        decisions = decisions.filter(confirmed_at__isnull=True)
-    return decisions

@@ -22,12 +22,6 @@ def team_roles(user: AbstractBaseUser | AnonymousUser) -> dict[int, str]:
     return cached
 
 
-def forget_team_roles(user: AbstractBaseUser) -> None:
-    """Drop the cached map after memberships change within the same request."""
-    if hasattr(user, _CACHE_ATTR):
-        delattr(user, _CACHE_ATTR)
-
-
 def team_ids_for(user: AbstractBaseUser | AnonymousUser) -> list[int]:
     return list(team_roles(user))
 
