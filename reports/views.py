@@ -308,7 +308,7 @@ class OutcomesView(APIView):
         return Response(report)
 
 
-class TimelineView(GenericAPIView):
+class TimelineView(APIView):
     """One course's planned vs actual steps, transitions, records and alerts, in date
     order (another team's course is 404)."""
 
