@@ -57,6 +57,7 @@ test: venv-dev
 
 lint: venv-dev
 	$(BIN)/ruff check .
+	$(BIN)/lint-imports
 
 # Generated documentation (never edited by hand; tests fail when it is stale).
 docs: venv

@@ -11,9 +11,9 @@ from django.urls import include, path
 from django.utils import timezone
 
 from courses.models import ACTIVE_STATES, TreatmentCourse
-from courses.selectors import delay_statistics
 from notifications.models import SEVERITY_RANK, UNRESOLVED, Alert
-from teams.selectors import team_ids_for
+from reports.delays import delay_statistics
+from teams.selectors import on_team_date, team_dates, team_ids_for
 
 
 def _attention(today, prefix=""):  # noqa: ANN001, ANN202
@@ -21,8 +21,10 @@ def _attention(today, prefix=""):  # noqa: ANN001, ANN202
 
 
 def worklist_values(request):  # noqa: ANN001, ANN201
-    today = timezone.localdate()
-    teams = team_ids_for(request.user) if request.user.is_authenticated else []
+    # Each team's today, as the endpoint judges it (one constant for one time zone).
+    dates = team_dates(request.user, timezone.now())
+    today = on_team_date(dates, "course__patient__team_id")
+    teams = list(dates)
     rank = Case(
         *(When(severity=s, then=Value(r)) for s, r in SEVERITY_RANK.items()),
         output_field=IntegerField(),

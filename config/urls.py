@@ -12,8 +12,8 @@ api_v1 = [
     path("", include("stratification.urls")),
     path("", include("courses.urls")),
     path("", include("notifications.urls")),
+    path("", include("reports.urls")),
 ]
-
 
 
 class SwaggerView(SpectacularSwaggerView):

@@ -325,3 +325,13 @@ class AuditEntrySerializer(serializers.ModelSerializer):
     class Meta:
         model = AuditEntry
         fields = ["id", "at", "actor", "action", "target", "target_id", "data"]
+
+
+class CourseCsvSerializer(CourseSerializer):
+    """One CSV row per course: the list's columns without computed ones."""
+
+    allowed_transitions = None  # type: ignore[assignment]
+
+    class Meta(CourseSerializer.Meta):
+        fields = [f for f in CourseSerializer.Meta.fields if f != "allowed_transitions"]
+        read_only_fields = fields

@@ -28,7 +28,6 @@ urlpatterns = [
         views.ReferralViewSet.as_view({"get": "list", "put": "create", "patch": "create"}),
         name="course-hsct-referral",
     ),
-    path("dashboard/outcomes/", views.OutcomesView.as_view(), name="dashboard-outcomes"),
     path(
         "courses/<int:course_pk>/steps/<int:pk>/",
         views.StepViewSet.as_view({"patch": "partial_update"}),

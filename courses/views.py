@@ -18,15 +18,12 @@ from drf_spectacular.utils import (
 )
 from rest_framework import mixins, serializers, status, viewsets
 from rest_framework.decorators import action
-from rest_framework.exceptions import NotFound
 from rest_framework.renderers import BaseRenderer
 from rest_framework.request import Request
 from rest_framework.response import Response
-from rest_framework.settings import api_settings
-from rest_framework.views import APIView
 
 from config.renderers import CsvRenderer, csv_response
-from courses import outcomes, selectors, services
+from courses import selectors, services
 from courses.models import (
     BlockAdministration,
     ClinicalEvent,
@@ -39,12 +36,6 @@ from courses.models import (
     State,
     TreatmentCourse,
 )
-from courses.outcomes_plot import PngRenderer, SvgRenderer
-from courses.report_serializers import (
-    CourseCsvSerializer,
-    OutcomesQuerySerializer,
-    OutcomesSerializer,
-)
 from courses.serializers import (
     AssessmentSerializer,
     AuditEntrySerializer,
@@ -52,6 +43,7 @@ from courses.serializers import (
     ConfirmHsctSerializer,
     ConfirmSerializer,
     CourseCreateSerializer,
+    CourseCsvSerializer,
     CourseSerializer,
     CourseTransitionSerializer,
     EventSerializer,
@@ -67,7 +59,7 @@ from courses.serializers import (
 )
 from teams.models import WRITE_ROLES
 from teams.permissions import TeamScopedMixin, require_team_role
-from teams.selectors import team_ids_for
+from teams.selectors import file_date, team_dates
 
 ERROR = OpenApiResponse(description="Error in the API's error shape")
 
@@ -206,6 +198,7 @@ class CourseViewSet(
         matching row (same filters and ordering, no pagination) as a CSV download."""
         if request.accepted_renderer.format != "csv":
             return super().list(request, *args, **kwargs)
+        now = timezone.now()
         courses = self.filter_queryset(self.get_queryset())
         row = CourseCsvSerializer(context=self.get_serializer_context())
         fields = list(row.fields)
@@ -216,7 +209,7 @@ class CourseViewSet(
                 yield [data[f] for f in fields]
 
         return csv_response(
-            filename=f"courses-{timezone.localdate().isoformat()}.csv",
+            filename=f"courses-{file_date(team_dates(request.user, now), now).isoformat()}.csv",
             header=fields,
             rows=rows(),
         )
@@ -329,11 +322,6 @@ class CourseViewSet(
             now=timezone.now(),
         )
         return Response(self._detail(course))
-
-    @extend_schema(responses=inline_serializer("Timeline", {"entries": serializers.ListField()}))
-    @action(detail=True, methods=["get"])
-    def timeline(self, request: Request, pk: str) -> Response:
-        return Response(selectors.course_timeline(self.get_object()))
 
     @extend_schema(responses=AuditEntrySerializer(many=True))
     @action(detail=True, methods=["get"])
@@ -475,134 +463,3 @@ class StepViewSet(CourseChildViewSet):
             step, data=serializer.validated_data, actor=request.user, now=timezone.now()
         )
         return Response(PlannedStepSerializer(step).data)
-
-
-OUTCOMES_EXAMPLE = {
-    "protocol": "all-rez-bfm-90",
-    "team": None,
-    "as_of": "2026-11-24T10:00:00+00:00",
-    "method": {
-        "estimator": "Kaplan-Meier (lifelines KaplanMeierFitter)",
-        "standard_error": "Greenwood",
-        "confidence_interval": "95 %, Greenwood variance on the log(-log) scale",
-        "time_origin": "course start (stratification confirmed)",
-        "events": [
-            "second_relapse",
-            "death",
-            "secondary_malignancy",
-            "refractory (taken off protocol)",
-        ],
-        "censoring": "withdrawal, lost to follow-up, or the last follow-up "
-        "(latest date recorded for the course)",
-        "days_per_year": 365.25,
-    },
-    "groups": [
-        {
-            "group": "A",
-            "name": "Group A",
-            "n": 3,
-            "events": 1,
-            "censored": 2,
-            "median_efs_days": None,
-            "median_efs_years": None,
-            "follow_up_max_days": 400,
-            "estimates": [
-                {
-                    "years": 5,
-                    "time_days": 1826.25,
-                    "reachable": False,
-                    "survival": None,
-                    "se": None,
-                    "ci_lower": None,
-                    "ci_upper": None,
-                    "at_risk": 0,
-                }
-            ],
-            "curve": [
-                {
-                    "time_days": 0,
-                    "time_years": 0.0,
-                    "survival": 1.0,
-                    "se": 0.0,
-                    "ci_lower": 1.0,
-                    "ci_upper": 1.0,
-                    "at_risk": 3,
-                    "events": 0,
-                    "censored": 0,
-                },
-                {
-                    "time_days": 120,
-                    "time_years": 0.3285,
-                    "survival": 0.666667,
-                    "se": 0.272166,
-                    "ci_lower": 0.053933,
-                    "ci_upper": 0.945603,
-                    "at_risk": 3,
-                    "events": 1,
-                    "censored": 0,
-                },
-            ],
-        }
-    ],
-    "reference": {
-        "protocol": "all-rez-bfm-90",
-        "source": "Tallen et al., J Clin Oncol 2010;28:2339 (ALL-REZ BFM 90), as quoted by "
-        "the seed article (Treatment of Relapsed ALL Using the ALL-REZ BFM90 Protocol)",
-        "verification": "seed article, not verified against the paper's tables",
-        "note": "The A and B figures are close to ALL-REZ BFM 87's.",
-        "efs_years": 10,
-        "groups": [{"group": "A", "efs": 0.17, "efs_se": 0.03, "cr2_rate": 0.83}],
-    },
-}
-
-
-class OutcomesView(APIView):
-    """Event-free survival by risk group (Kaplan-Meier) for your teams' courses."""
-
-    renderer_classes = [*api_settings.DEFAULT_RENDERER_CLASSES, PngRenderer, SvgRenderer]
-
-    @extend_schema(
-        operation_id="dashboard_outcomes",
-        parameters=[
-            OutcomesQuerySerializer,
-            OpenApiParameter(
-                "format",
-                str,
-                enum=["json", "png", "svg"],
-                description="png/svg: the curves as a picture (same data)",
-            ),
-        ],
-        responses={
-            (200, "application/json"): OpenApiResponse(
-                OutcomesSerializer,
-                examples=[OpenApiExample("Group A", value=OUTCOMES_EXAMPLE)],
-            ),
-            (200, "image/png"): OpenApiResponse(OpenApiTypes.BINARY, description="KM curves"),
-            (200, "image/svg+xml"): OpenApiResponse(OpenApiTypes.STR, description="KM curves"),
-            400: ERROR,
-            404: ERROR,
-        },
-    )
-    def get(self, request: Request) -> Response:
-        """EFS from the course start, per risk group of the protocol (default
-        all-rez-bfm-90): Kaplan-Meier curve with Greenwood standard errors, 95 %
-        confidence limits and numbers at risk, the median, the 5- and 10-year estimates
-        where follow-up reaches them, and the published reference figures (from the
-        seed article, not verified against the paper's tables). Only courses with a
-        confirmed risk group count. ``team``: one of your teams (another team's id is
-        404)."""
-        query = OutcomesQuerySerializer(data=request.query_params)
-        query.is_valid(raise_exception=True)
-        team = query.validated_data.get("team")
-        if team is not None and team not in team_ids_for(request.user):
-            raise NotFound()
-        courses = selectors.courses_for(request.user)
-        if team is not None:
-            courses = courses.filter(patient__team_id=team)
-        report = outcomes.efs_report(
-            courses,
-            protocol_slug=query.validated_data["protocol"],
-            team=team,
-            now=timezone.now(),
-        )
-        return Response(report)

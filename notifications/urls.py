@@ -1,7 +1,6 @@
-from django.urls import path
 from rest_framework.routers import SimpleRouter
 
-from notifications import views, views_dashboard
+from notifications import views
 
 router = SimpleRouter()
 router.register("alerts", views.AlertViewSet, basename="alert")
@@ -12,8 +11,4 @@ router.register(
     basename="notification-preference",
 )
 
-urlpatterns = [
-    path("dashboard/worklist/", views_dashboard.WorklistView.as_view(), name="worklist"),
-    path("dashboard/summary/", views_dashboard.SummaryView.as_view(), name="summary"),
-    *router.urls,
-]
+urlpatterns = router.urls

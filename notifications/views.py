@@ -35,6 +35,7 @@ from notifications.serializers import (
 )
 from teams.models import ADMIN_ROLES, Membership
 from teams.permissions import TeamScopedMixin
+from teams.selectors import on_team_date, team_dates
 
 ERROR = OpenApiResponse(description="Error in the API's error shape")
 
@@ -52,7 +53,9 @@ class AlertFilter(django_filters.FilterSet):
         fields = ["team", "kind", "severity", "state", "course", "snoozed"]
 
     def filter_snoozed(self, queryset, name, value):  # noqa: ANN001, ANN201
-        today = timezone.localdate()
+        # Snoozed until after each alert's team's today, not the server's.
+        dates = team_dates(self.request.user, timezone.now())
+        today = on_team_date(dates, "course__patient__team_id")
         if value:
             return queryset.filter(snoozed_until__gt=today)
         return queryset.exclude(snoozed_until__gt=today)

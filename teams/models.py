@@ -7,6 +7,7 @@ Roles are per team: a person may coordinate one team and only view another.
 from __future__ import annotations
 
 import zoneinfo
+from datetime import date, datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -41,6 +42,9 @@ class Team(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def today(self, now: datetime) -> date:
+        return now.astimezone(zoneinfo.ZoneInfo(self.time_zone)).date()
 
 
 class Role(models.TextChoices):

@@ -1,29 +1,40 @@
-"""Reads about who belongs where. The per-request role map is cached on the user
-object so permission checks and queryset scoping cost one query per request."""
+"""Reads about who belongs where. The requester's memberships (with their teams) are
+cached on the user object so permission checks, queryset scoping and the teams'
+calendar dates cost one query per request."""
 
 from __future__ import annotations
 
+from collections import defaultdict
+from collections.abc import Mapping
+from datetime import date, datetime
+
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
-from django.db.models import QuerySet
+from django.db.models import Case, DateField, QuerySet, Value, When
 
 from teams.models import Membership, Team
 
-_CACHE_ATTR = "_rezcourse_team_roles"
+_CACHE_ATTR = "_rezcourse_memberships"
 
 
-def team_roles(user: AbstractBaseUser | AnonymousUser) -> dict[int, str]:
-    """{team_id: role} for the user's teams (empty for anonymous users)."""
+def _memberships(user: AbstractBaseUser | AnonymousUser) -> dict[int, Membership]:
+    """{team_id: membership, its team loaded} for the user's teams (empty for anonymous
+    users)."""
     if not user.is_authenticated:
         return {}
     cached = getattr(user, _CACHE_ATTR, None)
     if cached is None:
-        cached = dict(Membership.objects.filter(user=user).values_list("team_id", "role"))
+        cached = {m.team_id: m for m in Membership.objects.filter(user=user).select_related("team")}
         setattr(user, _CACHE_ATTR, cached)
     return cached
 
 
+def team_roles(user: AbstractBaseUser | AnonymousUser) -> dict[int, str]:
+    """{team_id: role} for the user's teams (empty for anonymous users)."""
+    return {team_id: m.role for team_id, m in _memberships(user).items()}
+
+
 def team_ids_for(user: AbstractBaseUser | AnonymousUser) -> list[int]:
-    return list(team_roles(user))
+    return list(_memberships(user))
 
 
 def teams_for(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Team]:
@@ -34,3 +45,38 @@ def has_team_role(
     user: AbstractBaseUser | AnonymousUser, team_id: int, roles: frozenset[str]
 ) -> bool:
     return team_roles(user).get(team_id) in roles
+
+
+def team_dates(user: AbstractBaseUser | AnonymousUser, now: datetime) -> dict[int, date]:
+    """{team_id: the team's calendar date at ``now``} for the user's teams: what
+    "today" means for each team's rows (no query beyond the membership one)."""
+    return {team_id: m.team.today(now) for team_id, m in _memberships(user).items()}
+
+
+def file_date(dates: Mapping[int, date], now: datetime) -> date:
+    """The date an export's file is named after: its teams' today (the latest, where
+    their dates differ around midnight UTC; the UTC date for no team at all)."""
+    return max(dates.values(), default=now.date())
+
+
+def on_team_date(dates: Mapping[int, date], team_id_path: str) -> Case | Value:
+    """Each row's team's calendar date as one SQL expression, for rows whose team id is
+    at ``team_id_path`` (e.g. ``"course__patient__team_id"``) and whose teams are the
+    keys of ``dates`` (see :func:`team_dates`).
+
+    A constant when the teams share one date, which is the usual case; otherwise one
+    branch per distinct date. The world's time zones span at most three dates at any
+    moment, so the expression stays small however many teams there are."""
+    teams_by_date: dict[date, list[int]] = defaultdict(list)
+    for team_id, day in dates.items():
+        teams_by_date[day].append(team_id)
+    if len(teams_by_date) <= 1:
+        return Value(next(iter(teams_by_date), date.min), output_field=DateField())
+    return Case(
+        *(
+            When(**{f"{team_id_path}__in": sorted(ids)}, then=Value(day))
+            for day, ids in sorted(teams_by_date.items())
+        ),
+        default=Value(max(teams_by_date)),
+        output_field=DateField(),
+    )

@@ -38,6 +38,7 @@ INSTALLED_APPS = [
     "stratification",
     "courses",
     "notifications",
+    "reports",
 ]
 
 MIDDLEWARE = [

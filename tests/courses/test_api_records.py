@@ -229,17 +229,6 @@ def test_every_record_write_leaves_an_audit_entry(client, course, clinician):
     assert audit["count"] == before + 5
 
 
-def test_the_timeline_lists_steps_transitions_and_records_in_date_order(client, course):
-    client.post(
-        url(course, "blocks"), {"block_type": "R2", "start_date": "2026-11-24"}, format="json"
-    )
-    timeline = client.get(f"/api/v1/courses/{course.pk}/timeline/").json()
-    dates = [e["date"] for e in timeline["entries"]]
-    assert dates == sorted(dates)
-    types = {e["type"] for e in timeline["entries"]}
-    assert {"step", "transition", "block"} <= types
-
-
 def test_a_testicular_relapse_is_refused_for_a_female_patient(api, team, clinician, make_patient):
     patient = make_patient(team, sex="female")
     response = api(clinician).post(

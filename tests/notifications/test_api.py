@@ -11,6 +11,7 @@ from django.utils import timezone
 from notifications import services
 from notifications.models import Alert, AlertEvent, AlertKind
 from teams.models import Role
+from tests.factories import MembershipFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -159,10 +160,28 @@ def test_courses_filter_on_open_alerts(api, clinician, alerts, team, make_course
     assert client.get("/api/v1/courses/?has_open_alerts=true").json()["count"] == 0
 
 
-def test_the_course_timeline_shows_its_alerts(api, clinician, alerts):
-    mine, _ = alerts
-    timeline = api(clinician).get(f"/api/v1/courses/{mine.pk}/timeline/").json()
-    kinds = {e["kind"] for e in timeline["entries"] if e["type"] == "alert"}
-    assert "hsct_referral_missing" in kinds
-    dates = [e["date"] for e in timeline["entries"]]
-    assert dates == sorted(dates)
+def test_snoozed_is_judged_on_each_alerts_team_calendar(
+    api, clock, sweep, member, make_course, time_machine
+):
+    # 23:30 UTC on 14 December: the 15th in Tokyo, still the 14th in New York.
+    east = TeamFactory(name="East", slug="east", time_zone="Asia/Tokyo")
+    west = TeamFactory(name="West", slug="west", time_zone="America/New_York")
+    coordinator = member(east, Role.COORDINATOR)
+    MembershipFactory(team=west, user=coordinator, role=Role.COORDINATOR)
+    tokyo, new_york = make_course(east, coordinator), make_course(west, coordinator)
+    clock("2026-12-08")
+    sweep()
+    for course in (tokyo, new_york):
+        services.alert_snooze(
+            referral_alert(course),
+            actor=coordinator,
+            until=date(2026, 12, 15),
+            reason="away",
+            now=timezone.now(),
+        )
+    time_machine.move_to("2026-12-14T23:30:00+00:00", tick=False)
+    client = api(coordinator)
+    snoozed = client.get("/api/v1/alerts/?snoozed=true&kind=hsct_referral_missing").json()
+    assert [a["course"] for a in snoozed["results"]] == [new_york.pk]
+    awake = client.get("/api/v1/alerts/?snoozed=false&kind=hsct_referral_missing").json()
+    assert [a["course"] for a in awake["results"]] == [tokyo.pk]

@@ -1,15 +1,15 @@
-"""Shapes of the reporting endpoints: the EFS report (dashboard/outcomes), the delay
-statistics (for the dashboard summary) and the CSV export of the course list.
+"""Shapes of the dashboard endpoints: the worklist, the summary with its delay
+statistics, and the EFS report (dashboard/outcomes).
 
-The report dictionaries are built by the selectors; these serializers describe them in
-the OpenAPI schema and parse the query parameters."""
+The report dictionaries are built by the reports' selectors; these serializers
+describe them in the OpenAPI schema and parse the query parameters."""
 
 from __future__ import annotations
 
 from rest_framework import serializers
 
-from courses.outcomes import DEFAULT_PROTOCOL
-from courses.serializers import CourseSerializer
+from notifications.models import AlertKind, Severity
+from reports.outcomes import DEFAULT_PROTOCOL
 from stratification.selectors import protocol_get
 
 
@@ -108,18 +108,78 @@ class DelayStatSerializer(serializers.Serializer):
 
 
 class DelayStatisticsSerializer(serializers.Serializer):
-    """For :func:`courses.selectors.delay_statistics` (``.as_dict()``)."""
+    """For :func:`reports.delays.delay_statistics` (``.as_dict()``)."""
 
     hsct_referral = DelayStatSerializer(help_text="course start -> HSCT referral")
     cr2_to_transplant = DelayStatSerializer(help_text="first CR2 -> transplant")
     block_delay = DelayStatSerializer(help_text="block done_on - planned_on")
 
 
-class CourseCsvSerializer(CourseSerializer):
-    """One CSV row per course: the list's columns without computed ones."""
+class WorklistQuery(serializers.Serializer):
+    team = serializers.IntegerField(required=False, min_value=1)
+    risk_group = serializers.CharField(required=False, max_length=10)
+    kind = serializers.ChoiceField(choices=AlertKind.choices, required=False)
+    include_snoozed = serializers.BooleanField(required=False, default=False)
 
-    allowed_transitions = None  # type: ignore[assignment]
 
-    class Meta(CourseSerializer.Meta):
-        fields = [f for f in CourseSerializer.Meta.fields if f != "allowed_transitions"]
-        read_only_fields = fields
+class WorklistAlert(serializers.Serializer):
+    id = serializers.IntegerField()
+    kind = serializers.ChoiceField(choices=AlertKind.choices)
+    severity = serializers.ChoiceField(choices=Severity.choices)
+    state = serializers.CharField()
+    escalation_level = serializers.IntegerField()
+    condition_since = serializers.DateField()
+    message = serializers.CharField()
+
+
+class WorklistRow(serializers.Serializer):
+    course = serializers.IntegerField()
+    team = serializers.IntegerField()
+    course_reference = serializers.CharField()
+    state = serializers.CharField()
+    risk_group = serializers.CharField(allow_null=True)
+    protocol = serializers.CharField()
+    severity = serializers.ChoiceField(
+        choices=Severity.choices, help_text="highest severity among its alerts"
+    )
+    urgency = serializers.IntegerField(
+        help_text="severity rank (low 1, medium 2, high 3) plus escalation level"
+    )
+    open_alerts = serializers.IntegerField()
+    days_overdue = serializers.IntegerField(
+        help_text="days since the oldest of its alert conditions began"
+    )
+    oldest_since = serializers.DateField()
+    next_step = serializers.CharField(allow_null=True)
+    next_step_due_on = serializers.DateField(allow_null=True)
+    alerts = WorklistAlert(many=True)
+
+
+class SummaryQuery(serializers.Serializer):
+    team = serializers.IntegerField(required=False, min_value=1)
+    started_from = serializers.DateField(required=False)
+    started_to = serializers.DateField(required=False)
+
+    def validate(self, attrs: dict) -> dict:
+        if (
+            attrs.get("started_from")
+            and attrs.get("started_to")
+            and (attrs["started_from"] > attrs["started_to"])
+        ):
+            raise serializers.ValidationError({"started_to": ["must not be before started_from."]})
+        return attrs
+
+
+class SummaryAnswer(serializers.Serializer):
+    teams = serializers.ListField(child=serializers.IntegerField())
+    started_from = serializers.DateField(allow_null=True)
+    started_to = serializers.DateField(allow_null=True)
+    active_courses = serializers.IntegerField()
+    active_by_state = serializers.DictField(child=serializers.IntegerField())
+    active_by_risk_group = serializers.DictField(child=serializers.IntegerField())
+    open_alerts = serializers.IntegerField()
+    open_alerts_by_severity = serializers.DictField(child=serializers.IntegerField())
+    open_alerts_by_kind = serializers.DictField(
+        child=serializers.DictField(child=serializers.IntegerField())
+    )
+    delays = DelayStatisticsSerializer()

@@ -2,9 +2,9 @@
 
 :func:`efs_observations` loads one row per course in ONE query (the dates it needs are
 correlated subqueries), turns each into (days, event?) with
-:func:`courses.survival.efs_observation`, and :func:`efs_report` fits a Kaplan-Meier
-estimate per risk group. The maths is in :mod:`courses.survival`; the picture in
-:mod:`courses.outcomes_plot`.
+:func:`reports.survival.efs_observation`, and :func:`efs_report` fits a Kaplan-Meier
+estimate per risk group. The maths is in :mod:`reports.survival`; the picture in
+:mod:`reports.plot`.
 
 Definitions (BFM relapse trials; see docs/decisions.md, 2026-11-24):
 
@@ -37,7 +37,7 @@ from courses.models import (
     ResponseAssessment,
     TreatmentCourse,
 )
-from courses.survival import (
+from reports.survival import (
     CENSOR_EVENT_KINDS,
     DAYS_PER_YEAR,
     EFS_EVENT_KINDS,

@@ -1,4 +1,4 @@
-"""The worklist and the summary, against hand-computed values for a small cohort."""
+"""The worklist, against hand-computed values for a small cohort (conftest.py)."""
 
 from __future__ import annotations
 
@@ -11,41 +11,15 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
-from courses import services as course_services
 from notifications import services
 from notifications.models import Alert
 from teams.models import Role
+from tests.factories import MembershipFactory, TeamFactory
 
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def cohort(clock, sweep, team, other_team, clinician, member, make_course):  # noqa: ANN001, ANN201
-    """Three courses of team X and one of team Y, swept on 2026-12-08:
-
-    * a: group A (HSCT indicated) -> hsct_referral_missing (high) + overdue blocks
-    * b: group B (no HSCT)       -> overdue blocks only (medium)
-    * c: group B, all on time    -> its first block recorded on the start day, the
-         rest still within grace on 2026-11-26 (swept that day: nothing)
-    * y: team Y, group A          -> never visible to team X
-    """
-    a = make_course(team, clinician)
-    b = make_course(team, clinician, relapse_date=date(2024, 9, 1))
-    c = make_course(team, clinician, relapse_date=date(2024, 9, 1))
-    y = make_course(other_team, member(other_team, Role.COORDINATOR))
-    clock("2026-12-08")
-    course_services.referral_save(
-        c, data={"referred_on": date(2026, 12, 8)}, actor=clinician, now=timezone.now()
-    )
-    for step in c.steps.filter(status="planned"):
-        course_services.step_update(
-            step, data={"status": "skipped", "reason": "test"}, actor=clinician, now=timezone.now()
-        )
-    sweep()
-    return {"a": a, "b": b, "c": c, "y": y}
-
-
-def rows(client, query: str = "") -> list[dict]:  # noqa: ANN001
+def rows(client, query: str = "") -> list[dict]:
     response = client.get(f"/api/v1/dashboard/worklist/{query}")
     assert response.status_code == 200, response.content
     return response.json()["results"]
@@ -130,36 +104,38 @@ def test_the_worklist_costs_the_same_queries_for_more_courses(
     assert count() == few == 7
 
 
-def test_the_summary_against_hand_counted_figures(api, clinician, cohort):
-    data = api(clinician).get("/api/v1/dashboard/summary/").json()
-    assert data["active_courses"] == 3
-    assert data["active_by_state"]["stratified"] == 3
-    assert data["active_by_risk_group"] == {"A": 1, "B": 2}
-    a_alerts = Alert.objects.filter(course=cohort["a"]).count()
-    b_alerts = Alert.objects.filter(course=cohort["b"]).count()
-    assert data["open_alerts"] == a_alerts + b_alerts
-    assert data["open_alerts_by_severity"] == {
-        "low": 0,
-        "medium": a_alerts + b_alerts - 1,
-        "high": 1,
-    }
-    assert data["open_alerts_by_kind"]["hsct_referral_missing"] == {"high": 1}
-    # One referral (course c): stratified 2026-11-24, referred 2026-12-08 -> 14 days;
-    # but c is group B (HSCT not indicated), so the HSCT referral delay counts nothing.
-    assert data["delays"]["hsct_referral"]["count"] == 0
-    assert data["delays"]["block_delay"]["count"] == 0
+def test_each_row_is_judged_on_its_own_teams_calendar(
+    api, clock, sweep, member, make_course, time_machine
+):
+    """A coordinator of two teams either side of midnight UTC: at 23:30 UTC on 14
+    December it is already the 15th in Tokyo and still the 14th in New York (and the
+    15th on the server's Europe/Berlin clock, the 14th in UTC). A snooze until the 15th
+    has ended for the Tokyo course only, and each course counts its days overdue on its
+    own team's calendar."""
+    east = TeamFactory(name="East", slug="east", time_zone="Asia/Tokyo")
+    west = TeamFactory(name="West", slug="west", time_zone="America/New_York")
+    coordinator = member(east, Role.COORDINATOR)
+    MembershipFactory(team=west, user=coordinator, role=Role.COORDINATOR)
+    tokyo = make_course(east, coordinator)  # both started on 2026-11-24 locally
+    new_york = make_course(west, coordinator)
+    clock("2026-12-08")
+    sweep()
+    for alert in Alert.objects.all():
+        services.alert_snooze(
+            alert, actor=coordinator, until=date(2026, 12, 15), reason="away", now=timezone.now()
+        )
+    client = api(coordinator)
+    assert rows(client) == []
 
-
-def test_summary_range_team_and_isolation(api, clinician, cohort):
-    client = api(clinician)
-    empty = client.get("/api/v1/dashboard/summary/?started_from=2027-01-01").json()
-    assert empty["active_courses"] == 0 and empty["open_alerts"] == 0
-    bad = client.get("/api/v1/dashboard/summary/?started_from=2026-12-01&started_to=2026-11-01")
-    assert bad.status_code == 400 and "started_to" in bad.json()["error"]["fields"]
-    assert (
-        client.get(f"/api/v1/dashboard/summary/?team={cohort['y'].patient.team_id}").status_code
-        == 404
-    )
+    time_machine.move_to("2026-12-14T23:30:00+00:00", tick=False)
     with CaptureQueriesContext(connection) as ctx:
-        client.get("/api/v1/dashboard/summary/")
-    assert len(ctx.captured_queries) == 2 + 3 + 3  # auth, three counts, three delays
+        assert [r["course"] for r in rows(client)] == [tokyo.pk]
+    assert len(ctx.captured_queries) == 7  # two calendars cost no extra query
+    everything = {r["course"]: r for r in rows(client, "?include_snoozed=true")}
+    assert set(everything) == {tokyo.pk, new_york.pk}
+    east_row, west_row = everything[tokyo.pk], everything[new_york.pk]
+    assert east_row["oldest_since"] == west_row["oldest_since"] == "2026-11-28"
+    assert (east_row["days_overdue"], west_row["days_overdue"]) == (17, 16)
+    # The export is named after the teams' latest date.
+    export = client.get("/api/v1/dashboard/worklist/?format=csv")
+    assert "worklist-2026-12-15.csv" in export["Content-Disposition"]

@@ -1,10 +1,14 @@
-"""Reads for the dashboards: the worklist (what needs attention now) and the team
-summary. Each is a fixed number of queries whatever the number of courses."""
+"""The worklist: what needs attention now, one row per course with its open alerts
+and next due step. A fixed number of queries whatever the number of courses.
+
+"Now" is each team's own calendar date (``dates``: {team_id: date}, see
+:func:`teams.selectors.team_dates`), as the alert rules judge it: a snooze ends, and
+days overdue count, on the team's calendar, never the server's."""
 
 from __future__ import annotations
 
 from collections import defaultdict
-from collections.abc import Iterable, Sequence
+from collections.abc import Mapping, Sequence
 from datetime import date
 from typing import Any
 
@@ -24,23 +28,23 @@ from django.db.models import (
 )
 
 from courses.models import ACTIVE_STATES, PlannedStep, StepStatus, TreatmentCourse
-from courses.selectors import delay_statistics
 from notifications.models import SEVERITY_RANK, UNRESOLVED, Alert
+from teams.selectors import on_team_date
 
 SEVERITY_BY_RANK = {rank: severity for severity, rank in SEVERITY_RANK.items()}
 
 
-def _attention(today: date, include_snoozed: bool, prefix: str = "") -> Q:
-    """Alerts that ask for attention today: unresolved and not snoozed past today."""
-    q = Q(**{f"{prefix}state__in": UNRESOLVED})
+def _attention(dates: Mapping[int, date], include_snoozed: bool) -> Q:
+    """Alerts that ask for attention today: unresolved and not snoozed past their
+    team's today."""
+    q = Q(state__in=UNRESOLVED)
     if not include_snoozed:
-        q &= ~Q(**{f"{prefix}snoozed_until__gt": today})
+        q &= ~Q(snoozed_until__gt=on_team_date(dates, "course__patient__team_id"))
     return q
 
 
 def worklist(
-    team_ids: Iterable[int],
-    today: date,
+    dates: Mapping[int, date],
     *,
     kind: str | None = None,
     risk_group: str | None = None,
@@ -50,6 +54,7 @@ def worklist(
     urgency among their alerts (severity rank plus escalation level), then by how long
     the oldest condition has held. One row per course (``course_id`` and the
     aggregates); :func:`worklist_rows` adds the course, its alerts and next step.
+    ``dates`` names the teams in scope (pass only the requester's) and their today.
 
     Grouped from the alerts' side: the unresolved alerts are far fewer than the
     courses, so this is one pass over a small table rather than a join of every
@@ -59,8 +64,8 @@ def worklist(
         output_field=IntegerField(),
     )
     alerts = Alert.objects.filter(
-        _attention(today, include_snoozed),
-        course__patient__team_id__in=list(team_ids),
+        _attention(dates, include_snoozed),
+        course__patient__team_id__in=list(dates),
         course__state__in=ACTIVE_STATES,
     )
     if risk_group:
@@ -69,7 +74,7 @@ def worklist(
         alerts = alerts.filter(
             Exists(
                 Alert.objects.filter(
-                    _attention(today, include_snoozed), course=OuterRef("course"), kind=kind
+                    _attention(dates, include_snoozed), course=OuterRef("course"), kind=kind
                 )
             )
         )
@@ -86,7 +91,7 @@ def worklist(
 
 
 def worklist_rows(
-    groups: Sequence[dict[str, Any]], today: date, include_snoozed: bool = False
+    groups: Sequence[dict[str, Any]], dates: Mapping[int, date], include_snoozed: bool = False
 ) -> list[dict[str, Any]]:
     """The page's rows with their course, alerts and next due step: three queries for
     the page, whatever its length."""
@@ -94,7 +99,7 @@ def worklist_rows(
     courses = TreatmentCourse.objects.select_related("patient").in_bulk(ids)
     alerts: dict[int, list[Alert]] = defaultdict(list)
     for alert in Alert.objects.filter(
-        _attention(today, include_snoozed), course_id__in=ids
+        _attention(dates, include_snoozed), course_id__in=ids
     ).order_by("condition_since", "id"):
         alerts[alert.course_id].append(alert)
     next_steps: dict[int, PlannedStep] = {}
@@ -119,7 +124,9 @@ def worklist_rows(
                 "severity": SEVERITY_BY_RANK[group["severity_rank"]],
                 "urgency": group["urgency"],
                 "open_alerts": group["open_alerts"],
-                "days_overdue": max(0, (today - group["oldest_since"]).days),
+                "days_overdue": max(
+                    0, (dates[course.patient.team_id] - group["oldest_since"]).days
+                ),
                 "oldest_since": group["oldest_since"],
                 "next_step": step.label if step else None,
                 "next_step_due_on": step.due_on if step else None,
@@ -138,49 +145,3 @@ def worklist_rows(
             }
         )
     return rows
-
-
-def summary(
-    team_ids: list[int], *, started_from: date | None, started_to: date | None, today: date
-) -> dict[str, Any]:
-    """Counts and delays for the dashboard's header: five queries.
-
-    The date range selects courses by their start (the confirmed stratification);
-    without a range every course counts, registered ones included."""
-    courses = TreatmentCourse.objects.filter(patient__team_id__in=team_ids)
-    if started_from:
-        courses = courses.filter(start_date__gte=started_from)
-    if started_to:
-        courses = courses.filter(start_date__lte=started_to)
-    active = courses.filter(state__in=ACTIVE_STATES)
-    by_state = dict(active.values_list("state").annotate(n=Count("id")).order_by())
-    by_group = {
-        group or "unconfirmed": n
-        for group, n in active.values_list("risk_group").annotate(n=Count("id")).order_by()
-    }
-    alerts = Alert.objects.filter(
-        _attention(today, include_snoozed=True), course__in=courses.values("pk")
-    )
-    by_kind: dict[str, dict[str, int]] = {}
-    for kind, severity, n in (
-        alerts.values_list("kind", "severity").annotate(n=Count("id")).order_by()
-    ):
-        by_kind.setdefault(kind, {})[severity] = n
-    by_severity: dict[str, int] = {}
-    for per_kind in by_kind.values():
-        for severity, n in per_kind.items():
-            by_severity[severity] = by_severity.get(severity, 0) + n
-    return {
-        "teams": team_ids,
-        "started_from": started_from,
-        "started_to": started_to,
-        "active_courses": sum(by_state.values()),
-        "active_by_state": {s: by_state.get(s, 0) for s in ACTIVE_STATES},
-        "active_by_risk_group": dict(sorted(by_group.items())),
-        "open_alerts": sum(by_severity.values()),
-        "open_alerts_by_severity": {s: by_severity.get(s, 0) for s in SEVERITY_RANK},
-        "open_alerts_by_kind": by_kind,
-        "delays": delay_statistics(
-            team_ids, started_from=started_from, started_to=started_to
-        ).as_dict(),
-    }

@@ -10,7 +10,7 @@ KaplanMeierFitter. The Greenwood standard error of S(t) itself is not public in
 lifelines, so it is summed here from lifelines' event table:
 ``SE(t) = S(t) * sqrt(sum over event times t_i <= t of d_i / (n_i * (n_i - d_i)))``.
 It is undefined once S(t) reaches 0 (n_i = d_i) and reported as None from there on.
-Checked against the textbook 6-MP arm of Freireich 1963 (tests/courses/test_outcomes.py).
+Checked against the textbook 6-MP arm of Freireich 1963 (tests/reports/test_survival.py).
 """
 
 from __future__ import annotations

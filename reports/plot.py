@@ -135,19 +135,18 @@ def render_outcomes(report: Mapping[str, Any], fmt: str) -> bytes:
     return buffer.getvalue()
 
 
-class PngRenderer(FileRenderer):
+class _PlotRenderer(FileRenderer):
+    charset = None
+
+    def render_file(self, data: Any, renderer_context: Mapping[str, Any]) -> bytes:
+        return render_outcomes(data, self.format)
+
+
+class PngRenderer(_PlotRenderer):
     media_type = "image/png"
     format = "png"
-    charset = None
-
-    def render_file(self, data: Any, renderer_context: Mapping[str, Any]) -> bytes:
-        return render_outcomes(data, "png")
 
 
-class SvgRenderer(FileRenderer):
+class SvgRenderer(_PlotRenderer):
     media_type = "image/svg+xml"
     format = "svg"
-    charset = None
-
-    def render_file(self, data: Any, renderer_context: Mapping[str, Any]) -> bytes:
-        return render_outcomes(data, "svg")
