@@ -15,7 +15,6 @@ api_v1 = [
 ]
 
 
-
 class SwaggerView(SpectacularSwaggerView):
     # An HTML page: DRF's OPTIONS metadata would render it without a template (500).
     http_method_names = ["get", "head"]

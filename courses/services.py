@@ -16,13 +16,11 @@ from datetime import date, datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db import transaction
 from django.db.models import F as models_F
 from django_fsm import ConcurrentTransition
-from rest_framework.exceptions import ValidationError
 
-from config.api import Conflict
+from config.errors import Invalid, Refused
 from courses import schedule
 from courses.models import (
     AuditEntry,
@@ -61,11 +59,6 @@ def protocol_for(slug: str) -> ProtocolDefinition:
 def team_today(team_time_zone: str, now: datetime) -> date:
     """The team's calendar date: "in the future" and "overdue" are judged locally."""
     return now.astimezone(zoneinfo.ZoneInfo(team_time_zone)).date()
-
-
-def _invalid(errors: Mapping[str, list[str]]) -> None:
-    if errors:
-        raise ValidationError({k: list(v) for k, v in errors.items()})
 
 
 def _audit(
@@ -132,9 +125,11 @@ def _frontline_errors(diagnosis: date | None, end: date | None, today: date) -> 
 def patient_create(*, team_id: int, data: Mapping[str, Any], now: datetime) -> Patient:
     patient = Patient(team_id=team_id, **data)
     today = team_today(patient.team.time_zone, now)
-    _invalid(_frontline_errors(patient.initial_diagnosis_date, patient.frontline_end_date, today))
+    Invalid.raise_if(
+        _frontline_errors(patient.initial_diagnosis_date, patient.frontline_end_date, today)
+    )
     if Patient.objects.filter(team_id=team_id, reference=patient.reference).exists():
-        raise ValidationError({"reference": ["is already used in this team."]})
+        raise Invalid({"reference": ["is already used in this team."]})
     patient.save()
     return patient
 
@@ -150,14 +145,14 @@ def patient_update(patient: Patient, data: Mapping[str, Any], now: datetime) -> 
         "testis" in (r.em_sites or []) for r in patient.relapses.all()
     ):
         errors["sex"] = ["a relapse of this patient involves the testis."]
-    _invalid(errors)
+    Invalid.raise_if(errors)
     if (
         "reference" in data
         and Patient.objects.filter(team_id=patient.team_id, reference=patient.reference)
         .exclude(pk=patient.pk)
         .exists()
     ):
-        raise ValidationError({"reference": ["is already used in this team."]})
+        raise Invalid({"reference": ["is already used in this team."]})
     patient.save()
     return patient
 
@@ -190,7 +185,7 @@ def relapse_create(*, patient: Patient, data: Mapping[str, Any], now: datetime) 
         errors.setdefault("em_sites", []).append(
             "'testis' is impossible for a patient recorded as female."
         )
-    _invalid(errors)
+    Invalid.raise_if(errors)
     data = {**data, "immunophenotype": facts["immunophenotype"], "em_sites": facts["em_sites"]}
     return Relapse.objects.create(patient=patient, **data)
 
@@ -206,7 +201,7 @@ def course_create(
     stays ``registered`` until a clinician confirms the risk group."""
     relapse = Relapse.objects.select_for_update().select_related("patient__team").get(pk=relapse.pk)
     if TreatmentCourse.objects.filter(relapse=relapse).exists():
-        raise ValidationError({"relapse": ["already has a treatment course."]})
+        raise Invalid({"relapse": ["already has a treatment course."]})
     protocol = protocol_for(protocol_slug)
     facts = RelapseFacts.from_mapping(relapse_facts(relapse.patient, relapse))
     decision = stratification_services.decision_propose(facts=facts, protocol=protocol, now=now)
@@ -255,27 +250,25 @@ def course_confirm_stratification(
     course becomes ``stratified`` and its schedule is laid out from the protocol."""
     course = _lock(course)
     if course.state != State.REGISTERED:
-        raise Conflict(
+        raise Refused(
             f"The course is already {course.state}; its stratification was confirmed.",
             code="already_stratified",
             allowed_transitions=allowed_transitions(course),
         )
     protocol = protocol_for(course.protocol_slug)
     if risk_group not in protocol.group_ids:
-        raise ValidationError(
-            {"risk_group": [f"must be one of {', '.join(sorted(protocol.group_ids))}."]}
-        )
+        raise Invalid({"risk_group": [f"must be one of {', '.join(sorted(protocol.group_ids))}."]})
     try:
         decision = stratification_services.decision_confirm(
             decision=course.decision, user=actor, chosen_group=risk_group, reason=reason, now=now
         )
-    except DjangoValidationError as exc:
+    except Invalid as exc:
         # The decision speaks of chosen_group/override_reason; this endpoint's fields
         # are risk_group/reason.
         names = {"chosen_group": "risk_group", "override_reason": "reason"}
-        raise ValidationError({names.get(k, k): v for k, v in exc.message_dict.items()}) from exc
+        raise Invalid({names.get(k, k): v for k, v in exc.fields.items()}) from exc
     except DecisionAlreadyConfirmedError as exc:
-        raise Conflict(
+        raise Refused(
             "This stratification was confirmed a moment ago by someone else; reload.",
             code="already_stratified",
         ) from exc
@@ -392,8 +385,8 @@ def allowed_transitions(course: TreatmentCourse) -> list[str]:
     return [o.name for o in transition_options(course)]
 
 
-class TransitionRefused(Conflict):
-    default_code = "transition_not_allowed"
+class TransitionRefused(Refused):
+    code = "transition_not_allowed"
 
 
 def _apply_transition(
@@ -447,11 +440,9 @@ def course_transition(
     transitions = {t.name: t for t in _state_transitions() if t.custom.get("api", True)}
     known = sorted(transitions)
     if name not in transitions:
-        raise ValidationError({"transition": [f"unknown transition; one of {', '.join(known)}."]})
+        raise Invalid({"transition": [f"unknown transition; one of {', '.join(known)}."]})
     if off_protocol_reason and off_protocol_reason not in OffProtocolReason.values:
-        raise ValidationError(
-            {"off_protocol_reason": [f"one of {', '.join(OffProtocolReason.values)}."]}
-        )
+        raise Invalid({"off_protocol_reason": [f"one of {', '.join(OffProtocolReason.values)}."]})
     course.pending_reason = reason.strip()
     course.pending_off_protocol_reason = off_protocol_reason
     candidates = [
@@ -492,7 +483,7 @@ def _touch(course: TreatmentCourse, now: datetime) -> None:
 
 def _require_schedule(course: TreatmentCourse) -> None:
     if course.start_date is None:
-        raise Conflict(
+        raise Refused(
             "The course has no schedule until its stratification is confirmed.",
             code="not_stratified",
         )
@@ -500,7 +491,7 @@ def _require_schedule(course: TreatmentCourse) -> None:
 
 def _require_active(course: TreatmentCourse) -> None:
     if course.state in (State.COMPLETED, State.OFF_PROTOCOL):
-        raise Conflict(f"The course is {course.state}; it takes no more records.", code="closed")
+        raise Refused(f"The course is {course.state}; it takes no more records.", code="closed")
 
 
 @transaction.atomic
@@ -516,7 +507,7 @@ def step_add(
     after_key = data.get("after") or (steps[-1].key if steps else "")
     after = next((s for s in steps if s.key == after_key), None)
     if after_key and after is None:
-        raise ValidationError({"after": ["no step with this key in the course."]})
+        raise Invalid({"after": ["no step with this key in the course."]})
     position = (after.sequence + 1) if after else 0
     # Shift the sequence numbers after the insertion point (from the end, so the
     # unique (course, sequence) constraint holds at every row).
@@ -581,7 +572,7 @@ def step_update(
             step.done_on = None if status != StepStatus.DONE else step.done_on
         step.status = status
         changes["status"] = status
-    _invalid(errors)
+    Invalid.raise_if(errors)
     if reason:
         step.note = reason
         changes["reason"] = reason
@@ -681,7 +672,7 @@ def _record(
     course = _lock(course)
     _require_active(course)
     today = team_today(course.patient.team.time_zone, now)
-    _invalid(RECORD_ERRORS[model](course, data, today))
+    Invalid.raise_if(RECORD_ERRORS[model](course, data, today))
     record = model.objects.create(course=course, recorded_by=actor, recorded_at=now, **data)
     _audit(course, actor, now, "recorded", model.__name__, record.pk, data)
     _touch(course, now)
@@ -771,7 +762,7 @@ def course_confirm_hsct(
             why = "no proposal exists yet (no MRD result at the deciding time point)"
         else:
             why = f"the protocol proposes {'HSCT' if expected else 'no HSCT'}"
-        raise ValidationError({"reason": [f"is required: {why}."]})
+        raise Invalid({"reason": [f"is required: {why}."]})
     previous = course.hsct_indicated
     course.hsct_indicated = hsct_indicated
     course.last_activity_at = now
@@ -917,7 +908,7 @@ def referral_save(
         and (merged["performed_on"] < merged["referred_on"])
     ):
         errors["performed_on"] = [f"must not be before referred_on ({merged['referred_on']})."]
-    _invalid(errors)
+    Invalid.raise_if(errors)
     if referral is None:
         referral = HsctReferral.objects.create(
             course=course, recorded_by=actor, recorded_at=now, **merged

@@ -93,14 +93,14 @@ class OutboundEmailAdmin(admin.ModelAdmin):
     def retry(self, request, queryset) -> None:  # noqa: ANN001
         from django.utils import timezone
 
-        from config.api import Conflict
+        from config.errors import Refused
 
         done = 0
         for email in queryset:
             try:
                 outbox.retry_failed(email, timezone.now())
                 done += 1
-            except Conflict:
+            except Refused:
                 pass
         self.message_user(request, f"{done} e-mail(s) queued again.")
 

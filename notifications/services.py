@@ -20,9 +20,8 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
-from rest_framework.exceptions import ValidationError
 
-from config.api import Conflict
+from config.errors import Invalid, Refused
 from courses.services import team_today
 from notifications import outbox, rules
 from notifications.models import (
@@ -236,7 +235,7 @@ def _refuse(alert: Alert, action: str) -> None:
         AlertState.RESOLVED: [],
     }[alert.state]
     if action not in allowed:
-        raise Conflict(
+        raise Refused(
             f"The alert is {alert.state}; '{action}' is not possible now.",
             code="alert_action_not_allowed",
             state=alert.state,
@@ -271,8 +270,7 @@ def alert_snooze(
         ]
     if not reason.strip():
         errors["reason"] = ["is required to snooze an alert."]
-    if errors:
-        raise ValidationError(errors)
+    Invalid.raise_if(errors)
     alert.snoozed_until, alert.snooze_reason = until, reason.strip()
     alert.save(update_fields=["snoozed_until", "snooze_reason"])
     AlertEvent.objects.create(
@@ -286,7 +284,7 @@ def alert_resolve(alert: Alert, *, actor: AbstractBaseUser, reason: str, now: da
     alert = _lock_alert(alert)
     _refuse(alert, "resolve")
     if not reason.strip():
-        raise ValidationError({"reason": ["is required to resolve an alert by hand."]})
+        raise Invalid({"reason": ["is required to resolve an alert by hand."]})
     alert.state = AlertState.RESOLVED
     alert.resolved_at, alert.resolution = now, Resolution.MANUAL
     alert.resolved_by, alert.resolve_reason = actor, reason.strip()
@@ -297,7 +295,6 @@ def alert_resolve(alert: Alert, *, actor: AbstractBaseUser, reason: str, now: da
         alert=alert, at=now, action="resolved", actor=actor, note=reason.strip()
     )
     return alert
-
 
 
 @transaction.atomic

@@ -15,13 +15,18 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from config.errors import Refused
+
 
 class DecisionImmutableError(Exception):
-    """An attempt to change or delete what a decision says."""
+    """An attempt to change or delete what a decision says (a programming error)."""
 
 
-class DecisionAlreadyConfirmedError(DecisionImmutableError):
-    """The decision was confirmed already (possibly a moment ago, by someone else)."""
+class DecisionAlreadyConfirmedError(DecisionImmutableError, Refused):
+    """The decision was confirmed already (possibly a moment ago, by someone else): a
+    refusal a person can meet, so it is a domain error too."""
+
+    code = "already_confirmed"
 
 
 class TimePoint(models.TextChoices):

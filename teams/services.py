@@ -7,7 +7,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from config.api import Conflict
+from config.errors import Refused
 from teams.models import Membership, Role
 
 User = get_user_model()
@@ -33,7 +33,7 @@ def _refuse_losing_last_coordinator(membership: Membership) -> None:
         .exclude(pk=membership.pk)
     )
     if membership.role == Role.COORDINATOR and not others.exists():
-        raise Conflict(
+        raise Refused(
             "A team needs at least one coordinator; appoint another one first.",
             code="last_coordinator",
         )
