@@ -1,4 +1,5 @@
-"""Reads on courses: scoped querysets, the timeline and the delay statistics."""
+"""Reads on courses: scoped querysets, the protocol a course follows, the transitions
+possible now, the timeline and the delay statistics."""
 
 from __future__ import annotations
 
@@ -24,6 +25,7 @@ from django.db.models import (
 )
 from django.db.models.functions import Cast
 
+from courses import transitions
 from courses.models import (
     PlannedStep,
     ResponseAssessment,
@@ -31,6 +33,8 @@ from courses.models import (
     StepStatus,
     TreatmentCourse,
 )
+from stratification.definitions import ProtocolDefinition
+from stratification.selectors import protocol_get
 from teams.models import Team
 from teams.selectors import team_ids_for
 
@@ -39,6 +43,41 @@ def courses_for(user: AbstractBaseUser) -> QuerySet[TreatmentCourse]:
     return TreatmentCourse.objects.filter(patient__team_id__in=team_ids_for(user)).select_related(
         "patient"
     )
+
+
+def protocol_for(slug: str) -> ProtocolDefinition:
+    """The loaded definition; KeyError for an unknown slug."""
+    protocol = protocol_get(slug)
+    if protocol is None:
+        raise KeyError(slug)
+    return protocol
+
+
+@dataclass(frozen=True)
+class Option:
+    """A transition a client may request now, and the request fields it needs."""
+
+    name: str
+    target: str
+    requires: tuple[str, ...]
+
+
+def transition_options(course: TreatmentCourse) -> list[Option]:
+    """Transitions a client may request now (through the API), with what they need."""
+    options = []
+    for transition in transitions.course_transitions():
+        if not transitions.leaves(transition, course.state):
+            continue
+        if not transitions.offered_through_api(transition):
+            continue
+        needs = transitions.needs(transition, course)
+        if needs is not None:
+            options.append(Option(transition.name, transition.target, needs))
+    return sorted(options, key=lambda o: o.name)
+
+
+def allowed_transitions(course: TreatmentCourse) -> list[str]:
+    return [o.name for o in transition_options(course)]
 
 
 def _day(value: date | datetime) -> str:
@@ -136,12 +175,19 @@ def course_timeline(course: TreatmentCourse) -> dict[str, Any]:
     # The alerts raised on the course, read through the reverse relation (courses does
     # not import notifications): when each condition began and how it ended.
     for a in course.alerts.all():
-        entries.append({
-            "date": a.condition_since.isoformat(), "type": "alert", "kind": a.kind,
-            "severity": a.severity, "state": a.state, "message": a.message,
-            "escalation_level": a.escalation_level, "opened_at": a.opened_at.isoformat(),
-            "resolved_at": a.resolved_at.isoformat() if a.resolved_at else None,
-        })
+        entries.append(
+            {
+                "date": a.condition_since.isoformat(),
+                "type": "alert",
+                "kind": a.kind,
+                "severity": a.severity,
+                "state": a.state,
+                "message": a.message,
+                "escalation_level": a.escalation_level,
+                "opened_at": a.opened_at.isoformat(),
+                "resolved_at": a.resolved_at.isoformat() if a.resolved_at else None,
+            }
+        )
     # Stable order: by date, then steps before what happened that day.
     order = {"step": 0, "transition": 2}
     entries.sort(key=lambda e: (e["date"], order.get(e["type"], 1)))

@@ -187,7 +187,7 @@ class CourseSerializer(serializers.ModelSerializer):
         # Only on the detail view: evaluating guards reads the record (queries per row).
         if not self.context.get("with_transitions"):
             return None
-        from courses.services import allowed_transitions
+        from courses.selectors import allowed_transitions
 
         return allowed_transitions(course)
 
@@ -207,7 +207,7 @@ class CourseCreateSerializer(serializers.Serializer):
             ).select_related("patient")
 
     def validate_protocol(self, value: str) -> str:
-        from courses.services import protocol_for
+        from courses.selectors import protocol_for
 
         try:
             protocol_for(value)

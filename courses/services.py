@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import zoneinfo
 from collections.abc import Iterable, Mapping
-from dataclasses import dataclass
 from datetime import date, datetime, timedelta
 from typing import Any
 
@@ -21,7 +20,7 @@ from django.db.models import F as models_F
 from django_fsm import ConcurrentTransition
 
 from config.errors import Invalid, Refused
-from courses import schedule
+from courses import schedule, transitions
 from courses.models import (
     AuditEntry,
     BlockAdministration,
@@ -39,21 +38,13 @@ from courses.models import (
     StepStatus,
     TreatmentCourse,
 )
+from courses.selectors import allowed_transitions, protocol_for
 from stratification import services as stratification_services
 from stratification.definitions import ProtocolDefinition
 from stratification.facts import RelapseFacts, validate_facts
 from stratification.models import DecisionAlreadyConfirmedError
-from stratification.selectors import protocol_get
 
 # --- helpers -------------------------------------------------------------------------
-
-
-def protocol_for(slug: str) -> ProtocolDefinition:
-    """The loaded definition; KeyError for an unknown slug."""
-    protocol = protocol_get(slug)
-    if protocol is None:
-        raise KeyError(slug)
-    return protocol
 
 
 def team_today(team_time_zone: str, now: datetime) -> date:
@@ -282,7 +273,7 @@ def course_confirm_stratification(
     course.start_date = team_today(course.patient.team.time_zone, now)
     course.stratified_at = now
     _lay_out_steps(course, protocol)
-    _apply_transition(course, "stratify", actor, reason, now)
+    _apply_transition(course, "stratify", transitions.TransitionInput(reason=reason), actor, now)
     _audit(
         course,
         actor,
@@ -333,68 +324,33 @@ def _lay_out_steps(course: TreatmentCourse, protocol: ProtocolDefinition) -> Non
 # --- transitions -------------------------------------------------------------------
 
 
-def _state_transitions() -> Iterable[Any]:
-    field = TreatmentCourse._meta.get_field("state")
-    return field.get_all_transitions(TreatmentCourse)
-
-
-def _guards(transition: Any) -> list[Any]:
-    return [c.guard for c in transition.conditions if hasattr(c, "guard")]
-
-
-# Guards that a reason in the request satisfies: a transition behind one of them is
-# listed as allowed (the client must send the reason), not hidden.
-REASON_GUARDS = {
-    "guard_hsct_indicated_or_override",
-    "guard_hsct_not_indicated_or_override",
-    "guard_off_protocol_reason",
-}
-
-
-@dataclass(frozen=True)
-class Option:
-    name: str
-    target: str
-    requires: tuple[str, ...]
-
-
-def transition_options(course: TreatmentCourse) -> list[Option]:
-    """Transitions a client may request now (through the API), with what they need."""
-    options = []
-    for transition in _state_transitions():
-        if transition.source not in (course.state, "*") or not transition.custom.get("api", True):
-            continue
-        requires: list[str] = []
-        blocked = False
-        for guard in _guards(transition):
-            if guard.__name__ in REASON_GUARDS:
-                if guard(course) is not None:
-                    requires.append("reason")
-                if guard.__name__ == "guard_off_protocol_reason":
-                    requires = ["reason", "off_protocol_reason"]
-            elif guard(course) is not None:
-                blocked = True
-        if not blocked:
-            options.append(
-                Option(transition.name, transition.target, tuple(dict.fromkeys(requires)))
-            )
-    return sorted(options, key=lambda o: o.name)
-
-
-def allowed_transitions(course: TreatmentCourse) -> list[str]:
-    return [o.name for o in transition_options(course)]
-
-
 class TransitionRefused(Refused):
     code = "transition_not_allowed"
 
 
 def _apply_transition(
-    course: TreatmentCourse, name: str, actor: AbstractBaseUser, reason: str, now: datetime
+    course: TreatmentCourse,
+    name: str,
+    given: transitions.TransitionInput,
+    actor: AbstractBaseUser,
+    now: datetime,
 ) -> CourseTransition:
+    """Run the transition's guards (once) on the locked course and what the request
+    brought, then move the course and log the transition."""
     from_state = course.state
-    method = getattr(course, name)
-    method()
+    [transition] = [
+        t
+        for t in transitions.course_transitions()
+        if t.name == name and transitions.leaves(t, from_state)
+    ]
+    problem = transitions.refusal(transition, course, given)
+    if problem is not None:
+        raise TransitionRefused(
+            f"'{name}' is not possible now: {problem}.",
+            state=course.state,
+            allowed_transitions=allowed_transitions(course),
+        )
+    getattr(course, name)(given)
     course.version += 1
     course.last_activity_at = now
     try:
@@ -412,7 +368,7 @@ def _apply_transition(
         to_state=course.state,
         actor=actor,
         at=now,
-        reason=reason,
+        reason=given.reason,
     )
 
 
@@ -437,32 +393,26 @@ def course_transition(
             version=course.version,
             allowed_transitions=allowed_transitions(course),
         )
-    transitions = {t.name: t for t in _state_transitions() if t.custom.get("api", True)}
-    known = sorted(transitions)
-    if name not in transitions:
-        raise Invalid({"transition": [f"unknown transition; one of {', '.join(known)}."]})
+    offered = {
+        t.name for t in transitions.course_transitions() if transitions.offered_through_api(t)
+    }
+    if name not in offered:
+        raise Invalid({"transition": [f"unknown transition; one of {', '.join(sorted(offered))}."]})
     if off_protocol_reason and off_protocol_reason not in OffProtocolReason.values:
         raise Invalid({"off_protocol_reason": [f"one of {', '.join(OffProtocolReason.values)}."]})
-    course.pending_reason = reason.strip()
-    course.pending_off_protocol_reason = off_protocol_reason
-    candidates = [
-        t for t in _state_transitions() if t.name == name and t.source in (course.state, "*")
-    ]
-    if not candidates:
+    if not any(
+        t.name == name and transitions.leaves(t, course.state)
+        for t in transitions.course_transitions()
+    ):
         raise TransitionRefused(
             f"'{name}' is not possible from state '{course.state}'.",
             state=course.state,
             allowed_transitions=allowed_transitions(course),
         )
-    for guard in _guards(candidates[0]):
-        problem = guard(course)
-        if problem is not None:
-            raise TransitionRefused(
-                f"'{name}' is not possible now: {problem}.",
-                state=course.state,
-                allowed_transitions=allowed_transitions(course),
-            )
-    _apply_transition(course, name, actor, course.pending_reason, now)
+    given = transitions.TransitionInput(
+        reason=reason.strip(), off_protocol_reason=off_protocol_reason
+    )
+    _apply_transition(course, name, given, actor, now)
     return course
 
 

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from courses.cohort import write_cohort
 from courses.models import Patient
-from courses.services import protocol_for
+from courses.selectors import protocol_for
 from teams.models import Team
 
 
