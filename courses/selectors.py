@@ -175,19 +175,12 @@ def course_timeline(course: TreatmentCourse) -> dict[str, Any]:
     # The alerts raised on the course, read through the reverse relation (courses does
     # not import notifications): when each condition began and how it ended.
     for a in course.alerts.all():
-        entries.append(
-            {
-                "date": a.condition_since.isoformat(),
-                "type": "alert",
-                "kind": a.kind,
-                "severity": a.severity,
-                "state": a.state,
-                "message": a.message,
-                "escalation_level": a.escalation_level,
-                "opened_at": a.opened_at.isoformat(),
-                "resolved_at": a.resolved_at.isoformat() if a.resolved_at else None,
-            }
-        )
+        entries.append({
+            "date": a.condition_since.isoformat(), "type": "alert", "kind": a.kind,
+            "severity": a.severity, "state": a.state, "message": a.message,
+            "escalation_level": a.escalation_level, "opened_at": a.opened_at.isoformat(),
+            "resolved_at": a.resolved_at.isoformat() if a.resolved_at else None,
+        })
     # Stable order: by date, then steps before what happened that day.
     order = {"step": 0, "transition": 2}
     entries.sort(key=lambda e: (e["date"], order.get(e["type"], 1)))

@@ -158,6 +158,11 @@ def course_transitions() -> list[Transition]:
     return list(model._meta.get_field("state").get_all_transitions(model))
 
 
+def find(name: str, state: str) -> Transition | None:
+    """The transition ``name`` out of ``state``, if the machine has one."""
+    return next((t for t in course_transitions() if t.name == name and leaves(t, state)), None)
+
+
 def guards_of(transition: Transition) -> tuple[Guard, ...]:
     return tuple(transition.custom.get("guards", ()))
 

@@ -22,7 +22,6 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 
 from config.errors import Invalid, Refused
-from courses.services import team_today
 from notifications import outbox, rules
 from notifications.models import (
     UNRESOLVED,
@@ -76,8 +75,8 @@ class SweepResult:
 
 
 def _context(now: datetime, course_ids: Sequence[int] | None) -> rules.Context:
-    zones = Team.objects.order_by().values_list("time_zone", flat=True).distinct()
-    today = {zone: team_today(zone, now) for zone in zones}
+    # One row per team (a handful): the rules need each time zone's date once.
+    today = {team.time_zone: team.today(now) for team in Team.objects.only("time_zone")}
     thresholds = {
         d.slug: {name: t.value for name, t in d.alert_thresholds.items()}
         for d in protocol_registry()
@@ -260,7 +259,7 @@ def alert_snooze(
 ) -> Alert:
     alert = _lock_alert(alert)
     _refuse(alert, "snooze")
-    today = team_today(alert.course.patient.team.time_zone, now)
+    today = alert.course.patient.team.today(now)
     errors = {}
     if until <= today:
         errors["until"] = [f"must be after today ({today})."]

@@ -7,6 +7,7 @@ Roles are per team: a person may coordinate one team and only view another.
 from __future__ import annotations
 
 import zoneinfo
+from datetime import date, datetime
 
 from django.conf import settings
 from django.core.exceptions import ValidationError
@@ -23,7 +24,7 @@ class Team(models.Model):
     name = models.CharField(max_length=120, unique=True)
     slug = models.SlugField(max_length=60, unique=True)
     # Local calendar of the team: digests go out at the team's local hour, and
-    # "today" for overdue checks is the team's date.
+    # "today" for clinical dates is the team's date (Team.today).
     time_zone = models.CharField(
         max_length=64, default="Europe/Berlin", validators=[validate_time_zone]
     )
@@ -41,6 +42,11 @@ class Team(models.Model):
 
     def __str__(self) -> str:
         return self.name
+
+    def today(self, now: datetime) -> date:
+        """The team's calendar date at ``now``: clinical dates ("in the future",
+        "overdue", "today") are judged on the team's own calendar, not the server's."""
+        return now.astimezone(zoneinfo.ZoneInfo(self.time_zone)).date()
 
 
 class Role(models.TextChoices):
