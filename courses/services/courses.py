@@ -18,6 +18,7 @@ from courses.services.common import audit, lock_course, require_active, require_
 from courses.services.patients import relapse_facts
 from courses.services.steps import recompute_due_dates
 from courses.services.transitions import apply_transition
+from courses.signals import announce
 from courses.transitions import TransitionInput
 from stratification import services as stratification_services
 from stratification.definitions import ProtocolDefinition, Step
@@ -61,6 +62,7 @@ def course_create(
             "status": decision.status,
         },
     )
+    announce(course.pk)
     return course
 
 
@@ -128,6 +130,7 @@ def course_confirm_stratification(
             "reason": reason,
         },
     )
+    announce(course.pk)
     return course
 
 
@@ -174,6 +177,7 @@ def course_confirm_hsct(
             "reason": reason,
         },
     )
+    announce(course.pk)
     return course
 
 

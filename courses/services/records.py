@@ -35,6 +35,7 @@ from courses.services.common import (
     touch,
 )
 from courses.services.steps import complete_step
+from courses.signals import announce
 
 # --- validation -----------------------------------------------------------------------
 
@@ -143,6 +144,7 @@ def _record(
     record = model.objects.create(course=course, recorded_by=actor, recorded_at=now, **data)
     audit(course, actor, now, "recorded", model.__name__, record.pk, data)
     touch(course, now)
+    announce(course.pk)
     return course, record
 
 
@@ -273,6 +275,7 @@ def referral_save(
         referral.save()
     audit(course, actor, now, "recorded", "HsctReferral", referral.pk, data)
     touch(course, now)
+    announce(course.pk)
     if course.start_date:
         complete_step(course, kind=StepKind.HSCT_REFERRAL, on=referral.referred_on)
         if referral.performed_on:

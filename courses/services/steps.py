@@ -22,6 +22,7 @@ from courses.services.common import (
     require_schedule,
     touch,
 )
+from courses.signals import announce
 
 
 def recompute_due_dates(course: TreatmentCourse) -> None:
@@ -92,6 +93,7 @@ def step_add(
     )
     audit(course, actor, now, "step_added", "step", step.pk, {"key": key, **data})
     touch(course, now)
+    announce(course.pk)
     return step
 
 
@@ -136,5 +138,6 @@ def step_update(
     recompute_due_dates(course)
     audit(course, actor, now, "step_updated", "step", step.pk, changes)
     touch(course, now)
+    announce(course.pk)
     step.refresh_from_db()
     return step

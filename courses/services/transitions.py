@@ -17,6 +17,7 @@ from config.errors import Invalid, Refused
 from courses.models import CourseTransition, TreatmentCourse
 from courses.selectors import allowed_transitions
 from courses.services.common import lock_course
+from courses.signals import announce
 from courses.transitions import (
     OffProtocolReason,
     TransitionInput,
@@ -103,4 +104,5 @@ def course_transition(
         raise Invalid({"off_protocol_reason": [f"one of {', '.join(OffProtocolReason.values)}."]})
     given = TransitionInput(reason=reason.strip(), off_protocol_reason=off_protocol_reason)
     apply_transition(course, name, given, actor, now)
+    announce(course.pk)
     return course
