@@ -42,8 +42,7 @@ def decision_propose(
 def confirmation_errors(
     decision: StratificationDecision, chosen_group: str | None, reason: str
 ) -> dict[str, list[str]]:
-    """Why this confirmation would be refused ({field: [messages]}; empty = fine).
-    Shared by the service and the admin form, so both refuse with the same words."""
+    """Why this confirmation would be refused ({field: [messages]}; empty = fine)."""
     errors: dict[str, list[str]] = {}
     protocol = protocol_get(decision.protocol_slug)
     if protocol is None or protocol.version != decision.protocol_version:

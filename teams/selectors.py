@@ -6,7 +6,7 @@ from __future__ import annotations
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import QuerySet
 
-from teams.models import Membership, Team
+from teams.models import Membership, Role, Team
 
 _CACHE_ATTR = "_rezcourse_team_roles"
 
@@ -34,3 +34,15 @@ def has_team_role(
     user: AbstractBaseUser | AnonymousUser, team_id: int, roles: frozenset[str]
 ) -> bool:
     return team_roles(user).get(team_id) in roles
+
+
+def is_last_coordinator(membership: Membership, *, lock: bool = False) -> bool:
+    """Whether the team would lose its last coordinator without this membership.
+    ``lock``: hold the other coordinators' rows (FOR UPDATE) until the transaction ends,
+    so two concurrent removals cannot both pass."""
+    others = Membership.objects.filter(team_id=membership.team_id, role=Role.COORDINATOR).exclude(
+        pk=membership.pk
+    )
+    if lock:
+        others = others.select_for_update()
+    return membership.role == Role.COORDINATOR and not others.exists()

@@ -20,8 +20,10 @@ from courses.services.courses import (
 )
 from courses.services.patients import (
     patient_create,
+    patient_errors,
     patient_update,
     relapse_create,
+    relapse_errors,
     relapse_facts,
 )
 from courses.services.records import (
@@ -48,10 +50,12 @@ __all__ = [
     "event_record",
     "mrd_record",
     "patient_create",
+    "patient_errors",
     "patient_update",
     "record_errors",
     "referral_save",
     "relapse_create",
+    "relapse_errors",
     "relapse_facts",
     "step_add",
     "step_update",

@@ -26,15 +26,31 @@ def _frontline_errors(diagnosis: date | None, end: date | None, today: date) -> 
     return errors
 
 
+def patient_errors(patient: Patient, now: datetime) -> dict[str, list[str]]:
+    """Why ``patient`` (new, or with its changes applied) would be refused:
+    ``{field: [messages]}``, empty when fine. Shared by the services and the admin."""
+    errors = _frontline_errors(
+        patient.initial_diagnosis_date, patient.frontline_end_date, patient.team.today(now)
+    )
+    if (
+        patient.pk is not None
+        and patient.sex == "female"
+        and any("testis" in (r.em_sites or []) for r in patient.relapses.all())
+    ):
+        errors["sex"] = ["a relapse of this patient involves the testis."]
+    if (
+        Patient.objects.filter(team_id=patient.team_id, reference=patient.reference)
+        .exclude(pk=patient.pk)
+        .exists()
+    ):
+        errors["reference"] = ["is already used in this team."]
+    return errors
+
+
 @transaction.atomic
 def patient_create(*, team_id: int, data: Mapping[str, Any], now: datetime) -> Patient:
     patient = Patient(team_id=team_id, **data)
-    today = patient.team.today(now)
-    Invalid.raise_if(
-        _frontline_errors(patient.initial_diagnosis_date, patient.frontline_end_date, today)
-    )
-    if Patient.objects.filter(team_id=team_id, reference=patient.reference).exists():
-        raise Invalid({"reference": ["is already used in this team."]})
+    Invalid.raise_if(patient_errors(patient, now))
     patient.save()
     return patient
 
@@ -44,20 +60,7 @@ def patient_update(patient: Patient, data: Mapping[str, Any], now: datetime) -> 
     patient = Patient.objects.select_for_update().get(pk=patient.pk)
     for key, value in data.items():
         setattr(patient, key, value)
-    today = patient.team.today(now)
-    errors = _frontline_errors(patient.initial_diagnosis_date, patient.frontline_end_date, today)
-    if patient.sex == "female" and any(
-        "testis" in (r.em_sites or []) for r in patient.relapses.all()
-    ):
-        errors["sex"] = ["a relapse of this patient involves the testis."]
-    Invalid.raise_if(errors)
-    if (
-        "reference" in data
-        and Patient.objects.filter(team_id=patient.team_id, reference=patient.reference)
-        .exclude(pk=patient.pk)
-        .exists()
-    ):
-        raise Invalid({"reference": ["is already used in this team."]})
+    Invalid.raise_if(patient_errors(patient, now))
     patient.save()
     return patient
 
@@ -76,11 +79,13 @@ def relapse_facts(patient: Patient, relapse: Relapse | Mapping[str, Any]) -> dic
     }
 
 
-@transaction.atomic
-def relapse_create(*, patient: Patient, data: Mapping[str, Any], now: datetime) -> Relapse:
-    today = patient.team.today(now)
+def relapse_errors(
+    patient: Patient, data: Mapping[str, Any], now: datetime
+) -> dict[str, list[str]]:
+    """Why a relapse with ``data`` would be refused for ``patient``: the
+    stratification's own fact checks, in the relapse's field names."""
     facts = relapse_facts(patient, data)
-    errors = validate_facts(facts, today)
+    errors = validate_facts(facts, patient.team.today(now))
     # The facts validator speaks of the stratification input; a relapse names the
     # patient's diagnosis and front-line dates, which the client did not send here.
     for field in ("initial_diagnosis_date", "frontline_therapy_end_date"):
@@ -90,6 +95,12 @@ def relapse_create(*, patient: Patient, data: Mapping[str, Any], now: datetime) 
         errors.setdefault("em_sites", []).append(
             "'testis' is impossible for a patient recorded as female."
         )
-    Invalid.raise_if(errors)
+    return errors
+
+
+@transaction.atomic
+def relapse_create(*, patient: Patient, data: Mapping[str, Any], now: datetime) -> Relapse:
+    Invalid.raise_if(relapse_errors(patient, data, now))
+    facts = relapse_facts(patient, data)
     data = {**data, "immunophenotype": facts["immunophenotype"], "em_sites": facts["em_sites"]}
     return Relapse.objects.create(patient=patient, **data)

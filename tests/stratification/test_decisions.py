@@ -243,21 +243,13 @@ def test_admin_lists_and_shows_decisions_read_only(
     assert admin_client.get("/admin/stratification/stratificationdecision/add/").status_code == 403
 
 
-def test_admin_confirms_through_the_service(
-    admin_client: object, admin_user: object, decision: StratificationDecision
+def test_the_admin_cannot_confirm_a_decision_apart_from_its_course(
+    admin_client: object, decision: StratificationDecision
 ) -> None:
+    # Intentional change: confirming here used to skip the course (no schedule, still
+    # "registered", and the API's confirm refused for ever after). The course service
+    # confirms both together (tests/courses/test_admin.py).
     url = f"/admin/stratification/stratificationdecision/{decision.pk}/change/"
-    refused = admin_client.post(url, {"chosen_group": "B", "override_reason": ""})
-    assert refused.status_code == 200  # the form again, with the error
-    assert b"differs from the proposed one" in refused.content
+    refused = admin_client.post(url, {"chosen_group": "B", "override_reason": "tumour board"})
+    assert refused.status_code == 403
     assert not StratificationDecision.objects.get(pk=decision.pk).is_confirmed
-
-    accepted = admin_client.post(url, {"chosen_group": "B", "override_reason": "tumour board"})
-    assert accepted.status_code == 302
-    stored = StratificationDecision.objects.get(pk=decision.pk)
-    assert (stored.chosen_group, stored.confirmed_by) == ("B", admin_user)
-
-    # Confirmed: read-only from now on.
-    again = admin_client.post(url, {"chosen_group": "C", "override_reason": "changed my mind"})
-    assert again.status_code == 403
-    assert StratificationDecision.objects.get(pk=decision.pk).chosen_group == "B"
