@@ -23,6 +23,8 @@ from courses.transitions import (
     OffProtocolReason,
     TransitionInput,
 )
+from stratification.definitions import StepKind
+from stratification.facts import Immunophenotype, Site
 from teams.models import Team
 
 reference_validator = RegexValidator(
@@ -36,20 +38,6 @@ class Sex(models.TextChoices):
     MALE = "male"
     OTHER = "other"
     UNKNOWN = "unknown"
-
-
-class Immunophenotype(models.TextChoices):
-    B = "B", "B-cell precursor"
-    T = "T", "T-lineage"
-
-
-class Site(models.TextChoices):
-    ISOLATED_BM = "isolated_bm", "Isolated bone marrow"
-    COMBINED = "combined", "Combined"
-    ISOLATED_EM = "isolated_em", "Isolated extramedullary"
-
-
-EM_SITE_CHOICES = ("cns", "testis", "other")
 
 
 class Patient(models.Model):
@@ -262,17 +250,6 @@ class CourseTransition(models.Model):
         if self.pk is not None:
             raise ValueError("Course transitions are append-only.")
         super().save(*args, **kwargs)
-
-
-class StepKind(models.TextChoices):
-    BLOCK = "block"
-    RESPONSE_ASSESSMENT = "response_assessment"
-    MRD = "mrd"
-    HSCT_REFERRAL = "hsct_referral"
-    HSCT = "hsct"
-    IRRADIATION = "irradiation"
-    MAINTENANCE_START = "maintenance_start"
-    END_OF_THERAPY = "end_of_therapy"
 
 
 class StepStatus(models.TextChoices):

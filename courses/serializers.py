@@ -6,7 +6,6 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from courses.models import (
-    EM_SITE_CHOICES,
     AuditEntry,
     BlockAdministration,
     ClinicalEvent,
@@ -15,7 +14,6 @@ from courses.models import (
     EmStatus,
     EventKind,
     HsctReferral,
-    Immunophenotype,
     Marrow,
     MrdResult,
     OffProtocolReason,
@@ -23,11 +21,11 @@ from courses.models import (
     PlannedStep,
     Relapse,
     ResponseAssessment,
-    Site,
-    StepKind,
     StepStatus,
     TreatmentCourse,
 )
+from stratification.definitions import StepKind
+from stratification.facts import EmSite, Immunophenotype, Site
 from teams.serializers import TeamPrimaryKeyField
 
 
@@ -60,7 +58,7 @@ class PatientUpdateSerializer(PatientSerializer):
 class RelapseSerializer(serializers.ModelSerializer):
     patient = serializers.PrimaryKeyRelatedField(queryset=Patient.objects.none())
     em_sites = serializers.ListField(
-        child=serializers.ChoiceField(choices=EM_SITE_CHOICES), allow_empty=True, default=list
+        child=serializers.ChoiceField(choices=EmSite.choices), allow_empty=True, default=list
     )
     site = serializers.ChoiceField(choices=Site.choices)
     bm_blast_percent = serializers.FloatField(

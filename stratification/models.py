@@ -16,6 +16,7 @@ from django.db import models
 from django.db.models import F, Q
 
 from config.errors import Refused
+from stratification.facts import Site, TimePoint
 
 
 class DecisionImmutableError(Exception):
@@ -27,18 +28,6 @@ class DecisionAlreadyConfirmedError(DecisionImmutableError, Refused):
     refusal a person can meet, so it is a domain error too."""
 
     code = "already_confirmed"
-
-
-class TimePoint(models.TextChoices):
-    VERY_EARLY = "very_early", "very early"
-    EARLY = "early", "early"
-    LATE = "late", "late"
-
-
-class Site(models.TextChoices):
-    ISOLATED_BM = "isolated_bm", "isolated bone marrow"
-    COMBINED = "combined", "combined"
-    ISOLATED_EM = "isolated_em", "isolated extramedullary"
 
 
 class DecisionStatus(models.TextChoices):
