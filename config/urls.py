@@ -29,13 +29,13 @@ urlpatterns = [
 ]
 
 
-def handler404(request, exception):  # noqa: ANN001, ANN201
+def handler404(request, exception):
     if request.path.startswith("/api/") or request.path == "/healthz":
         return api.json_not_found(request, exception)
     return defaults.page_not_found(request, exception)
 
 
-def handler500(request):  # noqa: ANN001, ANN201
+def handler500(request):
     if request.path.startswith("/api/"):
         return api.json_server_error(request)
     return defaults.server_error(request)

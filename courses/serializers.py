@@ -82,7 +82,7 @@ class RelapseSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["id", "created_at", "course"]
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         request = self.context.get("request")
         if request is not None:
@@ -194,7 +194,7 @@ class CourseCreateSerializer(serializers.Serializer):
     relapse = serializers.PrimaryKeyRelatedField(queryset=Relapse.objects.none())
     protocol = serializers.CharField(max_length=60)
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         request = self.context.get("request")
         if request is not None:

@@ -51,7 +51,7 @@ class AlertFilter(django_filters.FilterSet):
         model = Alert
         fields = ["team", "kind", "severity", "state", "course", "snoozed"]
 
-    def filter_snoozed(self, queryset, name, value):  # noqa: ANN001, ANN201
+    def filter_snoozed(self, queryset, name, value):
         today = timezone.localdate()
         if value:
             return queryset.filter(snoozed_until__gt=today)
@@ -70,7 +70,7 @@ class AlertViewSet(
     filterset_class = AlertFilter
     ordering_fields = ["opened_at", "severity", "condition_since", "escalation_level"]
 
-    def _act(self, request: Request, serializer_class: type, service, **extra) -> Response:  # noqa: ANN001, ANN003
+    def _act(self, request: Request, serializer_class: type, service, **extra) -> Response:
         alert = self.get_object()
         serializer = serializer_class(data=request.data)
         serializer.is_valid(raise_exception=True)

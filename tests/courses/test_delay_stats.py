@@ -20,11 +20,11 @@ LATE = {"relapse_date": date(2024, 8, 1)}  # group B: no HSCT indicated
 YEAR_2026 = {"started_from": date(2026, 1, 1), "started_to": date(2026, 12, 31)}
 
 
-def at(time_machine, day: str) -> None:  # noqa: ANN001
+def at(time_machine, day: str) -> None:
     time_machine.move_to(datetime.fromisoformat(f"{day}T10:00:00+00:00"), tick=False)
 
 
-def block(course, actor, block_type: str, on: str) -> None:  # noqa: ANN001
+def block(course, actor, block_type: str, on: str) -> None:
     services.block_record(
         course,
         data={"block_type": block_type, "start_date": date.fromisoformat(on)},
@@ -33,7 +33,7 @@ def block(course, actor, block_type: str, on: str) -> None:  # noqa: ANN001
     )
 
 
-def assessment(course, actor, on: str, cr2: bool) -> None:  # noqa: ANN001
+def assessment(course, actor, on: str, cr2: bool) -> None:
     services.assessment_record(
         course,
         data={
@@ -47,7 +47,7 @@ def assessment(course, actor, on: str, cr2: bool) -> None:  # noqa: ANN001
     )
 
 
-def referral(course, actor, **dates: str) -> None:  # noqa: ANN001, ANN003
+def referral(course, actor, **dates: str) -> None:
     services.referral_save(
         course,
         data={k: date.fromisoformat(v) for k, v in dates.items()},
@@ -57,7 +57,7 @@ def referral(course, actor, **dates: str) -> None:  # noqa: ANN001, ANN003
 
 
 @pytest.fixture
-def cohort(time_machine, team, other_team, clinician, member, make_course):  # noqa: ANN001, ANN201
+def cohort(time_machine, team, other_team, clinician, member, make_course):
     """Group A courses (HSCT indicated) started in 2026:
 
     course  start       referral (days)  first CR2 -> transplant (days)  blocks (delay)
@@ -182,6 +182,6 @@ def test_delay_statistics_cost_three_queries_whatever_the_cohort(
         ([1, 2, 3, 4, 5, 6, 7, 8, 9, 10], 0.9, 9.1),
     ],
 )
-def test_percentile_cont_interpolates_like_postgresql(values, fraction, expected):  # noqa: ANN001
+def test_percentile_cont_interpolates_like_postgresql(values, fraction, expected):
     result = percentile_cont(values, fraction)
     assert result == (None if expected is None else pytest.approx(expected))
