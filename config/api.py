@@ -1,4 +1,5 @@
-"""API-wide conventions: one error shape, pagination, JSON 404/500 everywhere.
+"""API-wide conventions: one error shape, pagination, JSON 404/500 for every path, and
+the index of the API's collections (``GET /api/v1/``).
 
 Every error the API answers has the same body::
 
@@ -13,17 +14,22 @@ patient's identifying data: they name fields and rules, not values from the reco
 
 from __future__ import annotations
 
+from collections.abc import Callable, Iterator
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, HttpRequest, JsonResponse
-from rest_framework import status
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.urls import URLPattern, URLResolver, get_resolver, reverse
+from drf_spectacular.utils import extend_schema, inline_serializer
+from rest_framework import serializers, status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
+from rest_framework.permissions import AllowAny
+from rest_framework.request import Request
 from rest_framework.response import Response
+from rest_framework.views import APIView, set_rollback
 from rest_framework.views import exception_handler as drf_exception_handler
-from rest_framework.views import set_rollback
 
 from config import errors
 
@@ -108,3 +114,73 @@ def json_server_error(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         error_body(500, "server_error", "Internal error; it has been logged."), status=500
     )
+
+
+class JsonNotFoundMiddleware:
+    """Every 404 answers the API's JSON error, for every path: also Django's own
+    pages -- the debug page (DEBUG=True), which would list the URL patterns, and the
+    admin's. There is no HTML site to show a page for. Sits outside CommonMiddleware,
+    so a missing trailing slash is still redirected first (APPEND_SLASH)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code == 404 and not response.get("Content-Type", "").startswith(
+            "application/json"
+        ):
+            return json_not_found(request)
+        return response
+
+
+def _collections(patterns: list[Any]) -> Iterator[str]:
+    """Names of the routes that take no argument: the API's collections and actions
+    on the requester (me, stratify), read from the URLconf so the index cannot drift."""
+    for entry in patterns:
+        if isinstance(entry, URLResolver):
+            yield from _collections(entry.url_patterns)
+        elif isinstance(entry, URLPattern) and entry.name and not entry.pattern.regex.groups:
+            yield entry.name
+
+
+class ApiRootView(APIView):
+    """``GET /api/v1/``: where the API's collections are, and its documentation."""
+
+    permission_classes = [AllowAny]
+    api_prefix = "api/v1/"
+
+    @extend_schema(
+        summary="The API's collections",
+        responses=inline_serializer(
+            "ApiRoot",
+            {
+                "name": serializers.CharField(),
+                "version": serializers.CharField(),
+                "docs": serializers.URLField(),
+                "schema": serializers.URLField(),
+                "resources": serializers.DictField(child=serializers.URLField()),
+            },
+        ),
+    )
+    def get(self, request: Request) -> Response:
+        [api] = [
+            r
+            for r in get_resolver().url_patterns
+            if isinstance(r, URLResolver) and str(r.pattern) == self.api_prefix
+        ]
+        root = reverse("api-root")
+        resources = {}
+        for name in _collections(api.url_patterns):
+            path = reverse(name)
+            if path != root:
+                resources[path.removeprefix(root).strip("/")] = request.build_absolute_uri(path)
+        return Response(
+            {
+                "name": "rezcourse API",
+                "version": "v1",
+                "docs": request.build_absolute_uri(reverse("swagger-ui")),
+                "schema": request.build_absolute_uri(reverse("schema")),
+                "resources": dict(sorted(resources.items())),
+            }
+        )

@@ -42,6 +42,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Every 404 in the API's JSON error shape, whatever rendered it (outside
+    # CommonMiddleware, so APPEND_SLASH still redirects first).
+    "config.api.JsonNotFoundMiddleware",
     # Serves the admin's and Swagger UI's static files without a separate web server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
