@@ -129,9 +129,9 @@ def alerts_sweep(now: datetime, course_ids: Sequence[int] | None = None) -> Swee
             course_id=d.course_id,
             kind=d.kind,
             subject=d.subject,
-            severity=rules.SEVERITY[d.kind],
+            severity=rules.BY_KIND[d.kind].severity,
             message=d.message,
-            caveat=rules.CAVEATS[d.kind],
+            caveat=rules.BY_KIND[d.kind].caveat,
             condition_since=d.since,
             opened_at=now,
         )
