@@ -1,7 +1,6 @@
 from __future__ import annotations
 
 import django_filters
-from django.db.models import Q, QuerySet
 from django.http import Http404
 from django.utils import timezone
 from drf_spectacular.utils import (
@@ -36,7 +35,6 @@ from notifications.serializers import (
 )
 from teams.models import ADMIN_ROLES, Membership
 from teams.permissions import TeamScopedMixin
-from teams.selectors import teams_for
 
 ERROR = OpenApiResponse(description="Error in the API's error shape")
 
@@ -53,14 +51,11 @@ class AlertFilter(django_filters.FilterSet):
         model = Alert
         fields = ["team", "kind", "severity", "state", "course", "snoozed"]
 
-    def filter_snoozed(self, queryset: QuerySet, name: str, value: bool) -> QuerySet:
-        # A snooze runs until a date on the alert's team's calendar (Team.today), not
-        # the server's.
-        now = timezone.now()
-        snoozed = Q(pk__in=[])
-        for team in teams_for(self.request.user):
-            snoozed |= Q(course__patient__team=team, snoozed_until__gt=team.today(now))
-        return queryset.filter(snoozed) if value else queryset.exclude(snoozed)
+    def filter_snoozed(self, queryset, name, value):
+        today = timezone.localdate()
+        if value:
+            return queryset.filter(snoozed_until__gt=today)
+        return queryset.exclude(snoozed_until__gt=today)
 
 
 class AlertViewSet(
