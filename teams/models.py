@@ -44,8 +44,6 @@ class Team(models.Model):
         return self.name
 
     def today(self, now: datetime) -> date:
-        """The team's calendar date at ``now``: clinical dates ("in the future",
-        "overdue", "today") are judged on the team's own calendar, not the server's."""
         return now.astimezone(zoneinfo.ZoneInfo(self.time_zone)).date()
 
 
