@@ -20,7 +20,7 @@ def _attention(today, prefix=""):
     return Q(**{f"{prefix}state__in": UNRESOLVED}) & ~Q(**{f"{prefix}snoozed_until__gt": today})
 
 
-def worklist_values(request):
+def worklist_values(request):  # noqa: ANN001, ANN201
     today = timezone.localdate()
     teams = team_ids_for(request.user) if request.user.is_authenticated else []
     rank = Case(

@@ -51,7 +51,7 @@ class AlertFilter(django_filters.FilterSet):
         model = Alert
         fields = ["team", "kind", "severity", "state", "course", "snoozed"]
 
-    def filter_snoozed(self, queryset, name, value):
+    def filter_snoozed(self, queryset, name, value):  # noqa: ANN001, ANN201
         today = timezone.localdate()
         if value:
             return queryset.filter(snoozed_until__gt=today)

@@ -30,12 +30,6 @@ def teams_for(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Team]:
     return Team.objects.filter(pk__in=team_ids_for(user))
 
 
-def has_team_role(
-    user: AbstractBaseUser | AnonymousUser, team_id: int, roles: frozenset[str]
-) -> bool:
-    return team_roles(user).get(team_id) in roles
-
-
 def is_last_coordinator(membership: Membership, *, lock: bool = False) -> bool:
     """Whether the team would lose its last coordinator without this membership.
     ``lock``: hold the other coordinators' rows (FOR UPDATE) until the transaction ends,
@@ -46,3 +40,9 @@ def is_last_coordinator(membership: Membership, *, lock: bool = False) -> bool:
     if lock:
         others = others.select_for_update()
     return membership.role == Role.COORDINATOR and not others.exists()
+
+
+def has_team_role(
+    user: AbstractBaseUser | AnonymousUser, team_id: int, roles: frozenset[str]
+) -> bool:
+    return team_roles(user).get(team_id) in roles

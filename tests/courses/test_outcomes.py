@@ -78,7 +78,7 @@ def test_no_observations_give_an_empty_estimate():
     assert km.at(1) is None
 
 
-def _obs(**kwargs):
+def _obs(**kwargs):  # noqa: ANN003, ANN202
     base = {
         "start": date(2025, 1, 1),
         "event_dates": [],
@@ -110,11 +110,11 @@ def test_without_events_the_course_is_censored_at_its_last_follow_up_capped_at_t
 # --- the endpoint -------------------------------------------------------------------------
 
 
-def at(time_machine, day: str) -> None:
+def at(time_machine, day: str) -> None:  # noqa: ANN001
     time_machine.move_to(datetime.fromisoformat(f"{day}T10:00:00+00:00"), tick=False)
 
 
-def event(course, actor, kind: str, on: str) -> None:
+def event(course, actor, kind: str, on: str) -> None:  # noqa: ANN001
     services.event_record(
         course,
         data={"kind": kind, "occurred_on": date.fromisoformat(on), "note": ""},
@@ -123,7 +123,7 @@ def event(course, actor, kind: str, on: str) -> None:
     )
 
 
-def off_protocol(course, actor, reason: str) -> None:
+def off_protocol(course, actor, reason: str) -> None:  # noqa: ANN001
     services.course_transition(
         course,
         name="take_off_protocol",
@@ -138,7 +138,7 @@ LATE = {"relapse_date": date(2024, 8, 1)}  # >= 6 months after front-line end: g
 
 
 @pytest.fixture
-def cohort(time_machine, team, other_team, clinician, member, make_course, make_patient):
+def cohort(time_machine, team, other_team, clinician, member, make_course, make_patient):  # noqa: ANN001, ANN201
     """Group A (start 2024-04-01): second relapse at day 365; refractory at day 210;
     censored at its last record (day 565); withdrawn at day 100 (a later death does not
     count). Group B (start 2024-09-01): taken off protocol for death at day 181 (no

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def cohort(clock, sweep, team, other_team, clinician, member, make_course):
+def cohort(clock, sweep, team, other_team, clinician, member, make_course):  # noqa: ANN001, ANN201
     """Three courses of team X and one of team Y, swept on 2026-12-08:
 
     * a: group A (HSCT indicated) -> hsct_referral_missing (high) + overdue blocks
@@ -45,7 +45,7 @@ def cohort(clock, sweep, team, other_team, clinician, member, make_course):
     return {"a": a, "b": b, "c": c, "y": y}
 
 
-def rows(client, query: str = "") -> list[dict]:
+def rows(client, query: str = "") -> list[dict]:  # noqa: ANN001
     response = client.get(f"/api/v1/dashboard/worklist/{query}")
     assert response.status_code == 200, response.content
     return response.json()["results"]
