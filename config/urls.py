@@ -5,10 +5,11 @@ from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import api
+from config.api_root import ApiRootView
 from config.health import healthz
 
 api_v1 = [
-    path("", api.ApiRootView.as_view(), name="api-root"),
+    path("", ApiRootView.as_view(), name="api-root"),
     path("", include("teams.urls")),
     path("", include("stratification.urls")),
     path("", include("courses.urls")),

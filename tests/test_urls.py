@@ -67,3 +67,23 @@ def test_every_listed_collection_answers(api, clinician):
         if name == "stratify":
             continue  # POST only
         assert client.get(url).status_code == 200, name
+
+
+def test_drf_can_load_the_api_conventions_before_anything_else():
+    # config.api is DRF's pagination and exception-handler module: DRF imports it
+    # while rest_framework.generics is still loading, so it must not import anything
+    # that needs generics (a view class with extend_schema did, in one import order).
+    import subprocess
+    import sys
+    from pathlib import Path
+
+    code = "import django; django.setup(); import rest_framework.generics; import config.urls"
+    result = subprocess.run(
+        [sys.executable, "-c", code],
+        cwd=Path(__file__).resolve().parent.parent,
+        env={"DJANGO_SETTINGS_MODULE": "config.settings.test", "PATH": "/usr/bin:/bin"},
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert result.returncode == 0, result.stderr[-2000:]
