@@ -71,16 +71,6 @@ class PatientForm(ServiceForm):
 @admin.register(Patient)
 class PatientAdmin(admin.ModelAdmin):
     form = PatientForm
-    fields = [
-        "team",
-        "reference",
-        "birth_year",
-        "sex",
-        "immunophenotype",
-        "initial_diagnosis_date",
-        "frontline_protocol",
-        "frontline_end_date",
-    ]
     list_display = [
         "reference",
         "team",
@@ -123,7 +113,6 @@ class RelapseAdmin(admin.ModelAdmin):
     are what its stratification decision was made on."""
 
     form = RelapseForm
-    fields = ["patient", "relapse_date", "site", "em_sites", "bm_blast_percent", "immunophenotype"]
     list_display = ["patient", "relapse_date", "site", "immunophenotype"]
     list_filter = ["site", "immunophenotype"]
     list_select_related = ["patient"]
@@ -308,17 +297,6 @@ class HsctReferralAdmin(RecordAdmin):
     PUT/PATCH .../hsct-referral/ (so the referral and transplant steps complete)."""
 
     list_display = ["course", "referred_on", "donor_search_status", "planned_on", "performed_on"]
-    fields = [
-        "course",
-        "referred_on",
-        "donor_search_status",
-        "donor_type",
-        "centre",
-        "planned_on",
-        "performed_on",
-        "recorded_by",
-        "recorded_at",
-    ]
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         fixed = ["course"] if obj is not None else []

@@ -7,6 +7,8 @@ centre links to its own records.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
@@ -26,6 +28,9 @@ from courses.transitions import (
 from stratification.definitions import StepKind
 from stratification.facts import Immunophenotype, Site
 from teams.models import Team
+
+if TYPE_CHECKING:
+    from stratification.definitions import Step
 
 reference_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$",
@@ -300,6 +305,27 @@ class PlannedStep(models.Model):
     def delay_days(self) -> int:
         actual = self.done_on or self.due_on
         return (actual - self.planned_on).days
+
+    @classmethod
+    def from_template(
+        cls, course: TreatmentCourse, spec: Step, anchor_key: str, **fields: Any
+    ) -> PlannedStep:
+        """An unsaved step from the protocol's template step; ``fields`` adds what the
+        caller decides (sequence, dates)."""
+        return cls(
+            course=course,
+            key=spec.id,
+            anchor_key=anchor_key,
+            kind=spec.kind,
+            label=spec.label,
+            block_type=spec.block_type or "",
+            mrd_time_point=spec.mrd_time_point or "",
+            offset_days=spec.offset_days,
+            grace_days=spec.grace_days,
+            local_default=spec.local_default,
+            note=spec.note,
+            **fields,
+        )
 
 
 class BlockAdministration(models.Model):

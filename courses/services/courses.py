@@ -21,7 +21,7 @@ from courses.services.transitions import apply_transition
 from courses.signals import announce
 from courses.transitions import TransitionInput
 from stratification import services as stratification_services
-from stratification.definitions import ProtocolDefinition, Step
+from stratification.definitions import ProtocolDefinition
 from stratification.facts import RelapseFacts
 from stratification.models import DecisionAlreadyConfirmedError
 
@@ -184,26 +184,6 @@ def course_confirm_hsct(
 # --- laying out the schedule ---------------------------------------------------------
 
 
-def _planned_step(
-    course: TreatmentCourse, spec: Step, anchor: str, **dates_and_sequence: object
-) -> PlannedStep:
-    """An unsaved planned step from the protocol's template step."""
-    return PlannedStep(
-        course=course,
-        key=spec.id,
-        anchor_key=anchor,
-        kind=spec.kind,
-        label=spec.label,
-        block_type=spec.block_type or "",
-        mrd_time_point=spec.mrd_time_point or "",
-        offset_days=spec.offset_days,
-        grace_days=spec.grace_days,
-        local_default=spec.local_default,
-        note=spec.note,
-        **dates_and_sequence,
-    )
-
-
 def _lay_out_steps(course: TreatmentCourse, protocol: ProtocolDefinition) -> None:
     template = protocol.schedule_for(course.risk_group)
     steps = template.steps_for(course.hsct_indicated)
@@ -215,7 +195,7 @@ def _lay_out_steps(course: TreatmentCourse, protocol: ProtocolDefinition) -> Non
         rows.append((step, anchor))
     plan = schedule.plan(((s.id, a, s.offset_days) for s, a in rows), course.start_date)
     PlannedStep.objects.bulk_create(
-        _planned_step(
+        PlannedStep.from_template(
             course, step, anchor, sequence=index, planned_on=row.planned_on, due_on=row.planned_on
         )
         for index, ((step, anchor), row) in enumerate(zip(rows, plan, strict=True))
@@ -241,7 +221,7 @@ def _relay_out_branch(course: TreatmentCourse, protocol: ProtocolDefinition) -> 
         step = existing.get(spec.id)
         anchor = spec.anchor if spec.anchor in wanted_keys else ""
         if step is None:
-            step = _planned_step(course, spec, anchor)
+            step = PlannedStep.from_template(course, spec, anchor)
         step.anchor_key = anchor
         ordered.append(step)
         ordered += [c for c in customs if c.anchor_key == spec.id]
