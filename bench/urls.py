@@ -16,7 +16,7 @@ from reports.delays import delay_statistics
 from teams.selectors import on_team_date, team_dates, team_ids_for
 
 
-def _attention(today, prefix=""):  # noqa: ANN001, ANN202
+def _attention(today, prefix=""):
     return Q(**{f"{prefix}state__in": UNRESOLVED}) & ~Q(**{f"{prefix}snoozed_until__gt": today})
 
 
@@ -57,7 +57,7 @@ def worklist_values(request):  # noqa: ANN001, ANN201
     )
 
 
-def summary_values(request):  # noqa: ANN001, ANN201
+def summary_values(request):
     teams = team_ids_for(request.user) if request.user.is_authenticated else []
     courses = TreatmentCourse.objects.filter(patient__team_id__in=teams)
     active = courses.filter(state__in=ACTIVE_STATES)
@@ -78,10 +78,10 @@ def summary_values(request):  # noqa: ANN001, ANN201
 class TokenUser:
     """DRF's token authentication for the plain Django views (same cost as the API's)."""
 
-    def __init__(self, view):  # noqa: ANN001
+    def __init__(self, view):
         self.view = view
 
-    def __call__(self, request):  # noqa: ANN001, ANN204
+    def __call__(self, request):
         from rest_framework.authentication import TokenAuthentication
         from rest_framework.request import Request
 

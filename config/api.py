@@ -1,4 +1,4 @@
-"""API-wide conventions: one error shape, pagination, JSON 404/500 for /api/.
+"""API-wide conventions: one error shape, pagination, JSON 404/500 for every path.
 
 Every error the API answers has the same body::
 
@@ -6,25 +6,27 @@ Every error the API answers has the same body::
                "fields": {"relapse_date": ["must not be before ..."]}}}
 
 ``fields`` appears on validation errors only; other keys (``allowed_transitions`` on a
-409, for instance) come from :class:`ApiError` subclasses. Messages never echo a
+409, for instance) come from the domain error's ``extra`` (config/errors.py). This
+module is the one place that maps domain errors to HTTP. Messages never echo a
 patient's identifying data: they name fields and rules, not values from the record.
 """
 
 from __future__ import annotations
 
-import logging
+from collections.abc import Callable
 from typing import Any
 
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
-from django.http import Http404, HttpRequest, JsonResponse
+from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
 from rest_framework import status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
 from rest_framework.response import Response
 from rest_framework.views import exception_handler as drf_exception_handler
+from rest_framework.views import set_rollback
 
-logger = logging.getLogger(__name__)
+from config import errors
 
 
 class Pagination(PageNumberPagination):
@@ -32,17 +34,13 @@ class Pagination(PageNumberPagination):
     max_page_size = 500
 
 
-class ApiError(APIException):
-    """An API error that carries extra keys into the error body."""
-
-    def __init__(self, message: str, *, code: str | None = None, **extra: Any) -> None:
-        super().__init__(detail=message, code=code)
-        self.extra = extra
-
-
-class Conflict(ApiError):
-    status_code = status.HTTP_409_CONFLICT
-    default_code = "conflict"
+# The HTTP status of each kind of domain error (the most specific class wins).
+DOMAIN_STATUS: tuple[tuple[type[errors.ApplicationError], int], ...] = (
+    (errors.Invalid, status.HTTP_400_BAD_REQUEST),
+    (errors.Refused, status.HTTP_409_CONFLICT),
+    (errors.NotFound, status.HTTP_404_NOT_FOUND),
+    (errors.ApplicationError, status.HTTP_400_BAD_REQUEST),
+)
 
 
 def _plain(detail: Any) -> Any:
@@ -58,9 +56,20 @@ def error_body(status_code: int, code: str, message: str, **extra: Any) -> dict[
     return {"error": {"status": status_code, "code": code, "message": message, **extra}}
 
 
+def domain_error_response(exc: errors.ApplicationError) -> Response:
+    status_code = next(code for kind, code in DOMAIN_STATUS if isinstance(exc, kind))
+    extra = dict(exc.extra)
+    if isinstance(exc, errors.Invalid):
+        extra["fields"] = exc.fields
+    return Response(error_body(status_code, exc.code, exc.message, **extra), status=status_code)
+
+
 def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | None:
+    if isinstance(exc, errors.ApplicationError):
+        set_rollback()  # as DRF does for its own errors, should the request be atomic
+        return domain_error_response(exc)
     if isinstance(exc, DjangoValidationError):
-        # Model-level validation raised inside a service: same 400 as a serializer's.
+        # Model-level validation (full_clean): same 400 as a serializer's.
         detail = (
             exc.message_dict if hasattr(exc, "error_dict") else {"non_field_errors": exc.messages}
         )
@@ -73,20 +82,20 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
     response = drf_exception_handler(exc, context)
     if response is None:
-        return None  # unexpected: Django's handler500 answers (JSON for /api/).
+        return None  # unexpected: Django's handler500 answers (JSON).
 
     if isinstance(exc, ValidationError):
         detail = exc.detail
         fields = _plain(detail if isinstance(detail, dict) else {"non_field_errors": detail})
-        message = "Invalid input: " + ", ".join(fields) + "."
-        response.data = error_body(response.status_code, "invalid", message, fields=fields)
+        response.data = error_body(
+            response.status_code, "invalid", errors.Invalid(fields).message, fields=fields
+        )
     else:
         code = exc.get_codes() if isinstance(exc, APIException) else "error"
         if not isinstance(code, str):
             code = "error"
         message = str(exc.detail) if isinstance(exc, APIException) else str(exc)
-        extra = getattr(exc, "extra", {})
-        response.data = error_body(response.status_code, code, message, **extra)
+        response.data = error_body(response.status_code, code, message)
     return response
 
 
@@ -100,3 +109,21 @@ def json_server_error(request: HttpRequest) -> JsonResponse:
     return JsonResponse(
         error_body(500, "server_error", "Internal error; it has been logged."), status=500
     )
+
+
+class JsonNotFoundMiddleware:
+    """Every 404 answers the API's JSON error, for every path: also Django's own
+    pages -- the debug page (DEBUG=True), which would list the URL patterns, and the
+    admin's. There is no HTML site to show a page for. Sits outside CommonMiddleware,
+    so a missing trailing slash is still redirected first (APPEND_SLASH)."""
+
+    def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
+        self.get_response = get_response
+
+    def __call__(self, request: HttpRequest) -> HttpResponse:
+        response = self.get_response(request)
+        if response.status_code == 404 and not response.get("Content-Type", "").startswith(
+            "application/json"
+        ):
+            return json_not_found(request)
+        return response

@@ -13,7 +13,7 @@ class GeneratedDocCommand(BaseCommand):
 
     render: Callable[[], str]
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--output", help="file to write instead of stdout")
 
     def handle(self, *args: object, output: str | None, **options: object) -> None:

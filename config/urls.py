@@ -1,13 +1,15 @@
 from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
-from django.views import defaults
+from django.views.generic import RedirectView
 from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
 
 from config import api
+from config.api_root import ApiRootView
 from config.health import healthz
 
 api_v1 = [
+    path("", ApiRootView.as_view(), name="api-root"),
     path("", include("teams.urls")),
     path("", include("stratification.urls")),
     path("", include("courses.urls")),
@@ -22,6 +24,8 @@ class SwaggerView(SpectacularSwaggerView):
 
 
 urlpatterns = [
+    # No web app yet: a browser that opens the site lands on the API's documentation.
+    path("", RedirectView.as_view(pattern_name="swagger-ui", permanent=False)),
     path("healthz", healthz, name="healthz"),
     path("admin/", admin.site.urls),
     path("api/v1/", include(api_v1)),
@@ -29,17 +33,10 @@ urlpatterns = [
     path("api/docs/", SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
 ]
 
-
-def handler404(request, exception):  # noqa: ANN001, ANN201
-    if request.path.startswith("/api/") or request.path == "/healthz":
-        return api.json_not_found(request, exception)
-    return defaults.page_not_found(request, exception)
-
-
-def handler500(request):  # noqa: ANN001, ANN201
-    if request.path.startswith("/api/"):
-        return api.json_server_error(request)
-    return defaults.server_error(request)
+# Every path answers errors in the API's JSON shape (config.api.JsonNotFoundMiddleware
+# does the same for the pages Django renders itself, e.g. with DEBUG=True).
+handler404 = api.json_not_found
+handler500 = api.json_server_error
 
 
 admin.site.site_header = "rezcourse administration"

@@ -1,7 +1,18 @@
-"""Admin for courses. State changes and clinical records go through the same services
-as the API (so guards, audit and schedule updates apply); the state field itself is
-read-only here."""
+"""Admin for courses. Every write goes through the same service as the API, so the
+same rules (with the same words), the audit trail, the schedule and the alert
+re-evaluation apply whatever the channel:
 
+* patients: created and edited through patient_create / patient_update;
+* relapses: added through relapse_create, then read-only (they are the input of the
+  stratification decision);
+* clinical records and the HSCT referral: added (the referral also updated) through
+  their record services; records are append-only afterwards;
+* courses, their steps, transitions, decisions and the audit trail: read-only here --
+  a course moves through the API (confirm, transitions, records), which writes the
+  CourseTransition and the audit entries.
+"""
+
+from collections.abc import Mapping
 from typing import Any
 
 from django import forms
@@ -9,6 +20,7 @@ from django.contrib import admin
 from django.http import HttpRequest
 from django.utils import timezone
 
+from config.admin import ReadOnlyAdmin, ReadOnlyInline
 from courses import services
 from courses.models import (
     AuditEntry,
@@ -25,8 +37,40 @@ from courses.models import (
 )
 
 
+class ServiceForm(forms.ModelForm):
+    """A form checked with the service's own validator before the admin calls the
+    service: every problem shows at once, under its field, in the API's words."""
+
+    def service_errors(self, data: Mapping[str, Any]) -> Mapping[str, list[str]]:
+        raise NotImplementedError
+
+    def clean(self) -> dict[str, Any]:
+        data = super().clean()
+        if not self.errors:
+            for field, messages in self.service_errors(data).items():
+                self.add_error(field if field in self.fields else None, messages)
+        return data
+
+
+# --- patients and relapses ------------------------------------------------------------
+
+
+class PatientForm(ServiceForm):
+    def service_errors(self, data: Mapping[str, Any]) -> Mapping[str, list[str]]:
+        # The patient as it would be stored (the form's instance is only updated
+        # after clean()).
+        stored = {
+            f.attname: getattr(self.instance, f.attname) for f in Patient._meta.concrete_fields
+        }
+        candidate = Patient(**stored)
+        for field, value in data.items():
+            setattr(candidate, field, value)
+        return services.patient_errors(candidate, timezone.now())
+
+
 @admin.register(Patient)
 class PatientAdmin(admin.ModelAdmin):
+    form = PatientForm
     list_display = [
         "reference",
         "team",
@@ -36,66 +80,98 @@ class PatientAdmin(admin.ModelAdmin):
         "initial_diagnosis_date",
     ]
     list_filter = ["team", "immunophenotype", "sex"]
+    list_select_related = ["team"]
     search_fields = ["reference"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Patient | None = None) -> list[str]:
+        return ["team"] if obj is not None else []  # as in the API: a patient keeps its team
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(
+        self, request: HttpRequest, obj: Patient, form: forms.Form, change: bool
+    ) -> None:
+        data = {k: v for k, v in form.cleaned_data.items() if k != "team"}
+        if change:
+            saved = services.patient_update(obj, data, timezone.now())
+        else:
+            team = form.cleaned_data["team"]
+            saved = services.patient_create(team_id=team.pk, data=data, now=timezone.now())
+        obj.pk = saved.pk
+
+
+class RelapseForm(ServiceForm):
+    def service_errors(self, data: Mapping[str, Any]) -> Mapping[str, list[str]]:
+        values = {k: v for k, v in data.items() if k != "patient"}
+        return services.relapse_errors(data["patient"], values, timezone.now())
 
 
 @admin.register(Relapse)
 class RelapseAdmin(admin.ModelAdmin):
+    """Added through relapse_create; afterwards read-only, because a relapse's facts
+    are what its stratification decision was made on."""
+
+    form = RelapseForm
     list_display = ["patient", "relapse_date", "site", "immunophenotype"]
     list_filter = ["site", "immunophenotype"]
+    list_select_related = ["patient"]
     search_fields = ["patient__reference"]
     raw_id_fields = ["patient"]
 
+    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return obj is None and super().has_change_permission(request, obj)
 
-class StepInline(admin.TabularInline):
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(
+        self, request: HttpRequest, obj: Relapse, form: forms.Form, change: bool
+    ) -> None:
+        data = {k: v for k, v in form.cleaned_data.items() if k != "patient"}
+        saved = services.relapse_create(
+            patient=form.cleaned_data["patient"], data=data, now=timezone.now()
+        )
+        obj.pk = saved.pk
+
+
+# --- courses ----------------------------------------------------------------------------
+
+
+class StepInline(ReadOnlyInline):
     model = PlannedStep
-    extra = 0
     fields = ["sequence", "label", "planned_on", "due_on", "done_on", "status", "grace_days"]
     readonly_fields = fields
-    can_delete = False
 
 
-class TransitionInline(admin.TabularInline):
+class TransitionInline(ReadOnlyInline):
     model = CourseTransition
-    extra = 0
-    readonly_fields = ["name", "from_state", "to_state", "actor", "at", "reason"]
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:  # noqa: ANN001
-        return False
+    fields = ["name", "from_state", "to_state", "actor", "at", "reason"]
+    readonly_fields = fields
 
 
-class _RecordInline(admin.TabularInline):
-    extra = 0
-    readonly_fields = ["recorded_by", "recorded_at"]
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:  # noqa: ANN001
-        # Added on the record's own admin page, through the service (schedule, audit).
-        return False
-
-    def has_change_permission(self, request, obj=None) -> bool:  # noqa: ANN001
-        return False
-
-
-class BlockInline(_RecordInline):
+class BlockInline(ReadOnlyInline):
     model = BlockAdministration
 
 
-class AssessmentInline(_RecordInline):
+class AssessmentInline(ReadOnlyInline):
     model = ResponseAssessment
 
 
-class MrdInline(_RecordInline):
+class MrdInline(ReadOnlyInline):
     model = MrdResult
 
 
-class EventInline(_RecordInline):
+class EventInline(ReadOnlyInline):
     model = ClinicalEvent
 
 
 @admin.register(TreatmentCourse)
-class TreatmentCourseAdmin(admin.ModelAdmin):
+class TreatmentCourseAdmin(ReadOnlyAdmin):
+    """Read-only: a course is opened, confirmed and moved through the API, whose
+    services lay out the schedule and write the transition log and the audit trail.
+    (An editable hsct_proposed here once changed a clinical proposal unaudited.)"""
+
     list_display = [
         "id",
         "patient",
@@ -106,65 +182,45 @@ class TreatmentCourseAdmin(admin.ModelAdmin):
         "last_activity_at",
     ]
     list_filter = ["state", "risk_group", "protocol_slug", "patient__team"]
+    list_select_related = ["patient"]
     search_fields = ["patient__reference"]
-    readonly_fields = [
-        "state",
-        "version",
-        "decision",
-        "proposed_group",
-        "risk_group",
-        "hsct_indicated",
-        "decision_confirmed",
-        "stratified_at",
-        "start_date",
-        "last_activity_at",
-        "off_protocol_reason",
-        "protocol_slug",
-        "protocol_version",
-        "patient",
-        "relapse",
-    ]
     inlines = [StepInline, TransitionInline, BlockInline, AssessmentInline, MrdInline, EventInline]
 
 
-@admin.register(HsctReferral)
-class HsctReferralAdmin(admin.ModelAdmin):
-    list_display = ["course", "referred_on", "donor_search_status", "planned_on", "performed_on"]
-    readonly_fields = ["recorded_by", "recorded_at"]
-    raw_id_fields = ["course"]
+@admin.register(PlannedStep)
+class PlannedStepAdmin(ReadOnlyAdmin):
+    """Read-only: steps change through the API (reschedule, skip, done), which keeps
+    later due dates and the audit trail right."""
+
+    list_display = ["course", "sequence", "label", "planned_on", "due_on", "done_on", "status"]
+    list_filter = ["kind", "status"]
+    list_select_related = ["course__patient"]
+    search_fields = ["course__patient__reference"]
 
 
 @admin.register(AuditEntry)
-class AuditEntryAdmin(admin.ModelAdmin):
+class AuditEntryAdmin(ReadOnlyAdmin):
     list_display = ["at", "course", "actor", "action", "target", "target_id"]
     list_filter = ["action", "target"]
-    readonly_fields = ["course", "actor", "at", "action", "target", "target_id", "data"]
-
-    def has_add_permission(self, request) -> bool:  # noqa: ANN001
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:  # noqa: ANN001
-        return False
+    list_select_related = ["course__patient", "actor"]
 
 
-class RecordAdminForm(forms.ModelForm):
-    """Validates a new record with the same rules (and words) as the API."""
+# --- clinical records -----------------------------------------------------------------
 
-    def clean(self) -> dict[str, Any]:
-        data = super().clean()
-        course = data.get("course")
-        if self.instance.pk is None and course is not None and not self.errors:
-            values = {k: v for k, v in data.items() if k != "course"}
-            for field, messages in services.record_errors(
-                self._meta.model, course, values, timezone.now()
-            ).items():
-                self.add_error(field if field in self.fields else None, messages)
-        return data
+
+class RecordAdminForm(ServiceForm):
+    """Validates a record with the same rules (and words) as the API."""
+
+    def service_errors(self, data: Mapping[str, Any]) -> Mapping[str, list[str]]:
+        course = data.get("course") or self.instance.course
+        values = {k: v for k, v in data.items() if k != "course"}
+        return services.record_errors(self._meta.model, course, values, timezone.now())
 
 
 class RecordAdmin(admin.ModelAdmin):
-    """Records are added through the same services as the API (so the schedule moves
-    and the audit trail is written) and are append-only afterwards."""
+    """Records are added through the same services as the API (so the schedule moves,
+    the audit trail is written and the alerts are re-evaluated) and are append-only
+    afterwards."""
 
     form = RecordAdminForm
     raw_id_fields = ["course"]
@@ -180,11 +236,15 @@ class RecordAdmin(admin.ModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: Any, form: forms.ModelForm, change: bool
     ) -> None:
-        data = {k: v for k, v in form.cleaned_data.items() if k != "course"}
+        course = form.cleaned_data.get("course") or obj.course
+        # An update (the referral) sends what changed, as a PATCH through the API does.
+        data = {
+            k: v
+            for k, v in form.cleaned_data.items()
+            if k != "course" and (not change or k in form.changed_data)
+        }
         service = services.RECORD_SERVICES[type(obj)]
-        record = service(
-            form.cleaned_data["course"], data=data, actor=request.user, now=timezone.now()
-        )
+        record = service(course, data=data, actor=request.user, now=timezone.now())
         obj.pk = record.pk
         obj.recorded_by = record.recorded_by
         obj.recorded_at = record.recorded_at
@@ -231,21 +291,16 @@ class ClinicalEventAdmin(RecordAdmin):
     fields = ["course", "kind", "occurred_on", "note", "recorded_by", "recorded_at"]
 
 
-@admin.register(PlannedStep)
-class PlannedStepAdmin(admin.ModelAdmin):
-    """Read-only: steps change through the API (reschedule, skip, done), which keeps
-    later due dates and the audit trail right."""
+@admin.register(HsctReferral)
+class HsctReferralAdmin(RecordAdmin):
+    """The course's one referral: recorded and updated through referral_save, as with
+    PUT/PATCH .../hsct-referral/ (so the referral and transplant steps complete)."""
 
-    list_display = ["course", "sequence", "label", "planned_on", "due_on", "done_on", "status"]
-    list_filter = ["kind", "status"]
-    list_select_related = ["course__patient"]
-    search_fields = ["course__patient__reference"]
+    list_display = ["course", "referred_on", "donor_search_status", "planned_on", "performed_on"]
 
-    def has_add_permission(self, request: HttpRequest) -> bool:
-        return False
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fixed = ["course"] if obj is not None else []
+        return [*fixed, *self.readonly_fields]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
-
-    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return False
+        return admin.ModelAdmin.has_change_permission(self, request, obj)

@@ -264,20 +264,13 @@ class CohortBuilder:
         b.course.start_date = start
         b.course.stratified_at = _at(start)
         steps = [
-            PlannedStep(
-                course=b.course,
+            PlannedStep.from_template(
+                b.course,
+                s,
+                rows[i][1],
                 sequence=i,
-                key=s.id,
-                anchor_key=rows[i][1],
-                kind=s.kind,
-                label=s.label,
-                block_type=s.block_type or "",
-                mrd_time_point=s.mrd_time_point or "",
-                offset_days=s.offset_days,
-                grace_days=s.grace_days,
                 planned_on=start + timedelta(days=offsets[i]),
                 due_on=start + timedelta(days=offsets[i]),
-                local_default=s.local_default,
             )
             for i, s in enumerate(template)
         ]

@@ -7,12 +7,30 @@ centre links to its own records.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING, Any
+
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
 from django_fsm import ConcurrentTransitionMixin, FSMField, transition
 
+from courses.transitions import (
+    BLOCK_RECORDED,
+    CONFIRMED_DECISION,
+    CR2_RECORDED,
+    HSCT_INDICATED,
+    HSCT_NOT_INDICATED,
+    OFF_PROTOCOL_REASON,
+    TRANSPLANT_DATE,
+    OffProtocolReason,
+    TransitionInput,
+)
+from stratification.definitions import StepKind
+from stratification.facts import Immunophenotype, Site
 from teams.models import Team
+
+if TYPE_CHECKING:
+    from stratification.definitions import Step
 
 reference_validator = RegexValidator(
     r"^[A-Za-z0-9][A-Za-z0-9._-]{0,39}$",
@@ -25,20 +43,6 @@ class Sex(models.TextChoices):
     MALE = "male"
     OTHER = "other"
     UNKNOWN = "unknown"
-
-
-class Immunophenotype(models.TextChoices):
-    B = "B", "B-cell precursor"
-    T = "T", "T-lineage"
-
-
-class Site(models.TextChoices):
-    ISOLATED_BM = "isolated_bm", "Isolated bone marrow"
-    COMBINED = "combined", "Combined"
-    ISOLATED_EM = "isolated_em", "Isolated extramedullary"
-
-
-EM_SITE_CHOICES = ("cns", "testis", "other")
 
 
 class Patient(models.Model):
@@ -105,76 +109,10 @@ ACTIVE_STATES: tuple[str, ...] = (
 )
 
 
-class OffProtocolReason(models.TextChoices):
-    REFRACTORY = "refractory"
-    SECOND_RELAPSE = "second_relapse"
-    DEATH = "death"
-    WITHDRAWAL = "withdrawal"
-    LOST_TO_FOLLOW_UP = "lost_to_follow_up"
-
-
-# --- Guards ------------------------------------------------------------------
-# Each guard reads the clinical record and answers None (may proceed) or the reason
-# it may not, in words a clinician understands; the 409 carries that reason.
-
-
-def guard_confirmed_decision(course: TreatmentCourse) -> str | None:
-    if course.risk_group is None and not course.decision_confirmed:
-        return "the stratification has not been confirmed by a clinician"
-    return None
-
-
-def guard_block_recorded(course: TreatmentCourse) -> str | None:
-    if not course.blocks.exists():
-        return "no chemotherapy block has been recorded"
-    return None
-
-
-def guard_cr2_recorded(course: TreatmentCourse) -> str | None:
-    if not course.assessments.filter(cr2=True).exists():
-        return "no response assessment with CR2 has been recorded"
-    return None
-
-
-def guard_hsct_indicated_or_override(course: TreatmentCourse) -> str | None:
-    if course.hsct_indicated is not True and not course.pending_reason:
-        return "HSCT is not indicated for this course; give a reason to override"
-    return None
-
-
-def guard_hsct_not_indicated_or_override(course: TreatmentCourse) -> str | None:
-    if course.hsct_indicated is True and not course.pending_reason:
-        return "HSCT is indicated for this course; give a reason to continue without it"
-    return None
-
-
-def guard_transplant_date(course: TreatmentCourse) -> str | None:
-    referral = getattr(course, "hsct_referral", None)
-    if referral is None or referral.performed_on is None:
-        return "no transplant date has been recorded on the HSCT referral"
-    return None
-
-
-def guard_off_protocol_reason(course: TreatmentCourse) -> str | None:
-    if course.pending_off_protocol_reason not in OffProtocolReason.values:
-        return "an off-protocol reason is required: " + ", ".join(OffProtocolReason.values)
-    if not course.pending_reason:
-        return "a free-text reason is required"
-    return None
-
-
-def _ok(guard):  # noqa: ANN001, ANN202 - adapter: django-fsm conditions return bools
-    def condition(course: TreatmentCourse) -> bool:
-        return guard(course) is None
-
-    condition.guard = guard  # type: ignore[attr-defined]
-    condition.__name__ = guard.__name__
-    return condition
-
-
 class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
     """One relapse treatment course. ``state`` is protected: it changes only through
-    the transition methods below, called by ``courses.services.course_transition``.
+    the transition methods below, which ``courses.services`` applies after running
+    their guards (declared in courses/transitions.py, attached with ``custom``).
     ConcurrentTransitionMixin makes the UPDATE conditional on the state we read, and
     ``version`` lets a client say which version it saw (optimistic concurrency)."""
 
@@ -216,90 +154,82 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
             models.Index(fields=["protocol_slug"]),
         ]
 
-    # Set by the service for the duration of one transition (reason text, and the
-    # off-protocol category), so guards can read them: django-fsm passes conditions
-    # the instance only.
-    pending_reason: str = ""
-    pending_off_protocol_reason: str = ""
-
     def __str__(self) -> str:
         return f"course {self.pk} ({self.patient.reference})"
 
-    @property
-    def team_id(self) -> int:
-        return self.patient.team_id
+    # Each transition method takes what the request brought (TransitionInput); its
+    # guards have run, once, before the service calls it.
 
     @transition(
         field=state,
         source=State.REGISTERED,
         target=State.STRATIFIED,
-        conditions=[_ok(guard_confirmed_decision)],
-        custom={"api": False, "label": "Confirm stratification"},
+        custom={"guards": (CONFIRMED_DECISION,), "api": False},
     )
-    def stratify(self) -> None:
+    def stratify(self, given: TransitionInput) -> None:
         """Only through the confirm-stratification endpoint, which records the decision."""
 
     @transition(field=state, source=State.STRATIFIED, target=State.INDUCTION)
-    def start_induction(self) -> None:
+    def start_induction(self, given: TransitionInput) -> None:
         pass
 
     @transition(
         field=state,
         source=State.INDUCTION,
         target=State.RESPONSE_ASSESSMENT,
-        conditions=[_ok(guard_block_recorded)],
+        custom={"guards": (BLOCK_RECORDED,)},
     )
-    def assess_response(self) -> None:
+    def assess_response(self, given: TransitionInput) -> None:
         pass
 
     @transition(
         field=state,
         source=State.RESPONSE_ASSESSMENT,
         target=State.POST_REMISSION_CHEMO,
-        conditions=[_ok(guard_cr2_recorded), _ok(guard_hsct_not_indicated_or_override)],
+        custom={"guards": (CR2_RECORDED, HSCT_NOT_INDICATED)},
     )
-    def continue_chemotherapy(self) -> None:
+    def continue_chemotherapy(self, given: TransitionInput) -> None:
         pass
 
     @transition(
         field=state,
         source=[State.RESPONSE_ASSESSMENT, State.POST_REMISSION_CHEMO],
         target=State.HSCT_WORKUP,
-        conditions=[_ok(guard_cr2_recorded), _ok(guard_hsct_indicated_or_override)],
+        custom={"guards": (CR2_RECORDED, HSCT_INDICATED)},
     )
-    def start_hsct_workup(self) -> None:
+    def start_hsct_workup(self, given: TransitionInput) -> None:
         pass
 
     @transition(
         field=state,
         source=State.HSCT_WORKUP,
         target=State.TRANSPLANTED,
-        conditions=[_ok(guard_transplant_date)],
+        custom={"guards": (TRANSPLANT_DATE,)},
     )
-    def transplant(self) -> None:
+    def transplant(self, given: TransitionInput) -> None:
         pass
 
     @transition(
         field=state,
         source=State.POST_REMISSION_CHEMO,
         target=State.MAINTENANCE,
-        conditions=[_ok(guard_hsct_not_indicated_or_override)],
+        custom={"guards": (HSCT_NOT_INDICATED,)},
     )
-    def start_maintenance(self) -> None:
+    def start_maintenance(self, given: TransitionInput) -> None:
         pass
 
     @transition(field=state, source=[State.TRANSPLANTED, State.MAINTENANCE], target=State.COMPLETED)
-    def complete(self) -> None:
+    def complete(self, given: TransitionInput) -> None:
         pass
 
     @transition(
         field=state,
         source=list(ACTIVE_STATES),
         target=State.OFF_PROTOCOL,
-        conditions=[_ok(guard_off_protocol_reason)],
+        custom={"guards": (OFF_PROTOCOL_REASON,)},
     )
-    def take_off_protocol(self) -> None:
-        self.off_protocol_reason = self.pending_off_protocol_reason
+    def take_off_protocol(self, given: TransitionInput) -> None:
+        self.off_protocol_reason = given.off_protocol_reason
 
 
 class CourseTransition(models.Model):
@@ -325,17 +255,6 @@ class CourseTransition(models.Model):
         if self.pk is not None:
             raise ValueError("Course transitions are append-only.")
         super().save(*args, **kwargs)
-
-
-class StepKind(models.TextChoices):
-    BLOCK = "block"
-    RESPONSE_ASSESSMENT = "response_assessment"
-    MRD = "mrd"
-    HSCT_REFERRAL = "hsct_referral"
-    HSCT = "hsct"
-    IRRADIATION = "irradiation"
-    MAINTENANCE_START = "maintenance_start"
-    END_OF_THERAPY = "end_of_therapy"
 
 
 class StepStatus(models.TextChoices):
@@ -386,6 +305,27 @@ class PlannedStep(models.Model):
     def delay_days(self) -> int:
         actual = self.done_on or self.due_on
         return (actual - self.planned_on).days
+
+    @classmethod
+    def from_template(
+        cls, course: TreatmentCourse, spec: Step, anchor_key: str, **fields: Any
+    ) -> PlannedStep:
+        """An unsaved step from the protocol's template step; ``fields`` adds what the
+        caller decides (sequence, dates)."""
+        return cls(
+            course=course,
+            key=spec.id,
+            anchor_key=anchor_key,
+            kind=spec.kind,
+            label=spec.label,
+            block_type=spec.block_type or "",
+            mrd_time_point=spec.mrd_time_point or "",
+            offset_days=spec.offset_days,
+            grace_days=spec.grace_days,
+            local_default=spec.local_default,
+            note=spec.note,
+            **fields,
+        )
 
 
 class BlockAdministration(models.Model):

@@ -1,12 +1,18 @@
-"""Reads on courses: scoped querysets. What the dashboards read (the timeline with its
-alerts, the delay statistics, the outcomes) lives in the ``reports`` app."""
+"""Reads on courses: scoped querysets, the protocol a course follows and the transitions
+possible now. What the dashboards read (the timeline with its alerts, the delay
+statistics, the outcomes) lives in the ``reports`` app."""
 
 from __future__ import annotations
+
+from dataclasses import dataclass
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db.models import QuerySet
 
+from courses import transitions
 from courses.models import TreatmentCourse
+from stratification.definitions import ProtocolDefinition
+from stratification.selectors import protocol_get
 from teams.selectors import team_ids_for
 
 
@@ -14,3 +20,38 @@ def courses_for(user: AbstractBaseUser) -> QuerySet[TreatmentCourse]:
     return TreatmentCourse.objects.filter(patient__team_id__in=team_ids_for(user)).select_related(
         "patient"
     )
+
+
+def protocol_for(slug: str) -> ProtocolDefinition:
+    """The loaded definition; KeyError for an unknown slug."""
+    protocol = protocol_get(slug)
+    if protocol is None:
+        raise KeyError(slug)
+    return protocol
+
+
+@dataclass(frozen=True)
+class Option:
+    """A transition a client may request now, and the request fields it needs."""
+
+    name: str
+    target: str
+    requires: tuple[str, ...]
+
+
+def transition_options(course: TreatmentCourse) -> list[Option]:
+    """Transitions a client may request now (through the API), with what they need."""
+    options = []
+    for transition in transitions.course_transitions():
+        if not transitions.leaves(transition, course.state):
+            continue
+        if not transitions.offered_through_api(transition):
+            continue
+        needs = transitions.needs(transition, course)
+        if needs is not None:
+            options.append(Option(transition.name, transition.target, needs))
+    return sorted(options, key=lambda o: o.name)
+
+
+def allowed_transitions(course: TreatmentCourse) -> list[str]:
+    return [o.name for o in transition_options(course)]

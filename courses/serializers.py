@@ -6,7 +6,6 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from courses.models import (
-    EM_SITE_CHOICES,
     AuditEntry,
     BlockAdministration,
     ClinicalEvent,
@@ -15,7 +14,6 @@ from courses.models import (
     EmStatus,
     EventKind,
     HsctReferral,
-    Immunophenotype,
     Marrow,
     MrdResult,
     OffProtocolReason,
@@ -23,11 +21,11 @@ from courses.models import (
     PlannedStep,
     Relapse,
     ResponseAssessment,
-    Site,
-    StepKind,
     StepStatus,
     TreatmentCourse,
 )
+from stratification.definitions import StepKind
+from stratification.facts import EmSite, Immunophenotype, Site
 from teams.serializers import TeamPrimaryKeyField
 
 
@@ -60,7 +58,7 @@ class PatientUpdateSerializer(PatientSerializer):
 class RelapseSerializer(serializers.ModelSerializer):
     patient = serializers.PrimaryKeyRelatedField(queryset=Patient.objects.none())
     em_sites = serializers.ListField(
-        child=serializers.ChoiceField(choices=EM_SITE_CHOICES), allow_empty=True, default=list
+        child=serializers.ChoiceField(choices=EmSite.choices), allow_empty=True, default=list
     )
     site = serializers.ChoiceField(choices=Site.choices)
     bm_blast_percent = serializers.FloatField(
@@ -84,7 +82,7 @@ class RelapseSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = ["id", "created_at", "course"]
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         request = self.context.get("request")
         if request is not None:
@@ -187,7 +185,7 @@ class CourseSerializer(serializers.ModelSerializer):
         # Only on the detail view: evaluating guards reads the record (queries per row).
         if not self.context.get("with_transitions"):
             return None
-        from courses.services import allowed_transitions
+        from courses.selectors import allowed_transitions
 
         return allowed_transitions(course)
 
@@ -196,7 +194,7 @@ class CourseCreateSerializer(serializers.Serializer):
     relapse = serializers.PrimaryKeyRelatedField(queryset=Relapse.objects.none())
     protocol = serializers.CharField(max_length=60)
 
-    def __init__(self, *args, **kwargs) -> None:  # noqa: ANN002, ANN003
+    def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
         request = self.context.get("request")
         if request is not None:
@@ -207,7 +205,7 @@ class CourseCreateSerializer(serializers.Serializer):
             ).select_related("patient")
 
     def validate_protocol(self, value: str) -> str:
-        from courses.services import protocol_for
+        from courses.selectors import protocol_for
 
         try:
             protocol_for(value)

@@ -286,7 +286,7 @@ class CourseViewSet(
         permission layer treats HEAD as safe, so a handler that branched on
         ``request.method == "GET"`` would let a HEAD run the write branch."""
         course = self.get_object()
-        options = services.transition_options(course)
+        options = selectors.transition_options(course)
         history = course.transitions.select_related("actor")
         return Response(
             {

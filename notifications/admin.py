@@ -1,6 +1,16 @@
-from django.contrib import admin
+"""Admin for alerts, e-mails and the jobs' health: read-only, except what a service
+writes for the administrator (retrying a failed e-mail, a member's preferences)."""
 
-from notifications import outbox
+from typing import Any
+
+from django import forms
+from django.contrib import admin
+from django.http import HttpRequest
+from django.utils import timezone
+
+from config.admin import ReadOnlyAdmin, ReadOnlyInline
+from config.errors import Refused
+from notifications import outbox, services
 from notifications.models import (
     Alert,
     AlertEvent,
@@ -12,31 +22,25 @@ from notifications.models import (
 
 
 @admin.register(Heartbeat)
-class HeartbeatAdmin(admin.ModelAdmin):
+class HeartbeatAdmin(ReadOnlyAdmin):
     list_display = ["name", "last_seen_at", "runs"]
-    readonly_fields = ["name", "last_seen_at", "runs"]
 
 
 @admin.register(SweepRun)
-class SweepRunAdmin(admin.ModelAdmin):
+class SweepRunAdmin(ReadOnlyAdmin):
     list_display = ["name", "last_started_at", "last_duration_ms", "runs", "last_counts"]
-    readonly_fields = list_display
 
 
-class AlertEventInline(admin.TabularInline):
+class AlertEventInline(ReadOnlyInline):
     model = AlertEvent
-    extra = 0
-    readonly_fields = ["at", "action", "actor", "note"]
-    can_delete = False
-
-    def has_add_permission(self, request, obj=None) -> bool:  # noqa: ANN001
-        return False
+    fields = ["at", "action", "actor", "note"]
+    readonly_fields = fields
 
 
 @admin.register(Alert)
-class AlertAdmin(admin.ModelAdmin):
-    """Read-only: alerts are opened and resolved by the sweep, and handled (acknowledge,
-    snooze, resolve) through the API, which records who did what."""
+class AlertAdmin(ReadOnlyAdmin):
+    """Alerts are opened and resolved by the sweep, and handled (acknowledge, snooze,
+    resolve) through the API, which records who did what."""
 
     list_display = [
         "id",
@@ -54,18 +58,9 @@ class AlertAdmin(admin.ModelAdmin):
     list_select_related = ["course__patient"]
     inlines = [AlertEventInline]
 
-    def get_readonly_fields(self, request, obj=None):  # noqa: ANN001, ANN201
-        return [f.name for f in Alert._meta.fields]
-
-    def has_add_permission(self, request) -> bool:  # noqa: ANN001
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:  # noqa: ANN001
-        return False
-
 
 @admin.register(OutboundEmail)
-class OutboundEmailAdmin(admin.ModelAdmin):
+class OutboundEmailAdmin(ReadOnlyAdmin):
     list_display = [
         "id",
         "kind",
@@ -80,32 +75,34 @@ class OutboundEmailAdmin(admin.ModelAdmin):
     search_fields = ["recipient", "subject"]
     actions = ["retry"]
 
-    def get_readonly_fields(self, request, obj=None):  # noqa: ANN001, ANN201
-        return [f.name for f in OutboundEmail._meta.fields]
-
-    def has_add_permission(self, request) -> bool:  # noqa: ANN001
-        return False
-
-    def has_delete_permission(self, request, obj=None) -> bool:  # noqa: ANN001
-        return False
-
     @admin.action(description="Retry the selected failed e-mails")
-    def retry(self, request, queryset) -> None:  # noqa: ANN001
-        from django.utils import timezone
-
-        from config.api import Conflict
-
+    def retry(self, request: HttpRequest, queryset: Any) -> None:
         done = 0
         for email in queryset:
             try:
                 outbox.retry_failed(email, timezone.now())
                 done += 1
-            except Conflict:
+            except Refused:
                 pass
         self.message_user(request, f"{done} e-mail(s) queued again.")
 
 
 @admin.register(NotificationPreference)
 class NotificationPreferenceAdmin(admin.ModelAdmin):
+    """Written through preference_update, as PATCH /api/v1/me/notifications/... does."""
+
     list_display = ["membership", "immediate_min_severity", "digest"]
     list_select_related = ["membership__user", "membership__team"]
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        return ["membership"] if obj is not None else []
+
+    def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
+        return False
+
+    def save_model(
+        self, request: HttpRequest, obj: NotificationPreference, form: forms.Form, change: bool
+    ) -> None:
+        membership = obj.membership if change else form.cleaned_data["membership"]
+        changes = {k: v for k, v in form.cleaned_data.items() if k != "membership"}
+        obj.pk = services.preference_update(membership, **changes).pk

@@ -357,14 +357,14 @@ def drain(now_fn: Any, batch: int = 50, max_batches: int = 20) -> dict[str, int]
 
 @transaction.atomic
 def retry_failed(email: OutboundEmail, now: datetime) -> OutboundEmail:
-    from config.api import Conflict
+    from config.errors import Refused
 
     updated = OutboundEmail.objects.filter(pk=email.pk, status=EmailStatus.FAILED).update(
         status=EmailStatus.PENDING, attempts=0, next_attempt_at=now, last_error=""
     )
     if updated != 1:
         email.refresh_from_db()
-        raise Conflict(
+        raise Refused(
             f"Only failed e-mails can be retried; this one is {email.status}.", code="not_failed"
         )
     transaction.on_commit(_kick_drain)

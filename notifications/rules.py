@@ -47,33 +47,6 @@ from courses.models import (
 )
 from notifications.models import AlertKind, Severity
 
-CAVEATS = {
-    AlertKind.HSCT_REFERRAL_MISSING: (
-        "Early identification of high-risk features is critical for timely HSCT referral."
-    ),
-    AlertKind.HSCT_DELAYED: (
-        "Delayed HSCT can result in poor outcomes (progression, cumulative toxicity)."
-    ),
-    AlertKind.MRD_MISSING_BEFORE_HSCT: (
-        "MRD status before HSCT significantly impacts post-transplant outcomes."
-    ),
-    # The seed's caveats cover the three HSCT rules; these two are local rationale.
-    AlertKind.STEP_OVERDUE: (
-        "(Local rationale) Blocks, response and MRD assessments on time keep high-risk "
-        "features from being found late (timely HSCT referral)."
-    ),
-    AlertKind.COURSE_STALLED: (
-        "(Local rationale) A course with nothing recorded for weeks may have missed "
-        "events the protocol depends on (toxicity, response, relapse)."
-    ),
-}
-SEVERITY = {
-    AlertKind.HSCT_REFERRAL_MISSING: Severity.HIGH,
-    AlertKind.HSCT_DELAYED: Severity.HIGH,
-    AlertKind.MRD_MISSING_BEFORE_HSCT: Severity.HIGH,
-    AlertKind.STEP_OVERDUE: Severity.MEDIUM,
-    AlertKind.COURSE_STALLED: Severity.LOW,
-}
 # Steps watched by step_overdue; the HSCT referral and the transplant have rules of
 # their own with clinical thresholds.
 WATCHED_STEP_KINDS = (
@@ -333,18 +306,69 @@ def course_stalled(ctx: Context) -> list[Due]:
     ]
 
 
-RULES: dict[str, Callable[[Context], list[Due]]] = {
-    AlertKind.HSCT_REFERRAL_MISSING: hsct_referral_missing,
-    AlertKind.HSCT_DELAYED: hsct_delayed,
-    AlertKind.MRD_MISSING_BEFORE_HSCT: mrd_missing_before_hsct,
-    AlertKind.STEP_OVERDUE: step_overdue,
-    AlertKind.COURSE_STALLED: course_stalled,
-}
+@dataclass(frozen=True, slots=True)
+class Rule:
+    """One alert rule, declared once: what it is, how serious, why it matters, which
+    protocol thresholds it reads, and its query (whose docstring states the condition
+    in docs/alerts.md)."""
+
+    kind: str
+    severity: str
+    caveat: str
+    thresholds: tuple[str, ...]
+    query: Callable[[Context], list[Due]]
+
+    @property
+    def condition(self) -> str:
+        return " ".join((self.query.__doc__ or "").split())
+
+
+RULES: tuple[Rule, ...] = (
+    Rule(
+        AlertKind.HSCT_REFERRAL_MISSING,
+        Severity.HIGH,
+        "Early identification of high-risk features is critical for timely HSCT referral.",
+        ("hsct_referral_missing_days",),
+        hsct_referral_missing,
+    ),
+    Rule(
+        AlertKind.HSCT_DELAYED,
+        Severity.HIGH,
+        "Delayed HSCT can result in poor outcomes (progression, cumulative toxicity).",
+        ("hsct_delayed_days",),
+        hsct_delayed,
+    ),
+    Rule(
+        AlertKind.MRD_MISSING_BEFORE_HSCT,
+        Severity.HIGH,
+        "MRD status before HSCT significantly impacts post-transplant outcomes.",
+        ("mrd_transplant_planned_within_days", "mrd_before_hsct_window_days"),
+        mrd_missing_before_hsct,
+    ),
+    # The seed's caveats cover the three HSCT rules; these two are local rationale.
+    Rule(
+        AlertKind.STEP_OVERDUE,
+        Severity.MEDIUM,
+        "(Local rationale) Blocks, response and MRD assessments on time keep high-risk "
+        "features from being found late (timely HSCT referral).",
+        (),  # each step carries its own grace days from the protocol's template
+        step_overdue,
+    ),
+    Rule(
+        AlertKind.COURSE_STALLED,
+        Severity.LOW,
+        "(Local rationale) A course with nothing recorded for weeks may have missed "
+        "events the protocol depends on (toxicity, response, relapse).",
+        ("course_stalled_days",),
+        course_stalled,
+    ),
+)
+BY_KIND: dict[str, Rule] = {rule.kind: rule for rule in RULES}
 
 
 def evaluate(ctx: Context, kinds: Iterable[str] | None = None) -> list[Due]:
     due: list[Any] = []
-    for kind, rule in RULES.items():
-        if kinds is None or kind in kinds:
-            due += rule(ctx)
+    for rule in RULES:
+        if kinds is None or rule.kind in kinds:
+            due += rule.query(ctx)
     return due

@@ -2,23 +2,10 @@
 
 from __future__ import annotations
 
-import inspect
-
 from django.conf import settings
 
 from notifications import rules
 from stratification.selectors import protocol_list
-
-THRESHOLDS = {
-    "hsct_referral_missing": ["hsct_referral_missing_days"],
-    "hsct_delayed": ["hsct_delayed_days"],
-    "mrd_missing_before_hsct": [
-        "mrd_transplant_planned_within_days",
-        "mrd_before_hsct_window_days",
-    ],
-    "step_overdue": [],
-    "course_stalled": ["course_stalled_days"],
-}
 
 
 def render() -> str:
@@ -49,11 +36,10 @@ def render() -> str:
         "| rule | severity | condition | protects (the seed's caveat, or a local rationale) |",
         "| --- | --- | --- | --- |",
     ]
-    for kind, rule in rules.RULES.items():
-        condition = " ".join(inspect.getdoc(rule).split())
-        lines.append(f"| `{kind}` | {rules.SEVERITY[kind]} | {condition} | {rules.CAVEATS[kind]} |")
+    for rule in rules.RULES:
+        lines.append(f"| `{rule.kind}` | {rule.severity} | {rule.condition} | {rule.caveat} |")
     lines += ["", "## Thresholds (days)", ""]
-    names = [n for names in THRESHOLDS.values() for n in names]
+    names = [name for rule in rules.RULES for name in rule.thresholds]
     header = "| threshold | settings default | " + " | ".join(p.slug for p in protocols) + " |"
     lines += [header, "| --- | --- |" + " --- |" * len(protocols)]
     for name in names:

@@ -20,10 +20,8 @@ from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django.db.models import F, Q, QuerySet
-from rest_framework.exceptions import ValidationError
 
-from config.api import Conflict
-from courses.services import team_today
+from config.errors import Invalid, Refused
 from notifications import outbox, rules
 from notifications.models import (
     UNRESOLVED,
@@ -77,8 +75,8 @@ class SweepResult:
 
 
 def _context(now: datetime, course_ids: Sequence[int] | None) -> rules.Context:
-    zones = Team.objects.order_by().values_list("time_zone", flat=True).distinct()
-    today = {zone: team_today(zone, now) for zone in zones}
+    # One row per team (a handful): the rules need each time zone's date once.
+    today = {team.time_zone: team.today(now) for team in Team.objects.only("time_zone")}
     thresholds = {
         d.slug: {name: t.value for name, t in d.alert_thresholds.items()}
         for d in protocol_registry()
@@ -131,9 +129,9 @@ def alerts_sweep(now: datetime, course_ids: Sequence[int] | None = None) -> Swee
             course_id=d.course_id,
             kind=d.kind,
             subject=d.subject,
-            severity=rules.SEVERITY[d.kind],
+            severity=rules.BY_KIND[d.kind].severity,
             message=d.message,
-            caveat=rules.CAVEATS[d.kind],
+            caveat=rules.BY_KIND[d.kind].caveat,
             condition_since=d.since,
             opened_at=now,
         )
@@ -236,7 +234,7 @@ def _refuse(alert: Alert, action: str) -> None:
         AlertState.RESOLVED: [],
     }[alert.state]
     if action not in allowed:
-        raise Conflict(
+        raise Refused(
             f"The alert is {alert.state}; '{action}' is not possible now.",
             code="alert_action_not_allowed",
             state=alert.state,
@@ -261,7 +259,7 @@ def alert_snooze(
 ) -> Alert:
     alert = _lock_alert(alert)
     _refuse(alert, "snooze")
-    today = team_today(alert.course.patient.team.time_zone, now)
+    today = alert.course.patient.team.today(now)
     errors = {}
     if until <= today:
         errors["until"] = [f"must be after today ({today})."]
@@ -271,8 +269,7 @@ def alert_snooze(
         ]
     if not reason.strip():
         errors["reason"] = ["is required to snooze an alert."]
-    if errors:
-        raise ValidationError(errors)
+    Invalid.raise_if(errors)
     alert.snoozed_until, alert.snooze_reason = until, reason.strip()
     alert.save(update_fields=["snoozed_until", "snooze_reason"])
     AlertEvent.objects.create(
@@ -286,7 +283,7 @@ def alert_resolve(alert: Alert, *, actor: AbstractBaseUser, reason: str, now: da
     alert = _lock_alert(alert)
     _refuse(alert, "resolve")
     if not reason.strip():
-        raise ValidationError({"reason": ["is required to resolve an alert by hand."]})
+        raise Invalid({"reason": ["is required to resolve an alert by hand."]})
     alert.state = AlertState.RESOLVED
     alert.resolved_at, alert.resolution = now, Resolution.MANUAL
     alert.resolved_by, alert.resolve_reason = actor, reason.strip()
@@ -297,7 +294,6 @@ def alert_resolve(alert: Alert, *, actor: AbstractBaseUser, reason: str, now: da
         alert=alert, at=now, action="resolved", actor=actor, note=reason.strip()
     )
     return alert
-
 
 
 @transaction.atomic

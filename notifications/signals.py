@@ -1,10 +1,10 @@
 """Re-evaluate a course's alerts as soon as something is recorded on it.
 
-Every write on a course leaves an AuditEntry or a CourseTransition (courses' own
-rule), so those two are the only signals needed. The task is queued after commit,
-never inside the transaction; if the broker is down, the save still succeeds and the
-next periodic sweep catches the course up (alerts are derived from state, not from
-events that could be lost).
+The course services announce every change with ``courses.signals.course_changed``,
+once per course per transaction and only after it committed; this is the one
+receiver. If the broker is down, the write has succeeded already and the next periodic
+sweep catches the course up (alerts are derived from state, not from events that
+could be lost).
 """
 
 from __future__ import annotations
@@ -12,16 +12,15 @@ from __future__ import annotations
 import logging
 from typing import Any
 
-from django.db import transaction
-from django.db.models.signals import post_save
 from django.dispatch import receiver
 
-from courses.models import AuditEntry, CourseTransition
+from courses.signals import course_changed
 
 logger = logging.getLogger(__name__)
 
 
-def _queue(course_id: int) -> None:
+@receiver(course_changed, dispatch_uid="alerts-on-course-changed")
+def reevaluate(sender: Any, course_id: int, **kwargs: Any) -> None:
     from notifications.tasks import evaluate_course
 
     try:
@@ -33,11 +32,3 @@ def _queue(course_id: int) -> None:
             course_id,
             exc_info=True,
         )
-
-
-@receiver(post_save, sender=AuditEntry, dispatch_uid="alerts-on-audit")
-@receiver(post_save, sender=CourseTransition, dispatch_uid="alerts-on-transition")
-def reevaluate_after_commit(sender: type, instance: Any, created: bool, **kwargs: Any) -> None:
-    if created:
-        course_id = instance.course_id
-        transaction.on_commit(lambda: _queue(course_id))

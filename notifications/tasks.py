@@ -1,5 +1,11 @@
 """Celery tasks: thin wrappers around services. Every task is idempotent, so a
-redelivery (acks_late, a worker crash) changes nothing."""
+redelivery (acks_late, a worker crash) changes nothing.
+
+Every task has a soft and a hard time limit (prefork pool): the soft one raises
+SoftTimeLimitExceeded inside the task, so its transaction rolls back and nothing is
+half-written; the hard one kills a task stuck where Python cannot interrupt it (a hung
+socket). Each limit is sized to the task below; none leaves a worker held for ever.
+"""
 
 from __future__ import annotations
 
@@ -13,7 +19,9 @@ from notifications import outbox, services
 logger = logging.getLogger(__name__)
 
 
-@shared_task(name="notifications.tasks.heartbeat")
+# One upsert: anything slower means the database is stuck, and the heartbeat's point is
+# to show that.
+@shared_task(name="notifications.tasks.heartbeat", soft_time_limit=10, time_limit=30)
 def heartbeat() -> int:
     """Beat tick: proves beat and a worker are alive (seen in the admin and logs)."""
     beat = services.heartbeat_record("beat", timezone.now())
@@ -21,7 +29,10 @@ def heartbeat() -> int:
     return beat.runs
 
 
-@shared_task(name="notifications.tasks.sweep_alerts")
+# The opening sweep of 100k courses takes about 22 s, a steady one about 1 s
+# (docs/benchmarks.md). Both limits stay under the 5-minute beat interval, so a stuck
+# sweep is gone (its transaction rolled back, the sweep lock released) before the next.
+@shared_task(name="notifications.tasks.sweep_alerts", soft_time_limit=240, time_limit=270)
 def sweep_alerts() -> dict[str, int]:
     """The periodic sweep over every active course (beat, every few minutes)."""
     counts = services.alerts_sweep(timezone.now()).counts()
@@ -29,13 +40,19 @@ def sweep_alerts() -> dict[str, int]:
     return counts
 
 
-@shared_task(name="notifications.tasks.evaluate_course")
+# One course is milliseconds, but it may wait for the lock of a running full sweep.
+# Past a minute it gives up: the next periodic sweep re-reads every course anyway.
+@shared_task(name="notifications.tasks.evaluate_course", soft_time_limit=60, time_limit=90)
 def evaluate_course(course_id: int) -> dict[str, int]:
     """Re-evaluate one course right after something was recorded on it."""
     return services.alerts_sweep(timezone.now(), course_ids=[course_id]).counts()
 
 
-@shared_task(name="notifications.tasks.drain_outbox")
+# Up to 20 batches of 50 e-mails, each SMTP step bounded by EMAIL_TIMEOUT. The hard
+# limit is half the claim lease (REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS, 600 s): a drain
+# never still sends a row after its lease expired and another worker re-claimed it; a
+# killed drain's claimed rows go out again after the lease, with the same Message-ID.
+@shared_task(name="notifications.tasks.drain_outbox", soft_time_limit=240, time_limit=300)
 def drain_outbox() -> dict[str, int]:
     """Send what is due in the outbox (queued after each write, and by beat every
     minute to pick up rows whose task was lost and retries that came due)."""
@@ -45,7 +62,9 @@ def drain_outbox() -> dict[str, int]:
     return counts
 
 
-@shared_task(name="notifications.tasks.send_digests")
+# Writes (does not send) one digest per recipient whose team's hour has come; well
+# under the 15-minute beat interval, and idempotent if cut short.
+@shared_task(name="notifications.tasks.send_digests", soft_time_limit=120, time_limit=180)
 def send_digests() -> int:
     """Write today's digests for teams past their local digest hour (idempotent)."""
     written = outbox.enqueue_digests(timezone.now())

@@ -73,7 +73,7 @@ class AlertViewSet(
     filterset_class = AlertFilter
     ordering_fields = ["opened_at", "severity", "condition_since", "escalation_level"]
 
-    def _act(self, request: Request, serializer_class: type, service, **extra) -> Response:  # noqa: ANN001, ANN003
+    def _act(self, request: Request, serializer_class: type, service, **extra) -> Response:
         alert = self.get_object()
         serializer = serializer_class(data=request.data)
         serializer.is_valid(raise_exception=True)

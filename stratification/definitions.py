@@ -36,7 +36,14 @@ from typing import Any, Literal
 import jsonschema
 import yaml
 
-from stratification.facts import EM_DISEASE_SITES, EM_SITES, IMMUNOPHENOTYPES, SITES, TIME_POINTS
+from stratification.facts import (
+    EM_DISEASE_SITES,
+    EM_SITES,
+    IMMUNOPHENOTYPES,
+    SITES,
+    TIME_POINTS,
+    Vocabulary,
+)
 
 BUILTIN_DIR = Path(__file__).resolve().parent / "protocols"
 SCHEMA_PATH = Path(__file__).resolve().parent / "protocol_schema.json"
@@ -47,16 +54,22 @@ TIME_POINT_RULE_PREFIX = "time_point."
 
 Confidence = Literal["stated", "recalled", "inferred"]
 HsctRule = bool | Literal["mrd_threshold"]
-StepKind = Literal[
-    "block",
-    "response_assessment",
-    "mrd",
-    "hsct_referral",
-    "hsct",
-    "irradiation",
-    "maintenance_start",
-    "end_of_therapy",
-]
+
+
+class StepKind(Vocabulary):
+    """What a planned step is. Defined here, where both the protocol definitions and
+    the courses app (which may import stratification, never the reverse) read it."""
+
+    BLOCK = "block", "Chemotherapy block"
+    RESPONSE_ASSESSMENT = "response_assessment", "Response assessment"
+    MRD = "mrd", "MRD"
+    HSCT_REFERRAL = "hsct_referral", "HSCT referral"
+    HSCT = "hsct", "HSCT"
+    IRRADIATION = "irradiation", "Irradiation"
+    MAINTENANCE_START = "maintenance_start", "Start of maintenance"
+    END_OF_THERAPY = "end_of_therapy", "End of therapy"
+
+
 MRD_TIME_POINT_WORDS: dict[str, str] = {
     "at_relapse": "at relapse",
     "end_of_induction": "end of induction",
@@ -812,14 +825,7 @@ def _default_label(step: Mapping[str, Any]) -> str:
         return f"Block {step.get('block_type', '')}".strip()
     if kind == "mrd":
         return f"MRD ({MRD_TIME_POINT_WORDS.get(step.get('mrd_time_point', ''), '')})"
-    return {
-        "response_assessment": "Response assessment",
-        "hsct_referral": "HSCT referral",
-        "hsct": "HSCT",
-        "irradiation": "Irradiation",
-        "maintenance_start": "Start of maintenance",
-        "end_of_therapy": "End of therapy",
-    }[kind]
+    return StepKind(kind).label
 
 
 # --- public loading API ----------------------------------------------------------------

@@ -1,8 +1,10 @@
 """The facts a relapse is stratified on, and the cross-field checks they must pass.
 
-Django-free on purpose: the API serializer, the courses app (model clean) and the
-cohort benchmark all validate with the same function, so a relapse that the API refuses
-is refused everywhere, with the same words.
+Django-free on purpose: the API serializers, the course services (and through them
+the admin) and the cohort benchmark all validate with the same function, so a relapse
+that the API refuses is refused everywhere, with the same words. This module is also
+the one home of the input vocabulary (Immunophenotype, Site, EmSite, TimePoint), which
+the models, serializers and the protocol definitions import.
 
 Site definitions follow the clinical notes (World J Hematol 2014 review; CIBMTR
 response criteria):
@@ -21,20 +23,65 @@ import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any, Literal
+from enum import EnumType, StrEnum
+from typing import Any, Self
 
-Immunophenotype = Literal["B", "T"]
-Site = Literal["isolated_bm", "combined", "isolated_em"]
-EmSite = Literal["cns", "testis", "other"]
-TimePoint = Literal["very_early", "early", "late"]
 
-IMMUNOPHENOTYPES: tuple[Immunophenotype, ...] = ("B", "T")
-SITES: tuple[Site, ...] = ("isolated_bm", "combined", "isolated_em")
-EM_SITES: tuple[EmSite, ...] = ("cns", "testis", "other")
-TIME_POINTS: tuple[TimePoint, ...] = ("very_early", "early", "late")
-# Sites with marrow involvement / with extramedullary disease.
-MARROW_SITES: frozenset[str] = frozenset({"isolated_bm", "combined"})
-EM_DISEASE_SITES: frozenset[str] = frozenset({"combined", "isolated_em"})
+class _VocabularyType(EnumType):
+    @property
+    def choices(cls) -> list[tuple[str, str]]:
+        return [(member.value, member.label) for member in cls]
+
+    @property
+    def values(cls) -> list[str]:
+        return [member.value for member in cls]
+
+
+class Vocabulary(StrEnum, metaclass=_VocabularyType):
+    """A closed list of words, without Django (the engine and the definition loader
+    use it). Each member is its value -- a plain ``str`` everywhere -- and carries the
+    label people read; ``X.choices`` and ``X.values`` work as with Django's
+    TextChoices, so models, serializers and the admin take a vocabulary as it is.
+    Each vocabulary is defined once, here or (step kinds) in definitions.py."""
+
+    label: str
+
+    def __new__(cls, value: str, label: str) -> Self:
+        member = str.__new__(cls, value)
+        member._value_ = value
+        member.label = label
+        return member
+
+
+class Immunophenotype(Vocabulary):
+    B = "B", "B-cell precursor"
+    T = "T", "T-lineage"
+
+
+class Site(Vocabulary):
+    ISOLATED_BM = "isolated_bm", "Isolated bone marrow"
+    COMBINED = "combined", "Combined"
+    ISOLATED_EM = "isolated_em", "Isolated extramedullary"
+
+
+class EmSite(Vocabulary):
+    CNS = "cns", "CNS"
+    TESTIS = "testis", "Testis"
+    OTHER = "other", "Other extramedullary site"
+
+
+class TimePoint(Vocabulary):
+    VERY_EARLY = "very_early", "very early"
+    EARLY = "early", "early"
+    LATE = "late", "late"
+
+
+IMMUNOPHENOTYPES: tuple[Immunophenotype, ...] = tuple(Immunophenotype)
+SITES: tuple[Site, ...] = tuple(Site)
+EM_SITES: tuple[EmSite, ...] = tuple(EmSite)
+TIME_POINTS: tuple[TimePoint, ...] = tuple(TimePoint)
+# Sites with extramedullary disease.
+EM_DISEASE_SITES: frozenset[str] = frozenset({Site.COMBINED, Site.ISOLATED_EM})
 
 # Marrow blast thresholds (% of nucleated cells) that define the site categories:
 # M3 marrow is >= 25 %, M1 (remission-level) marrow is < 5 %.
@@ -200,7 +247,7 @@ def validate_facts(values: Mapping[str, Any], today: date) -> dict[str, list[str
     # --- categories --------------------------------------------------------------
     immunophenotype = values.get("immunophenotype")
     if immunophenotype is not None and immunophenotype not in IMMUNOPHENOTYPES:
-        add("immunophenotype", f"{immunophenotype!r} is not one of B, T")
+        add("immunophenotype", f"{immunophenotype!r} is not one of {', '.join(IMMUNOPHENOTYPES)}")
 
     site = values.get("site")
     if site is not None and site not in SITES:
@@ -211,7 +258,7 @@ def validate_facts(values: Mapping[str, Any], today: date) -> dict[str, list[str
     em_sites: list[str] | None = []
     if em_raw is not None:
         if isinstance(em_raw, str) or not isinstance(em_raw, list | tuple):
-            add("em_sites", "must be a list of extramedullary sites (cns, testis, other)")
+            add("em_sites", f"must be a list of extramedullary sites ({', '.join(EM_SITES)})")
             em_sites = None
         else:
             em_sites = list(em_raw)
@@ -233,7 +280,8 @@ def validate_facts(values: Mapping[str, Any], today: date) -> dict[str, list[str
         elif site in EM_DISEASE_SITES and not em_sites:
             add(
                 "em_sites",
-                f"must name at least one extramedullary site (cns, testis, other) for site {site}",
+                f"must name at least one extramedullary site ({', '.join(EM_SITES)}) "
+                f"for site {site}",
             )
 
     # --- numbers -------------------------------------------------------------------

@@ -15,25 +15,19 @@ from django.conf import settings
 from django.db import models
 from django.db.models import F, Q
 
+from config.errors import Refused
+from stratification.facts import Site, TimePoint
+
 
 class DecisionImmutableError(Exception):
-    """An attempt to change or delete what a decision says."""
+    """An attempt to change or delete what a decision says (a programming error)."""
 
 
-class DecisionAlreadyConfirmedError(DecisionImmutableError):
-    """The decision was confirmed already (possibly a moment ago, by someone else)."""
+class DecisionAlreadyConfirmedError(DecisionImmutableError, Refused):
+    """The decision was confirmed already (possibly a moment ago, by someone else): a
+    refusal a person can meet, so it is a domain error too."""
 
-
-class TimePoint(models.TextChoices):
-    VERY_EARLY = "very_early", "very early"
-    EARLY = "early", "early"
-    LATE = "late", "late"
-
-
-class Site(models.TextChoices):
-    ISOLATED_BM = "isolated_bm", "isolated bone marrow"
-    COMBINED = "combined", "combined"
-    ISOLATED_EM = "isolated_em", "isolated extramedullary"
+    code = "already_confirmed"
 
 
 class DecisionStatus(models.TextChoices):

@@ -38,4 +38,3 @@ def protocol_get(slug: str) -> ProtocolDefinition | None:
 
 def protocol_list() -> list[ProtocolDefinition]:
     return sorted(protocol_registry(), key=lambda d: d.slug)
-

@@ -16,7 +16,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 from rest_framework.fields import SkipField, get_error_detail
 
-from stratification.facts import EM_SITES, FIELDS, IMMUNOPHENOTYPES, SITES, validate_facts
+from stratification.facts import FIELDS, EmSite, Immunophenotype, Site, TimePoint, validate_facts
 from stratification.selectors import protocol_get, protocol_list
 
 
@@ -56,14 +56,14 @@ class StratifyRequestSerializer(serializers.Serializer):
         help_text="End of front-line therapy; null or absent: relapse during front-line therapy.",
     )
     relapse_date = serializers.DateField()
-    immunophenotype = serializers.ChoiceField(choices=IMMUNOPHENOTYPES)
+    immunophenotype = serializers.ChoiceField(choices=Immunophenotype.choices)
     site = serializers.ChoiceField(
-        choices=SITES,
+        choices=Site.choices,
         help_text="isolated_bm: >= 25 % blasts, no EM disease; combined: >= 5 % blasts plus "
         "EM disease; isolated_em: < 5 % blasts, EM disease proven.",
     )
     em_sites = serializers.ListField(
-        child=serializers.ChoiceField(choices=EM_SITES),
+        child=serializers.ChoiceField(choices=EmSite.choices),
         required=False,
         default=list,
         help_text="Non-empty for combined and isolated_em, empty for isolated_bm.",
@@ -128,8 +128,8 @@ class ReasonSerializer(serializers.Serializer):
 class StratifyResponseSerializer(serializers.Serializer):
     protocol = serializers.CharField()
     protocol_version = serializers.CharField()
-    time_point = serializers.ChoiceField(choices=["very_early", "early", "late"])
-    site = serializers.ChoiceField(choices=SITES)
+    time_point = serializers.ChoiceField(choices=TimePoint.choices)
+    site = serializers.ChoiceField(choices=Site.choices)
     risk_group = serializers.CharField(
         allow_null=True, help_text="A, B, C, PPG, S1-S4...; null when no rule matched."
     )

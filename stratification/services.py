@@ -9,9 +9,9 @@ from __future__ import annotations
 from datetime import datetime
 from typing import Any
 
-from django.core.exceptions import ValidationError
 from django.db import transaction
 
+from config.errors import Invalid
 from stratification.definitions import ProtocolDefinition
 from stratification.engine import stratify
 from stratification.facts import RelapseFacts
@@ -42,8 +42,7 @@ def decision_propose(
 def confirmation_errors(
     decision: StratificationDecision, chosen_group: str | None, reason: str
 ) -> dict[str, list[str]]:
-    """Why this confirmation would be refused ({field: [messages]}; empty = fine).
-    Shared by the service and the admin form, so both refuse with the same words."""
+    """Why this confirmation would be refused ({field: [messages]}; empty = fine)."""
     errors: dict[str, list[str]] = {}
     protocol = protocol_get(decision.protocol_slug)
     if protocol is None or protocol.version != decision.protocol_version:
@@ -79,18 +78,17 @@ def decision_confirm(
     now: datetime,
 ) -> StratificationDecision:
     """Confirm the decision once: the clinician's group, and why if it is not the
-    proposed one. Raises ValidationError (400) for a bad group or a missing reason and
-    DecisionAlreadyConfirmedError if it was confirmed before — also when another
+    proposed one. Raises Invalid for a bad group or a missing reason and
+    DecisionAlreadyConfirmedError (a Refused) if it was confirmed before — also when another
     clinician confirmed it a moment ago (the model's conditional UPDATE decides)."""
     if decision.is_confirmed:
         raise DecisionAlreadyConfirmedError(
             f"stratification decision {decision.pk} is already confirmed"
         )
     if user is None or not getattr(user, "is_authenticated", False):
-        raise ValidationError({"confirmed_by": ["a signed-in user must confirm"]})
+        raise Invalid({"confirmed_by": ["a signed-in user must confirm"]})
     errors = confirmation_errors(decision, chosen_group, reason)
-    if errors:
-        raise ValidationError(errors)
+    Invalid.raise_if(errors)
     decision.confirmed_by = user
     decision.confirmed_at = now
     decision.chosen_group = chosen_group

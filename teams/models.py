@@ -24,7 +24,7 @@ class Team(models.Model):
     name = models.CharField(max_length=120, unique=True)
     slug = models.SlugField(max_length=60, unique=True)
     # Local calendar of the team: digests go out at the team's local hour, and
-    # "today" for overdue checks is the team's date.
+    # "today" for clinical dates is the team's date (Team.today).
     time_zone = models.CharField(
         max_length=64, default="Europe/Berlin", validators=[validate_time_zone]
     )

@@ -11,7 +11,7 @@ from datetime import date, datetime
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Case, DateField, QuerySet, Value, When
 
-from teams.models import Membership, Team
+from teams.models import Membership, Role, Team
 
 _CACHE_ATTR = "_rezcourse_memberships"
 
@@ -39,6 +39,18 @@ def team_ids_for(user: AbstractBaseUser | AnonymousUser) -> list[int]:
 
 def teams_for(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Team]:
     return Team.objects.filter(pk__in=team_ids_for(user))
+
+
+def is_last_coordinator(membership: Membership, *, lock: bool = False) -> bool:
+    """Whether the team would lose its last coordinator without this membership.
+    ``lock``: hold the other coordinators' rows (FOR UPDATE) until the transaction ends,
+    so two concurrent removals cannot both pass."""
+    others = Membership.objects.filter(team_id=membership.team_id, role=Role.COORDINATOR).exclude(
+        pk=membership.pk
+    )
+    if lock:
+        others = others.select_for_update()
+    return membership.role == Role.COORDINATOR and not others.exists()
 
 
 def has_team_role(

@@ -33,7 +33,7 @@ class TeamSerializer(serializers.ModelSerializer):
 class TeamPrimaryKeyField(serializers.PrimaryKeyRelatedField):
     """A team the requester belongs to; any other id reads as 'does not exist'."""
 
-    def get_queryset(self):  # noqa: ANN201
+    def get_queryset(self):
         from teams.selectors import teams_for
 
         return teams_for(self.context["request"].user)
@@ -70,7 +70,7 @@ class MeSerializer(serializers.Serializer):
     username = serializers.CharField()
     teams = serializers.SerializerMethodField()
 
-    def get_teams(self, user) -> list[dict]:  # noqa: ANN001
+    def get_teams(self, user) -> list[dict]:
         roles = team_roles(user)
         teams = Team.objects.filter(pk__in=roles).order_by("name")
         return [{"id": t.pk, "name": t.name, "slug": t.slug, "role": roles[t.pk]} for t in teams]

@@ -7,10 +7,13 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from rest_framework.authtoken.models import Token
 
-from config.api import Conflict
+from config.errors import Refused
 from teams.models import Membership, Role
+from teams.selectors import is_last_coordinator
 
 User = get_user_model()
+
+LAST_COORDINATOR = "A team needs at least one coordinator; appoint another one first."
 
 
 @transaction.atomic
@@ -27,16 +30,8 @@ def token_get_or_create(user: AbstractBaseUser) -> Token:
 
 def _refuse_losing_last_coordinator(membership: Membership) -> None:
     # A team without a coordinator can no longer manage itself through the API.
-    others = (
-        Membership.objects.select_for_update()
-        .filter(team_id=membership.team_id, role=Role.COORDINATOR)
-        .exclude(pk=membership.pk)
-    )
-    if membership.role == Role.COORDINATOR and not others.exists():
-        raise Conflict(
-            "A team needs at least one coordinator; appoint another one first.",
-            code="last_coordinator",
-        )
+    if is_last_coordinator(membership, lock=True):
+        raise Refused(LAST_COORDINATOR, code="last_coordinator")
 
 
 @transaction.atomic

@@ -91,7 +91,7 @@ def _snapshot() -> dict[str, list[tuple[Any, ...]]]:
 
 
 @pytest.fixture
-def world(team, member, make_course, time_machine) -> dict[str, Any]:  # noqa: ANN001
+def world(team, member, make_course, time_machine) -> dict[str, Any]:
     from datetime import datetime
 
     time_machine.move_to(datetime.fromisoformat("2026-11-24T10:00:00+00:00"), tick=False)
@@ -151,7 +151,7 @@ def world(team, member, make_course, time_machine) -> dict[str, Any]:  # noqa: A
 
 
 @pytest.mark.parametrize("role", ["viewer", "clinician"])
-def test_head_and_options_on_every_route_change_nothing(client, world, role) -> None:  # noqa: ANN001
+def test_head_and_options_on_every_route_change_nothing(client, world, role) -> None:
     # A viewer may not write at all; a clinician may, but never through HEAD/OPTIONS.
     token = token_get_or_create(world[role]).key
     walked = sorted({u for p in _routes(get_resolver()) if (u := _concrete(p, world["ids"]))})
@@ -177,7 +177,7 @@ def test_head_and_options_on_every_route_change_nothing(client, world, role) -> 
 
 def test_head_on_transitions_answers_like_get_and_leaves_the_course(
     client,
-    world,  # noqa: ANN001
+    world,
 ) -> None:
     token = token_get_or_create(world["viewer"]).key
     url = f"/api/v1/courses/{world['ids']['course_pk']}/transitions/"

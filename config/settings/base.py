@@ -43,6 +43,9 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
+    # Every 404 in the API's JSON error shape, whatever rendered it (outside
+    # CommonMiddleware, so APPEND_SLASH still redirects first).
+    "config.api.JsonNotFoundMiddleware",
     # Serves the admin's and Swagger UI's static files without a separate web server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -143,13 +146,14 @@ SPECTACULAR_SETTINGS = {
     # each choice set once so the schema's enums read well and generation stays
     # warning-free (a test runs `check --deploy` with warnings as failures).
     "ENUM_NAME_OVERRIDES": {
-        "StepKindEnum": "courses.models.StepKind",
+        "StepKindEnum": "stratification.definitions.StepKind.choices",
         "EventKindEnum": "courses.models.EventKind",
         "StepStatusEnum": "courses.models.StepStatus",
         "DecisionStatusEnum": "stratification.models.DecisionStatus",
-        "RelapseSiteEnum": "courses.models.Site",
-        "StratifySiteEnum": "stratification.facts.SITES",
-        "ImmunophenotypeEnum": "courses.models.Immunophenotype",
+        "SiteEnum": "stratification.facts.Site.choices",
+        "EmSiteEnum": "stratification.facts.EmSite.choices",
+        "TimePointEnum": "stratification.facts.TimePoint.choices",
+        "ImmunophenotypeEnum": "stratification.facts.Immunophenotype.choices",
         "SeverityEnum": "notifications.models.Severity",
         "AlertKindEnum": "notifications.models.AlertKind",
     },

@@ -1,15 +1,39 @@
-"""Recording through the admin goes through the same services and rules as the API."""
+"""The admin writes through the same services and rules as the API; what no service
+writes from the admin is read-only; change lists cost a fixed number of queries."""
+
+from __future__ import annotations
+
+from datetime import date
+from typing import Any
 
 import pytest
+from django.utils import timezone
 
-from courses.models import AuditEntry, BlockAdministration, MrdResult, PlannedStep
+from courses import services
+from courses.models import (
+    AuditEntry,
+    BlockAdministration,
+    HsctReferral,
+    MrdResult,
+    Patient,
+    PlannedStep,
+    Relapse,
+    TreatmentCourse,
+)
+from stratification.models import StratificationDecision
 
 pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def staff(django_user_model):  # noqa: ANN001, ANN201
+def staff(django_user_model: Any) -> Any:
     return django_user_model.objects.create_superuser("root-admin", "a@example.org", "pw")
+
+
+@pytest.fixture
+def admin(client: Any, staff: Any) -> Any:
+    client.force_login(staff)
+    return client
 
 
 def test_a_block_added_in_the_admin_moves_the_schedule_and_is_audited(
@@ -72,3 +96,230 @@ def test_admin_pages_render(client, staff, team, clinician, make_course, path):
     assert client.get(f"/admin/{path}/").status_code == 200
     if path == "courses/treatmentcourse":
         assert client.get(f"/admin/{path}/{course.pk}/change/").status_code == 200
+
+
+# --- courses: read-only ------------------------------------------------------------------
+
+
+def test_a_course_cannot_be_edited_in_the_admin(admin, team, clinician, make_course):
+    # hsct_proposed was editable here, with no audit entry; a course changes only
+    # through the API's services now.
+    course = make_course(team, clinician)
+    audit = AuditEntry.objects.filter(course=course).count()
+    url = f"/admin/courses/treatmentcourse/{course.pk}/change/"
+    page = admin.get(url)
+    assert page.status_code == 200
+    assert b'name="hsct_proposed"' not in page.content
+    assert admin.post(url, {"hsct_proposed": "true", "hsct_proposal_basis": "x"}).status_code == 403
+    assert admin.get("/admin/courses/treatmentcourse/add/").status_code == 403
+    stored = TreatmentCourse.objects.get(pk=course.pk)
+    assert (stored.hsct_proposed, stored.hsct_proposal_basis) == (None, "")
+    assert AuditEntry.objects.filter(course=course).count() == audit
+
+
+def test_a_decision_is_confirmed_with_its_course_not_in_the_decision_admin(
+    admin, api, team, clinician, make_course
+):
+    course = make_course(team, clinician, confirm=False)
+    url = f"/admin/stratification/stratificationdecision/{course.decision_id}/change/"
+    assert admin.post(url, {"chosen_group": "A", "override_reason": ""}).status_code == 403
+    assert not StratificationDecision.objects.get(pk=course.decision_id).is_confirmed
+    # The course is still confirmable, and confirming lays out its schedule.
+    confirmed = api(clinician).post(
+        f"/api/v1/courses/{course.pk}/confirm-stratification/", {"risk_group": "A"}, format="json"
+    )
+    assert confirmed.status_code == 200, confirmed.content
+    assert confirmed.json()["state"] == "stratified"
+    assert PlannedStep.objects.filter(course=course).exists()
+
+
+# --- the HSCT referral -----------------------------------------------------------------
+
+
+def test_a_referral_added_in_the_admin_goes_through_the_service(
+    admin, staff, team, clinician, make_course
+):
+    course = make_course(team, clinician)
+    response = admin.post(
+        "/admin/courses/hsctreferral/add/",
+        {
+            "course": course.pk,
+            "referred_on": "2026-11-23",
+            "donor_search_status": "ongoing",
+            "donor_type": "",
+            "centre": "",
+            "planned_on": "",
+            "performed_on": "",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    referral = HsctReferral.objects.get(course=course)
+    assert (referral.recorded_by, referral.donor_search_status) == (staff, "ongoing")
+    assert AuditEntry.objects.filter(course=course, target="HsctReferral", actor=staff).exists()
+    step = PlannedStep.objects.get(course=course, kind="hsct_referral")
+    assert (step.status, step.done_on) == ("done", date(2026, 11, 23))
+
+
+def test_the_referral_admin_refuses_what_the_api_refuses(admin, team, clinician, make_course):
+    course = make_course(team, clinician)
+    response = admin.post(
+        "/admin/courses/hsctreferral/add/",
+        {"course": course.pk, "referred_on": "2026-11-25", "donor_search_status": "ongoing"},
+    )
+    assert response.status_code == 200
+    assert "must not be in the future (today is 2026-11-24)" in response.content.decode()
+    assert not HsctReferral.objects.exists()
+
+
+def test_a_referral_changed_in_the_admin_is_audited_with_what_changed(
+    admin, staff, team, clinician, make_course
+):
+    course = make_course(team, clinician)
+    referral = services.referral_save(
+        course, data={"referred_on": date(2026, 11, 20)}, actor=clinician, now=timezone.now()
+    )
+    response = admin.post(
+        f"/admin/courses/hsctreferral/{referral.pk}/change/",
+        {
+            "referred_on": "2026-11-20",
+            "donor_search_status": "donor_found",
+            "donor_type": "MUD",
+            "centre": "",
+            "planned_on": "",
+            "performed_on": "",
+        },
+    )
+    assert response.status_code == 302, response.content.decode()[:2000]
+    entry = AuditEntry.objects.filter(target="HsctReferral", actor=staff).get()
+    assert entry.data == {"donor_search_status": "donor_found", "donor_type": "MUD"}
+    referral.refresh_from_db()
+    assert (referral.donor_type, referral.recorded_by) == ("MUD", staff)
+
+
+# --- patients and relapses ------------------------------------------------------------
+
+
+PATIENT = {
+    "reference": "ADMIN-1",
+    "birth_year": "2015",
+    "sex": "male",
+    "immunophenotype": "B",
+    "initial_diagnosis_date": "2022-01-10",
+    "frontline_protocol": "",
+    "frontline_end_date": "2024-01-10",
+}
+
+
+def test_a_patient_added_in_the_admin_is_checked_by_the_service(admin, team, make_patient):
+    make_patient(team, reference="TAKEN-1")
+    refused = admin.post(
+        "/admin/courses/patient/add/",
+        {**PATIENT, "team": team.pk, "reference": "TAKEN-1", "frontline_end_date": "2021-01-01"},
+    )
+    assert refused.status_code == 200
+    page = refused.content.decode()
+    assert "is already used in this team." in page
+    assert "must not be before initial_diagnosis_date (2022-01-10)." in page
+    assert (
+        admin.post("/admin/courses/patient/add/", {**PATIENT, "team": team.pk}).status_code == 302
+    )
+    assert Patient.objects.filter(team=team, reference="ADMIN-1").exists()
+
+
+def test_a_patient_changed_in_the_admin_is_checked_by_the_service(admin, team, make_patient):
+    patient = make_patient(team)
+    url = f"/admin/courses/patient/{patient.pk}/change/"
+    refused = admin.post(
+        url, {**PATIENT, "reference": patient.reference, "frontline_end_date": "2027-01-01"}
+    )
+    assert refused.status_code == 200
+    assert "must not be in the future (today is 2026-11-24)." in refused.content.decode()
+    accepted = admin.post(url, {**PATIENT, "reference": patient.reference, "sex": "other"})
+    assert accepted.status_code == 302, accepted.content.decode()[:2000]
+    patient.refresh_from_db()
+    assert (patient.sex, patient.team_id) == ("other", team.pk)
+
+
+def test_a_relapse_is_added_through_the_service_and_then_read_only(admin, team, make_patient):
+    patient = make_patient(team)
+    relapse = {
+        "patient": patient.pk,
+        "relapse_date": "2024-03-01",
+        "site": "isolated_bm",
+        "em_sites": '["cns"]',
+        "bm_blast_percent": "80",
+        "immunophenotype": "B",
+    }
+    refused = admin.post("/admin/courses/relapse/add/", relapse)
+    assert refused.status_code == 200
+    assert "must be empty for site isolated_bm" in refused.content.decode()
+    assert (
+        admin.post("/admin/courses/relapse/add/", {**relapse, "em_sites": "[]"}).status_code == 302
+    )
+    stored = Relapse.objects.get(patient=patient)
+    change = admin.post(
+        f"/admin/courses/relapse/{stored.pk}/change/", {**relapse, "em_sites": "[]"}
+    )
+    assert change.status_code == 403
+
+
+# --- change lists: a fixed number of queries ---------------------------------------------
+
+
+def _course_with_everything(team: Any, actor: Any, make_course: Any) -> TreatmentCourse:
+    course = make_course(team, actor)
+    now = timezone.now()
+    services.course_transition(course, name="start_induction", actor=actor, now=now)
+    services.block_record(
+        course, data={"block_type": "R2", "start_date": date(2026, 11, 20)}, actor=actor, now=now
+    )
+    services.assessment_record(
+        course,
+        data={"assessed_on": date(2026, 11, 21), "marrow": "M1", "cr2": True, "em_status": "none"},
+        actor=actor,
+        now=now,
+    )
+    services.mrd_record(
+        course,
+        data={"sampled_on": date(2026, 11, 21), "time_point": "end_of_induction", "value": 0.0001},
+        actor=actor,
+        now=now,
+    )
+    services.event_record(
+        course,
+        data={"kind": "secondary_malignancy", "occurred_on": date(2026, 11, 22)},
+        actor=actor,
+        now=now,
+    )
+    services.referral_save(course, data={"referred_on": date(2026, 11, 22)}, actor=actor, now=now)
+    return course
+
+
+# Queries per change list: session and user, the counts, the rows with what each row
+# shows (select_related), and the filters' choices.
+CHANGE_LISTS = {
+    "courses/patient": 6,
+    "courses/relapse": 5,
+    "courses/treatmentcourse": 8,
+    "courses/plannedstep": 5,
+    "courses/auditentry": 7,
+    "courses/blockadministration": 5,
+    "courses/responseassessment": 5,
+    "courses/mrdresult": 5,
+    "courses/clinicalevent": 5,
+    "courses/hsctreferral": 5,
+    "stratification/stratificationdecision": 8,
+}
+
+
+@pytest.mark.parametrize(("path", "queries"), CHANGE_LISTS.items())
+def test_change_lists_cost_the_same_queries_whatever_the_number_of_rows(
+    admin, team, clinician, make_course, django_assert_num_queries, path, queries
+):
+    for _ in range(2):
+        _course_with_everything(team, clinician, make_course)
+    with django_assert_num_queries(queries):
+        assert admin.get(f"/admin/{path}/").status_code == 200
+    _course_with_everything(team, clinician, make_course)
+    with django_assert_num_queries(queries):
+        assert admin.get(f"/admin/{path}/").status_code == 200

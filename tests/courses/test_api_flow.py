@@ -12,11 +12,11 @@ from courses.models import AuditEntry, CourseTransition, PlannedStep, TreatmentC
 pytestmark = pytest.mark.django_db
 
 
-def post(client, url, body):  # noqa: ANN001, ANN201
+def post(client, url, body):
     return client.post(url, body, format="json")
 
 
-def transition(client, course, name, **extra):  # noqa: ANN001, ANN003, ANN201
+def transition(client, course, name, **extra):
     return post(client, f"/api/v1/courses/{course.pk}/transitions/", {"transition": name, **extra})
 
 

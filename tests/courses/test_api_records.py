@@ -12,17 +12,17 @@ from courses.models import AuditEntry, BlockAdministration, PlannedStep
 pytestmark = pytest.mark.django_db
 
 
-def url(course, suffix):  # noqa: ANN001, ANN201
+def url(course, suffix):
     return f"/api/v1/courses/{course.pk}/{suffix}/"
 
 
 @pytest.fixture
-def course(team, clinician, make_course):  # noqa: ANN001, ANN201
+def course(team, clinician, make_course):
     return make_course(team, clinician)
 
 
 @pytest.fixture
-def client(api, clinician):  # noqa: ANN001, ANN201
+def client(api, clinician):
     return api(clinician)
 
 

@@ -45,7 +45,7 @@ def test_every_state_and_every_group_of_both_protocols_appears():
 
 
 def test_the_same_seed_gives_the_same_cohort():
-    def shape(courses):  # noqa: ANN001, ANN202
+    def shape(courses):
         return [
             (
                 c.patient.reference.split("-")[-1],

@@ -7,7 +7,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from config.api import Conflict
+from config.errors import Refused
 from courses import services
 from courses.models import CourseTransition, TreatmentCourse
 from tests.conftest import run_concurrently
@@ -16,14 +16,14 @@ pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
 
 def outcome(result: Any) -> str:
-    if isinstance(result, Conflict):
-        return f"409:{result.get_codes()}"
+    if isinstance(result, Refused):
+        return f"refused:{result.code}"
     if isinstance(result, Exception):
         raise result
     return "ok"
 
 
-def test_two_concurrent_transitions_one_wins_one_gets_409(postgres, team, clinician, make_course):
+def test_two_concurrent_transitions_one_wins_one_is_refused(postgres, team, clinician, make_course):
     course = make_course(team, clinician)
 
     def move() -> TreatmentCourse:
@@ -32,7 +32,7 @@ def test_two_concurrent_transitions_one_wins_one_gets_409(postgres, team, clinic
         )
 
     outcomes = sorted(outcome(r) for r in run_concurrently(move, move))
-    assert outcomes == ["409:transition_not_allowed", "ok"]
+    assert outcomes == ["ok", "refused:transition_not_allowed"]
     course = TreatmentCourse.objects.get(pk=course.pk)
     assert course.state == "induction"
     assert course.version == 3  # stratify + one start_induction
@@ -60,7 +60,7 @@ def test_concurrent_stale_versions_never_lose_an_update(postgres, team, clinicia
         ),
     )
     outcomes = [outcome(r) for r in results]
-    assert sorted(outcomes) == ["409:stale_version", "ok"]
+    assert sorted(outcomes) == ["ok", "refused:stale_version"]
     winner = ["start_induction", "take_off_protocol"][outcomes.index("ok")]
     course = TreatmentCourse.objects.get(pk=course.pk)
     assert CourseTransition.objects.filter(course=course).count() == 2  # stratify + winner

@@ -20,7 +20,7 @@ pytestmark = pytest.mark.django_db
 URL = "/api/v1/courses/"
 
 
-def read_csv(response) -> list[dict[str, str]]:  # noqa: ANN001
+def read_csv(response) -> list[dict[str, str]]:
     assert response.status_code == 200, getattr(response, "content", b"")
     assert response.streaming
     text = b"".join(response.streaming_content).decode("utf-8")
@@ -45,7 +45,7 @@ def read_csv(response) -> list[dict[str, str]]:  # noqa: ANN001
         (2.5, 2.5),
     ],
 )
-def test_csv_cells_are_guarded_against_formula_injection(value, cell):  # noqa: ANN001
+def test_csv_cells_are_guarded_against_formula_injection(value, cell):
     assert csv_cell(value) == cell
 
 

@@ -13,7 +13,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def s2_course(team, clinician, make_course):  # noqa: ANN001, ANN201
+def s2_course(team, clinician, make_course):
     # Late isolated marrow relapse of BCP-ALL -> S2 under ALL-REZ BFM 2002.
     course = make_course(
         team, clinician, protocol="all-rez-bfm-2002", relapse_date=date(2024, 9, 1)
@@ -22,7 +22,7 @@ def s2_course(team, clinician, make_course):  # noqa: ANN001, ANN201
     return course
 
 
-def mrd(client, course, value, time_point="end_of_induction"):  # noqa: ANN001, ANN201
+def mrd(client, course, value, time_point="end_of_induction"):
     return client.post(
         f"/api/v1/courses/{course.pk}/mrd/",
         {"sampled_on": "2026-11-24", "time_point": time_point, "value": value},
@@ -30,7 +30,7 @@ def mrd(client, course, value, time_point="end_of_induction"):  # noqa: ANN001, 
     )
 
 
-def confirm(client, course, **body):  # noqa: ANN001, ANN003, ANN201
+def confirm(client, course, **body):
     return client.post(f"/api/v1/courses/{course.pk}/confirm-hsct/", body, format="json")
 
 

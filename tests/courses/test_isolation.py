@@ -11,11 +11,11 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def foreign_course(other_team, member, make_course):  # noqa: ANN001, ANN201
+def foreign_course(other_team, member, make_course):
     return make_course(other_team, member(other_team, Role.COORDINATOR))
 
 
-def endpoints(course):  # noqa: ANN001, ANN201
+def endpoints(course):
     """(method, url, body) for every read and write on one course's objects."""
     c = course.pk
     step = PlannedStep.objects.filter(course=course).first()
@@ -53,7 +53,7 @@ def endpoints(course):  # noqa: ANN001, ANN201
     ]
 
 
-def snapshot(course):  # noqa: ANN001, ANN201
+def snapshot(course):
     course.refresh_from_db()
     return (
         course.state,

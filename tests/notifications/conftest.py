@@ -45,13 +45,13 @@ class Recorder:
         self.envelopes: list[Any] = []
         self.refuse: set[str] = set()
 
-    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: ANN001, ANN201, N802
+    async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
         if address in self.refuse:
             return "550 5.1.1 mailbox unavailable"
         envelope.rcpt_tos.append(address)
         return "250 OK"
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
+    async def handle_DATA(self, server, session, envelope):  # noqa: N802
         self.envelopes.append(envelope)
         return "250 Message accepted for delivery"
 

@@ -17,7 +17,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def alerts(clock, sweep, team, other_team, clinician, member, make_course):  # noqa: ANN001, ANN201
+def alerts(clock, sweep, team, other_team, clinician, member, make_course):
     mine = make_course(team, clinician)
     theirs = make_course(other_team, member(other_team, Role.COORDINATOR))
     clock("2026-12-08")
@@ -25,7 +25,7 @@ def alerts(clock, sweep, team, other_team, clinician, member, make_course):  # n
     return mine, theirs
 
 
-def referral_alert(course):  # noqa: ANN001, ANN201
+def referral_alert(course):
     return Alert.objects.get(course=course, kind=AlertKind.HSCT_REFERRAL_MISSING)
 
 

@@ -17,7 +17,7 @@ from teams.models import Role
 pytestmark = pytest.mark.django_db
 
 
-def digests_for(user) -> list:  # noqa: ANN001
+def digests_for(user) -> list:
     return list(OutboundEmail.objects.filter(kind=EmailKind.DIGEST, user=user))
 
 

@@ -16,12 +16,12 @@ from tests.notifications.conftest import unresolved
 pytestmark = pytest.mark.django_db
 
 
-def record(fn, course, actor, **data):  # noqa: ANN001, ANN003, ANN201
+def record(fn, course, actor, **data):
     return fn(course, data=data, actor=actor, now=timezone.now())
 
 
 @pytest.fixture
-def course_a(clock, team, clinician, make_course):  # noqa: ANN001, ANN201
+def course_a(clock, team, clinician, make_course):
     """Group A under ALL-REZ BFM 90 (HSCT indicated), stratified 2026-11-24."""
     course = make_course(team, clinician)
     assert (course.risk_group, course.hsct_indicated) == ("A", True)

@@ -23,7 +23,7 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def course(clock, team, clinician, make_course):  # noqa: ANN001, ANN201
+def course(clock, team, clinician, make_course):
     return make_course(team, clinician)
 
 

@@ -6,7 +6,7 @@ from django.utils import timezone
 
 from courses.cohort import write_cohort
 from courses.models import Patient
-from courses.services import protocol_for
+from courses.selectors import protocol_for
 from teams.models import Team
 
 
@@ -16,7 +16,7 @@ class Command(BaseCommand):
         "state and risk group (some steps late) for a team."
     )
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--courses", type=int, required=True)
         parser.add_argument("--team", required=True, help="team slug")
         parser.add_argument("--seed", type=int, default=1)

@@ -8,7 +8,7 @@ from notifications import outbox
 class Command(BaseCommand):
     help = "Print the digest a user would get now (nothing is sent or stored)."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--user", required=True, help="username")
         parser.add_argument("--html", action="store_true", help="print the HTML part")
 

@@ -7,7 +7,7 @@ from teams import services
 class Command(BaseCommand):
     help = "Print a user's API token, creating it if needed; --rotate replaces it."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("username")
         parser.add_argument(
             "--rotate", action="store_true", help="Replace the token; the old one stops working."

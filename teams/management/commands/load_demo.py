@@ -24,7 +24,7 @@ DEMO_USERS = [
 class Command(BaseCommand):
     help = "Create the demo teams and users (and a demo cohort where available)."
 
-    def add_arguments(self, parser) -> None:  # noqa: ANN001
+    def add_arguments(self, parser) -> None:
         parser.add_argument("--courses", type=int, default=40, help="demo courses per team")
 
     @transaction.atomic

@@ -1,0 +1,62 @@
+"""Writes on patients, relapses, courses, steps and clinical records: the public API.
+
+Every service is one visible transaction. Services that change a course lock its row
+first (``select_for_update``), so two clinicians acting on the same course at once are
+serialized: the second sees the first one's result and is refused (a domain error,
+config/errors.py) if its action no longer applies -- never a lost update. Every write
+leaves an audit entry or a CourseTransition. ``now`` is read once by the caller and
+passed down; clinical dates are judged on the team's calendar (``Team.today``).
+
+Modules: ``patients`` (patients and relapses), ``courses`` (open a course, confirm the
+stratification and the HSCT indication, lay out the schedule), ``transitions`` (the
+state machine), ``steps`` (planned steps), ``records`` (clinical records); ``common``
+holds what they share and is not part of the API.
+"""
+
+from courses.services.courses import (
+    course_confirm_hsct,
+    course_confirm_stratification,
+    course_create,
+)
+from courses.services.patients import (
+    patient_create,
+    patient_errors,
+    patient_update,
+    relapse_create,
+    relapse_errors,
+    relapse_facts,
+)
+from courses.services.records import (
+    RECORD_SERVICES,
+    assessment_record,
+    block_record,
+    event_record,
+    mrd_record,
+    record_errors,
+    referral_save,
+)
+from courses.services.steps import step_add, step_update
+from courses.services.transitions import TransitionRefused, course_transition
+
+__all__ = [
+    "RECORD_SERVICES",
+    "TransitionRefused",
+    "assessment_record",
+    "block_record",
+    "course_confirm_hsct",
+    "course_confirm_stratification",
+    "course_create",
+    "course_transition",
+    "event_record",
+    "mrd_record",
+    "patient_create",
+    "patient_errors",
+    "patient_update",
+    "record_errors",
+    "referral_save",
+    "relapse_create",
+    "relapse_errors",
+    "relapse_facts",
+    "step_add",
+    "step_update",
+]
