@@ -15,7 +15,6 @@ api_v1 = [
 ]
 
 
-
 class SwaggerView(SpectacularSwaggerView):
     # An HTML page: DRF's OPTIONS metadata would render it without a template (500).
     http_method_names = ["get", "head"]
@@ -27,6 +26,8 @@ urlpatterns = [
     path("api/v1/", include(api_v1)),
     path("api/schema/", SpectacularAPIView.as_view(), name="schema"),
     path("api/docs/", SwaggerView.as_view(url_name="schema"), name="swagger-ui"),
+    # The team's web app, at the site root ("/" is its worklist, or sign-in).
+    path("", include("web.urls")),
 ]
 
 
