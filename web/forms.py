@@ -330,7 +330,7 @@ class EventForm(WebFormMixin, forms.ModelForm):
 
 class StepRescheduleForm(WebFormMixin, forms.Form):
     due_on = forms.DateField(label="New due date")
-    reason = reason_field(required_in_html=True)
+    reason = reason_field("Reason for rescheduling", required_in_html=True)
 
     def service_data(self) -> dict[str, Any]:
         return {"due_on": self.cleaned_data["due_on"], "reason": self.cleaned_data["reason"]}
@@ -352,11 +352,11 @@ class AcknowledgeForm(WebFormMixin, forms.Form):
 
 class SnoozeForm(WebFormMixin, forms.Form):
     until = forms.DateField(label="Snooze until")
-    reason = reason_field(required_in_html=True)
+    reason = reason_field("Reason for snoozing", required_in_html=True)
 
 
 class ResolveForm(WebFormMixin, forms.Form):
-    reason = reason_field(required_in_html=True)
+    reason = reason_field("Reason for resolving", required_in_html=True)
 
 
 ALERT_FORMS: dict[str, type[forms.Form]] = {

@@ -74,6 +74,8 @@ def _transition_form(
     )
     if name:
         form.fields["transition"].widget = forms.HiddenInput()
+    else:
+        form.fields["transition"].label = "Move to try"
     return form
 
 

@@ -26,9 +26,7 @@ class OutcomesForm(forms.Form):
 
 def _report(request: HttpRequest) -> tuple[OutcomesForm, dict[str, Any], bool]:
     teams = [m.team for m in selectors.memberships(request.user)]
-    form = OutcomesForm(
-        {"protocol": selectors.DEFAULT_PROTOCOL, **request.GET.dict()}, teams=teams
-    )
+    form = OutcomesForm({"protocol": selectors.DEFAULT_PROTOCOL, **request.GET.dict()}, teams=teams)
     if not form.is_valid():
         if "team" in form.errors:
             raise Http404  # another team's id: "not found", as everywhere

@@ -32,10 +32,10 @@ class FilterForm(forms.Form):
     def __init__(self, *args: Any, teams: list[Any], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
         choices = selectors.filter_choices()
-        if len(teams) > 1:
-            self.fields["team"].choices = [("", "All my teams")] + [(t.pk, t.name) for t in teams]
-        else:
-            del self.fields["team"]
+        self.fields["team"].choices = [("", "All my teams")] + [(t.pk, t.name) for t in teams]
+        if len(teams) < 2:
+            # Not asked (one team), but still checked: another team's id is a 404.
+            self.fields["team"].widget = forms.HiddenInput()
         self.fields["protocol"].choices = [("", "All protocols")] + choices["protocol"]
         self.fields["risk_group"].choices = [("", "All groups")] + choices["risk_group"]
         self.fields["kind"].choices = [("", "Any alert")] + choices["kind"]
