@@ -89,7 +89,7 @@ def team_in_scope(user: AbstractBaseUser, team_id: int | None) -> list[int]:
 
 
 def today_for(teams: Sequence[Team], now: datetime) -> date:
-    """ "Today" on the calendar of the (first) team shown: overdue and due are judged on
+    """The date "today" on the calendar of the (first) team shown: overdue and due are judged on
     the team's date, as the alert rules do."""
     if teams:
         return team_today(teams[0].time_zone, now)

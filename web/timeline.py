@@ -10,6 +10,11 @@ marks today and another the course start. Every fact carried by a colour is also
 carried by a shape and a word (WCAG 1.4.1), and the page repeats the same data as a
 table.
 
+The chart keeps one scale (``PX_PER_DAY``) whatever the course's length, so a course
+planned over two years is as legible near today as one of three months: it is wider
+than the page and scrolls sideways beside a fixed column of step names (the page opens
+it at today).
+
 No ORM and no clock: the steps, alerts and today are arguments.
 """
 
@@ -21,12 +26,13 @@ from datetime import date, timedelta
 from typing import Any
 
 LABEL_WIDTH = 230
-CHART_WIDTH = 720
-RIGHT_MARGIN = 70
+PX_PER_DAY = 2.5
+MIN_CHART_WIDTH = 720
 ROW_HEIGHT = 26
 AXIS_HEIGHT = 44
-PAD_DAYS = 7
-WIDTH = LABEL_WIDTH + CHART_WIDTH + RIGHT_MARGIN
+PAD_DAYS = 10
+# Room after the last date for the last row's words.
+RIGHT_PAD = 150
 
 
 @dataclass(frozen=True)
@@ -71,7 +77,7 @@ class Tick:
 
 @dataclass
 class Gantt:
-    width: int
+    width: int  # of the chart (the scrolling part); the names column is LABEL_WIDTH
     height: int
     start: date
     end: date
@@ -79,8 +85,7 @@ class Gantt:
     ticks: list[Tick]
     today_x: float | None
     start_x: float | None
-    chart_left: int = LABEL_WIDTH
-    chart_right: int = LABEL_WIDTH + CHART_WIDTH
+    label_width: int = LABEL_WIDTH
     axis_y: int = AXIS_HEIGHT
     row_height: int = ROW_HEIGHT
     summary: str = ""
@@ -90,15 +95,14 @@ class Gantt:
         return self.height - 8
 
 
-def _months(start: date, end: date, span_days: int) -> list[date]:
-    step = 1 if span_days <= 400 else 3 if span_days <= 1200 else 6
+def _months(start: date, end: date) -> list[date]:
+    """The first of every month in [start, end]: a tick each (75 px apart)."""
     first = date(start.year, start.month, 1)
     if first < start:
         first = _add_months(first, 1)
     days = []
     while first <= end:
-        if (first.month - 1) % step == 0:
-            days.append(first)
+        days.append(first)
         first = _add_months(first, 1)
     return days
 
@@ -111,18 +115,18 @@ def _add_months(day: date, months: int) -> date:
 CHAR_WIDTH = 6.2  # an 11 px sans-serif character, on average
 
 
-def _place_note(row: Row) -> None:
+def _place_note(row: Row, width: float) -> None:
     """The status words after the row's last mark, or before its first one when they
     would run off the right edge."""
-    right = max([m.x for m in row.marks] + [b.x + b.width for b in row.bars]) + 8
-    left = min([m.x for m in row.marks] + [b.x for b in row.bars]) - 8
-    width = len(row.status) * CHAR_WIDTH
-    if right + width <= WIDTH - 4:
+    right = max([m.x for m in row.marks] + [b.x + b.width for b in row.bars]) + 10
+    left = min([m.x for m in row.marks] + [b.x for b in row.bars]) - 10
+    words = len(row.status) * CHAR_WIDTH
+    if right + words <= width - 4:
         row.note_x, row.note_anchor = right, "start"
-    elif left - width >= LABEL_WIDTH:
+    elif left - words >= 0:
         row.note_x, row.note_anchor = left, "end"
     else:
-        row.note_x, row.note_anchor = WIDTH - 4, "end"
+        row.note_x, row.note_anchor = width - 4, "end"
 
 
 def _day(day: date) -> str:
@@ -174,9 +178,11 @@ def build(
     start = min(dates) - timedelta(days=PAD_DAYS)
     end = max(dates) + timedelta(days=PAD_DAYS)
     span = max((end - start).days, 1)
+    scale = max(PX_PER_DAY, (MIN_CHART_WIDTH - RIGHT_PAD) / span)
+    width = int(span * scale + RIGHT_PAD)
 
     def x(day: date) -> float:
-        return round(LABEL_WIDTH + (day - start).days / span * CHART_WIDTH, 1)
+        return round((day - start).days * scale, 1)
 
     rows: list[Row] = []
     y = AXIS_HEIGHT
@@ -191,7 +197,7 @@ def build(
             if css == "overdue":
                 row.bars.append(Bar(x(s.due_on), x(today) - x(s.due_on), "overdue"))
             row.marks.append(Mark(x(actual), "done" if s.status == "done" else "due"))
-        _place_note(row)
+        _place_note(row, width)
         rows.append(row)
         y += ROW_HEIGHT
     for a in alerts:
@@ -204,11 +210,11 @@ def build(
         row.anchor = f"alert-{a.pk}"
         left = x(a.condition_since)
         row.bars.append(Bar(left, max(x(until) - left, 2.0), row.css))
-        _place_note(row)
+        _place_note(row, width)
         rows.append(row)
         y += ROW_HEIGHT
 
-    ticks = [Tick(x(d), d.strftime("%b %Y")) for d in _months(start, end, span)]
+    ticks = [Tick(x(d), d.strftime("%b %Y")) for d in _months(start, end)]
     done = sum(1 for s in steps if s.status == "done")
     overdue = sum(1 for r in rows if r.css == "overdue")
     summary = (
@@ -217,7 +223,7 @@ def build(
         f"today is {_day(today)} {today.year}."
     )
     return Gantt(
-        width=WIDTH,
+        width=width,
         height=y + 12,
         start=start,
         end=end,

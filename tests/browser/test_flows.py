@@ -94,7 +94,7 @@ def test_register_patient_relapse_and_course_preview_then_confirm(tab, team, cli
     expect(page.get_by_role("heading", level=1)).to_have_text("Course REG-2026-01")
     course = TreatmentCourse.objects.get(patient__reference="REG-2026-01")
     assert course.state == State.STRATIFIED and course.risk_group == "A"
-    expect(page.locator("#timeline svg.gantt")).to_be_visible()
+    expect(page.locator("#timeline svg.gantt-chart")).to_be_visible()
 
 
 def test_record_a_block_and_see_the_overdue_alert_disappear(tab, team, clinician, started_course):

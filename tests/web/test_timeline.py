@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import UTC, date, datetime
 
-from web.timeline import CHART_WIDTH, LABEL_WIDTH, WIDTH, build, step_status
+from web.timeline import PX_PER_DAY, build, step_status
 
 TODAY = date(2026, 11, 24)
 
@@ -73,13 +73,16 @@ def test_today_and_every_date_fall_inside_the_chart_and_rows_stack():
     ] + [Step(9, "End", date(2028, 9, 1), date(2028, 9, 1))]
     gantt = build(steps, [], today=TODAY, course_start=date(2026, 9, 1))
     xs = [m.x for r in gantt.rows for m in r.marks] + [gantt.today_x]
-    assert all(LABEL_WIDTH <= x <= LABEL_WIDTH + CHART_WIDTH for x in xs)
+    assert all(0 < x < gantt.width for x in xs)
+    # One scale for every course: two years are wide, and a day is a day.
+    assert gantt.width > 730 * PX_PER_DAY
+    assert gantt.rows[1].marks[0].x - gantt.rows[0].marks[0].x == PX_PER_DAY
     assert [r.y for r in gantt.rows] == sorted({r.y for r in gantt.rows})
     assert gantt.ticks and all(t.label.endswith(("2026", "2027", "2028")) for t in gantt.ticks)
     # Status words never run off the right edge.
     for row in gantt.rows:
         if row.note_anchor == "start":
-            assert row.note_x + len(row.status) * 6.2 <= WIDTH
+            assert row.note_x + len(row.status) * 6.2 <= gantt.width
 
 
 def test_alerts_are_rows_from_their_condition_to_today_or_their_end():

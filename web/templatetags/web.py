@@ -108,3 +108,11 @@ def step_delay(step: Any, today: date) -> str:
     if days < 0:
         return f"{days_word(-days)} early"
     return "on plan"
+
+
+@register.filter
+def day(value: date | None, today: date) -> str:
+    """E.g. "8 Dec", or "8 Dec 2025" when the year is not this one (a worklist spans years)."""
+    if value is None:
+        return ""
+    return f"{value.day} {value:%b}" if value.year == today.year else f"{value.day} {value:%b %Y}"

@@ -48,9 +48,22 @@
     }
   }
 
+  // The timeline is wider than the page (one scale for every course): open it at
+  // today, a third in from the left, so what is due next is in view.
+  function scrollTimelines() {
+    document.querySelectorAll(".gantt-scroll[data-today-x]").forEach(function (box) {
+      var today = parseFloat(box.getAttribute("data-today-x"));
+      if (!isNaN(today)) {
+        box.scrollLeft = Math.max(0, today - box.clientWidth / 3);
+      }
+    });
+  }
+  document.addEventListener("htmx:afterSettle", scrollTimelines);
+
   document.addEventListener("DOMContentLoaded", function () {
     keepFragment();
     focusProblem(document);
     selectOnFocus();
+    scrollTimelines();
   });
 })();
