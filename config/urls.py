@@ -2,7 +2,7 @@ from django.conf import settings
 from django.contrib import admin
 from django.urls import include, path
 from django.views import defaults
-from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerView
+from drf_spectacular.views import SpectacularAPIView, SpectacularSwaggerSplitView
 
 from config import api
 from config.health import healthz
@@ -15,8 +15,10 @@ api_v1 = [
 ]
 
 
-class SwaggerView(SpectacularSwaggerView):
+class SwaggerView(SpectacularSwaggerSplitView):
     # An HTML page: DRF's OPTIONS metadata would render it without a template (500).
+    # The split view serves Swagger UI's initialiser as a script URL (?script), not
+    # inline: the Content-Security-Policy allows no inline script (config/csp.py).
     http_method_names = ["get", "head"]
 
 

@@ -48,7 +48,7 @@ INSTALLED_APPS = [
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    "csp.middleware.CSPMiddleware",
+    "config.csp.CSPMiddleware",
     # Serves the admin's and Swagger UI's static files without a separate web server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -105,6 +105,8 @@ AUTHENTICATION_BACKENDS = [
     "axes.backends.AxesStandaloneBackend",
     "django.contrib.auth.backends.ModelBackend",
 ]
+# A signed-in session lasts a working day (shared ward computers and tablets).
+SESSION_COOKIE_AGE = env.int("REZCOURSE_SESSION_HOURS", default=12) * 3600
 LOGIN_URL = "web:login"
 LOGIN_REDIRECT_URL = "web:worklist"
 LOGOUT_REDIRECT_URL = "web:login"

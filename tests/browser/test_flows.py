@@ -276,3 +276,20 @@ def test_reading_and_the_core_forms_work_with_javascript_off(tab, team, clinicia
     expect(t.page.get_by_role("status")).to_contain_text("Block recorded.")
     t.page.goto("/?q=" + course.patient.reference[-4:])
     expect(t.page.locator("#worklist-results")).to_contain_text(course.patient.reference)
+
+
+def test_the_api_docs_and_the_admin_work_under_the_content_security_policy(tab, django_user_model):
+    # The tab fails the test on any CSP violation or JavaScript error it logs.
+    django_user_model.objects.create_superuser("root", "root@example.org", "pw")
+    t = tab()
+    t.page.goto("/admin/login/")
+    t.page.get_by_label("Username").fill("root")
+    t.page.get_by_label("Password").fill("pw")
+    t.page.get_by_role("button", name="Log in").click()
+    expect(t.page.get_by_role("heading", name="Site administration")).to_be_visible()
+    t.page.goto("/admin/courses/treatmentcourse/")
+    expect(t.page.locator("#changelist")).to_be_visible()
+    t.page.goto("/api/docs/")
+    expect(t.page.locator(".swagger-ui .info")).to_contain_text("rezcourse API")
+    t.page.goto("/api/v1/me/")
+    expect(t.page.locator("body")).to_contain_text("root")

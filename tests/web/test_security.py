@@ -192,3 +192,18 @@ def test_pages_name_a_patient_by_reference_only(web, team, clinician, make_patie
     assert "REF-77" in html
     # The birth year is stored for the engine, never shown.
     assert "2013" not in html
+
+
+def test_only_the_apis_own_html_pages_allow_inline_styles_and_none_allows_inline_scripts(
+    web, clinician
+):
+    client = web(clinician)
+    docs = client.get("/api/docs/")
+    assert docs.status_code == 200
+    policy = docs["Content-Security-Policy"]
+    assert "style-src 'self' 'unsafe-inline'" in policy
+    assert "script-src 'self';" in policy + ";" and "unsafe-eval" not in policy
+    assert "<script>" not in docs.content.decode()  # the initialiser is a script URL
+    script = client.get("/api/docs/?script")
+    assert script["Content-Type"].startswith("application/javascript")
+    assert "unsafe-inline" not in client.get("/")["Content-Security-Policy"]
