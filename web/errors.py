@@ -117,3 +117,13 @@ def attempt(form: forms.Form, service: Callable[..., T], /, *args: Any, **kwargs
         return Outcome(invalid=True)
     except REFUSED as exc:
         return Outcome(refusal=refusal(exc))
+
+
+def submit(form: forms.Form, call: Callable[[dict[str, Any]], T]) -> Outcome:
+    """Parse ``form``; when it parses, ``call`` the service with what the service takes
+    (``form.service_data()``), through :func:`attempt`. A form that does not parse is
+    invalid input, its errors already beside its fields."""
+    if not form.is_valid():
+        return Outcome(invalid=True)
+    data = form.service_data() if hasattr(form, "service_data") else dict(form.cleaned_data)
+    return attempt(form, call, data)

@@ -286,31 +286,24 @@ def protocol_groups(slug: str) -> list[tuple[str, str]]:
 # --- calendar ------------------------------------------------------------------------------
 
 
-def due_steps(team_ids: list[int], start: date, end: date) -> list[PlannedStep]:
-    """Open steps of active courses due in [start, end], by date: one query."""
-    return list(
-        PlannedStep.objects.filter(
-            status=StepStatus.PLANNED,
-            due_on__gte=start,
-            due_on__lte=end,
-            course__state__in=ACTIVE_STATES,
-            course__patient__team_id__in=team_ids,
-        )
-        .select_related("course__patient__team")
-        .order_by("due_on", "course__patient__reference", "sequence")
+def open_steps(
+    team_ids: list[int], *, due_from: date | None = None, due_to: date | None = None
+) -> list[PlannedStep]:
+    """Open steps of active courses due in [due_from, due_to] (either end open), by
+    date: one query."""
+    steps = PlannedStep.objects.filter(
+        status=StepStatus.PLANNED,
+        course__state__in=ACTIVE_STATES,
+        course__patient__team_id__in=team_ids,
     )
-
-
-def overdue_steps(team_ids: list[int], before: date) -> list[PlannedStep]:
+    if due_from is not None:
+        steps = steps.filter(due_on__gte=due_from)
+    if due_to is not None:
+        steps = steps.filter(due_on__lte=due_to)
     return list(
-        PlannedStep.objects.filter(
-            status=StepStatus.PLANNED,
-            due_on__lt=before,
-            course__state__in=ACTIVE_STATES,
-            course__patient__team_id__in=team_ids,
+        steps.select_related("course__patient__team").order_by(
+            "due_on", "course__patient__reference", "sequence"
         )
-        .select_related("course__patient__team")
-        .order_by("due_on", "course__patient__reference", "sequence")
     )
 
 

@@ -9,6 +9,7 @@ from django.core.exceptions import PermissionDenied
 from django.http import HttpRequest, HttpResponse
 from django.shortcuts import render
 
+from courses.models import TreatmentCourse
 from web import selectors
 from web.errors import Outcome
 
@@ -17,6 +18,14 @@ def require_write(user: AbstractBaseUser, team_id: int) -> None:
     """Viewers (and members of no team) may not write: a 403 page, whatever the form."""
     if not selectors.can_write(user, team_id):
         raise PermissionDenied("Your role in this team does not allow this change.")
+
+
+def writable_course(request: HttpRequest, pk: int) -> TreatmentCourse:
+    """The course, if it is the requester's team's (404 otherwise) and they may write
+    on it (403 otherwise)."""
+    course = selectors.course_or_404(request.user, pk)
+    require_write(request.user, course.patient.team_id)
+    return course
 
 
 def page(

@@ -56,7 +56,7 @@ def _context(request: HttpRequest, params: dict) -> dict:
     today = selectors.today_for([t for t in teams if t.pk in team_ids], timezone.now())
     first = _monday(form.cleaned_data.get("week") or today)
     last = first + timedelta(weeks=WEEKS_SHOWN) - timedelta(days=1)
-    steps = selectors.due_steps(team_ids, first, last)
+    steps = selectors.open_steps(team_ids, due_from=first, due_to=last)
     weeks = []
     for index in range(WEEKS_SHOWN):
         monday = first + timedelta(weeks=index)
@@ -69,7 +69,9 @@ def _context(request: HttpRequest, params: dict) -> dict:
                 "steps": [s for s in steps if monday <= s.due_on <= sunday],
             }
         )
-    overdue = selectors.overdue_steps(team_ids, min(first, today)) if first <= today else []
+    overdue = []
+    if first <= today:
+        overdue = selectors.open_steps(team_ids, due_to=min(first, today) - timedelta(days=1))
     team = form.cleaned_data.get("team")
     return {
         "nav": "calendar",
@@ -127,10 +129,10 @@ def feed(request: HttpRequest, token: str) -> HttpResponse:
     user = subscription.user
     now = timezone.now()
     today = timezone.localdate(now)
-    steps = selectors.due_steps(
+    steps = selectors.open_steps(
         team_ids_for(user),
-        today - timedelta(days=FEED_PAST_DAYS),
-        today + timedelta(days=FEED_FUTURE_DAYS),
+        due_from=today - timedelta(days=FEED_PAST_DAYS),
+        due_to=today + timedelta(days=FEED_FUTURE_DAYS),
     )
     body = ical.feed(
         steps,

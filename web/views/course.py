@@ -9,6 +9,7 @@ and the moves allowed now (400 / 409, as the API answers).
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from typing import Any
 
 from django import forms
@@ -26,10 +27,10 @@ from notifications import services as alert_services
 from notifications.models import UNRESOLVED, Alert, AlertKind, AlertState
 from notifications.selectors import alerts_for
 from web import selectors, timeline
-from web.errors import Outcome, Refusal, attempt
+from web.errors import Outcome, Refusal, submit
 from web.forms import ALERT_FORMS, ConfirmForm, ConfirmHsctForm, TransitionForm
 from web.templatetags.web import humanize, move_label
-from web.views.base import page, require_write
+from web.views.base import page, writable_course
 
 ALERT_ACTIONS = {
     AlertState.OPEN: ("acknowledge", "snooze", "resolve"),
@@ -176,86 +177,87 @@ def course_page(request: HttpRequest, pk: int) -> HttpResponse:
     return page(request, "web/course.html", course_context(request, course))
 
 
+def _act(
+    request: HttpRequest,
+    course: TreatmentCourse,
+    form: forms.Form,
+    call: Callable[[dict[str, Any]], Any],
+    done: Callable[[Any], tuple[str, str]],
+    *,
+    key: str,
+    at: str,
+) -> HttpResponse:
+    """An action posted from the course page: back to the course at ``done``'s anchor
+    with its message, or the course page again with ``form`` (as ``key``) as typed and
+    the refusal shown at ``at``."""
+    outcome = submit(form, call)
+    if outcome.ok:
+        message, anchor = done(outcome.value)
+        messages.success(request, message)
+        return redirect(course_url(course.pk, anchor))
+    return _again(request, course, outcome, bound={key: form}, refusal_at=at)
+
+
 @require_POST
 @login_required
 def confirm_stratification(request: HttpRequest, pk: int) -> HttpResponse:
-    course = selectors.course_or_404(request.user, pk)
-    require_write(request.user, course.patient.team_id)
-    form = _confirm_form(course, request.POST)
-    outcome = Outcome(invalid=True)
-    if form.is_valid():
-        outcome = attempt(
-            form,
-            course_services.course_confirm_stratification,
-            course,
-            risk_group=form.cleaned_data["risk_group"],
-            reason=form.cleaned_data["reason"],
-            actor=request.user,
-            now=timezone.now(),
-        )
-        if outcome.ok:
-            messages.success(
-                request,
-                f"Group {form.cleaned_data['risk_group']} confirmed; the schedule is laid out.",
-            )
-            return redirect(course_url(course.pk, "timeline"))
-    return _again(request, course, outcome, bound={"confirm": form}, refusal_at="stratification")
+    course = writable_course(request, pk)
+    now = timezone.now()
+    return _act(
+        request,
+        course,
+        _confirm_form(course, request.POST),
+        lambda data: course_services.course_confirm_stratification(
+            course, **data, actor=request.user, now=now
+        ),
+        lambda done: (f"Group {done.risk_group} confirmed; the schedule is laid out.", "timeline"),
+        key="confirm",
+        at="stratification",
+    )
 
 
 @require_POST
 @login_required
 def confirm_hsct(request: HttpRequest, pk: int) -> HttpResponse:
-    course = selectors.course_or_404(request.user, pk)
-    require_write(request.user, course.patient.team_id)
-    form = ConfirmHsctForm(request.POST, prefix="hsct")
-    outcome = Outcome(invalid=True)
-    if form.is_valid():
-        outcome = attempt(
-            form,
-            course_services.course_confirm_hsct,
-            course,
-            hsct_indicated=form.cleaned_data["hsct_indicated"],
-            reason=form.cleaned_data["reason"],
-            actor=request.user,
-            now=timezone.now(),
-        )
-        if outcome.ok:
-            messages.success(request, "HSCT decision recorded; the schedule follows it.")
-            return redirect(course_url(course.pk, "timeline"))
-    return _again(request, course, outcome, bound={"hsct": form}, refusal_at="hsct")
+    course = writable_course(request, pk)
+    now = timezone.now()
+    return _act(
+        request,
+        course,
+        ConfirmHsctForm(request.POST, prefix="hsct"),
+        lambda data: course_services.course_confirm_hsct(
+            course, **data, actor=request.user, now=now
+        ),
+        lambda done: ("HSCT decision recorded; the schedule follows it.", "timeline"),
+        key="hsct",
+        at="hsct",
+    )
 
 
 @require_POST
 @login_required
 def move(request: HttpRequest, pk: int) -> HttpResponse:
-    course = selectors.course_or_404(request.user, pk)
-    require_write(request.user, course.patient.team_id)
-    key = request.POST.get("form_id", "t-other")
-    if key != "t-other" and not key.startswith("t-"):
+    course = writable_course(request, pk)
+    key = request.POST.get("form_id", "")
+    if not key.startswith("t-"):
         key = "t-other"
     name = "" if key == "t-other" else key[2:]
     option = next((o for o in selectors.transition_options(course) if o.name == name), None)
-    requires = option.requires if option else ()
-    form = _transition_form(course, key, name, requires, request.POST)
-    outcome = Outcome(invalid=True)
-    if form.is_valid():
-        outcome = attempt(
-            form,
-            course_services.course_transition,
-            course,
-            **form.service_data(),
-            actor=request.user,
-            now=timezone.now(),
-        )
-        if outcome.ok:
-            course = outcome.value
-            messages.success(
-                request,
-                f"{move_label(form.cleaned_data['transition'])}: the course is now "
-                f"{humanize(course.state).lower()}.",
-            )
-            return redirect(course_url(course.pk, "moves"))
-    return _again(request, course, outcome, bound={key: form}, refusal_at="moves")
+    form = _transition_form(course, key, name, option.requires if option else (), request.POST)
+    now = timezone.now()
+    return _act(
+        request,
+        course,
+        form,
+        lambda data: course_services.course_transition(course, **data, actor=request.user, now=now),
+        lambda moved: (
+            f"{move_label(form.cleaned_data['transition'])}: the course is now "
+            f"{humanize(moved.state).lower()}.",
+            "moves",
+        ),
+        key=key,
+        at="moves",
+    )
 
 
 @require_POST
@@ -267,21 +269,15 @@ def alert_action(request: HttpRequest, pk: int, action: str) -> HttpResponse:
         alert = alerts_for(request.user).get(pk=pk)
     except Alert.DoesNotExist as exc:
         raise Http404 from exc
-    course = selectors.course_or_404(request.user, alert.course_id)
-    require_write(request.user, course.patient.team_id)
+    course = writable_course(request, alert.course_id)
     key = f"alert-{alert.pk}-{action}"
-    form = ALERT_FORMS[action](request.POST, prefix=key)
-    outcome = Outcome(invalid=True)
-    if form.is_valid():
-        outcome = attempt(
-            form,
-            ALERT_SERVICES[action],
-            alert,
-            **form.cleaned_data,
-            actor=request.user,
-            now=timezone.now(),
-        )
-        if outcome.ok:
-            messages.success(request, f"Alert {DONE_WORDS[action]}.")
-            return redirect(course_url(course.pk, f"alert-{alert.pk}"))
-    return _again(request, course, outcome, bound={key: form}, refusal_at=f"alert-{alert.pk}")
+    now = timezone.now()
+    return _act(
+        request,
+        course,
+        ALERT_FORMS[action](request.POST, prefix=key),
+        lambda data: ALERT_SERVICES[action](alert, **data, actor=request.user, now=now),
+        lambda done: (f"Alert {DONE_WORDS[action]}.", f"alert-{alert.pk}"),
+        key=key,
+        at=f"alert-{alert.pk}",
+    )

@@ -20,7 +20,7 @@ from django.views.decorators.http import require_http_methods
 from courses import services as course_services
 from courses.models import HsctReferral, PlannedStep, TreatmentCourse
 from web import selectors
-from web.errors import Outcome, attempt
+from web.errors import Outcome, submit
 from web.forms import (
     AssessmentForm,
     BlockForm,
@@ -30,7 +30,7 @@ from web.forms import (
     StepRescheduleForm,
     StepSkipForm,
 )
-from web.views.base import page, require_write
+from web.views.base import page, writable_course
 from web.views.course import course_url
 
 
@@ -90,38 +90,26 @@ RECORD_KINDS: dict[str, RecordKind] = {
 }
 
 
-def _writable_course(request: HttpRequest, pk: int) -> TreatmentCourse:
-    course = selectors.course_or_404(request.user, pk)
-    require_write(request.user, course.patient.team_id)
-    return course
-
-
 @require_http_methods(["GET", "HEAD", "POST"])
 @login_required
 def record(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
     spec = RECORD_KINDS.get(kind)
     if spec is None:
         raise Http404
-    course = _writable_course(request, pk)
+    course = writable_course(request, pk)
     steps = selectors.course_steps(course)
     options = spec.options(course, steps)
     outcome = Outcome()
     if request.method == "POST":
         options.pop("initial", None)
         form = spec.form(request.POST, **options)
-        outcome = Outcome(invalid=True)
-        if form.is_valid():
-            outcome = attempt(
-                form,
-                spec.service,
-                course,
-                data=form.service_data(),
-                actor=request.user,
-                now=timezone.now(),
-            )
-            if outcome.ok:
-                messages.success(request, spec.done)
-                return redirect(course_url(course.pk, "records"))
+        now = timezone.now()
+        outcome = submit(
+            form, lambda data: spec.service(course, data=data, actor=request.user, now=now)
+        )
+        if outcome.ok:
+            messages.success(request, spec.done)
+            return redirect(course_url(course.pk, "records"))
     else:
         form = spec.form(**options)
     context = {
@@ -142,7 +130,7 @@ STEP_ACTIONS = {"reschedule": StepRescheduleForm, "skip": StepSkipForm}
 @require_http_methods(["GET", "HEAD", "POST"])
 @login_required
 def step(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
-    course = _writable_course(request, pk)
+    course = writable_course(request, pk)
     try:
         planned = course.steps.get(pk=step_pk)
     except PlannedStep.DoesNotExist as exc:
@@ -156,22 +144,18 @@ def step(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
         action = request.POST.get("action")
         if action not in STEP_ACTIONS:
             raise Http404
-        form = STEP_ACTIONS[action](request.POST, prefix=action)
-        forms_[action] = form
-        outcome = Outcome(invalid=True)
-        if form.is_valid():
-            outcome = attempt(
-                form,
-                course_services.step_update,
-                planned,
-                data=form.service_data(),
-                actor=request.user,
-                now=timezone.now(),
-            )
-            if outcome.ok:
-                word = "rescheduled" if action == "reschedule" else "skipped"
-                messages.success(request, f"{planned.label}: {word}.")
-                return redirect(course_url(course.pk, f"step-{planned.pk}"))
+        form = forms_[action] = STEP_ACTIONS[action](request.POST, prefix=action)
+        now = timezone.now()
+        outcome = submit(
+            form,
+            lambda data: course_services.step_update(
+                planned, data=data, actor=request.user, now=now
+            ),
+        )
+        if outcome.ok:
+            word = "rescheduled" if action == "reschedule" else "skipped"
+            messages.success(request, f"{planned.label}: {word}.")
+            return redirect(course_url(course.pk, f"step-{planned.pk}"))
     context = {
         "nav": "worklist",
         "course": course,

@@ -19,7 +19,7 @@ from django.views.decorators.http import require_http_methods
 
 from courses import services as course_services
 from web import selectors, services
-from web.errors import Outcome, attempt
+from web.errors import Outcome, submit
 from web.forms import CourseOpenForm, PatientForm, RelapseForm
 from web.views.base import page, require_write
 from web.views.course import course_url
@@ -34,18 +34,14 @@ def patient_new(request: HttpRequest) -> HttpResponse:
     form = PatientForm(request.POST or None, teams=teams)
     outcome = Outcome()
     if request.method == "POST":
-        outcome = Outcome(invalid=True)
-        if form.is_valid():
-            outcome = attempt(
-                form,
-                course_services.patient_create,
-                team_id=form.team_id(),
-                data=form.service_data(),
-                now=timezone.now(),
-            )
-            if outcome.ok:
-                messages.success(request, f"Patient {outcome.value.reference} registered.")
-                return redirect("web:relapse-new", pk=outcome.value.pk)
+        now = timezone.now()
+        outcome = submit(
+            form,
+            lambda data: course_services.patient_create(team_id=form.team_id(), data=data, now=now),
+        )
+        if outcome.ok:
+            messages.success(request, f"Patient {outcome.value.reference} registered.")
+            return redirect("web:relapse-new", pk=outcome.value.pk)
     context = {"nav": "register", "form": form, "refusal": outcome.refusal, "step": 1}
     return page(request, "web/patient_new.html", context, outcome=outcome)
 
@@ -58,18 +54,14 @@ def relapse_new(request: HttpRequest, pk: int) -> HttpResponse:
     form = RelapseForm(request.POST or None)
     outcome = Outcome()
     if request.method == "POST":
-        outcome = Outcome(invalid=True)
-        if form.is_valid():
-            outcome = attempt(
-                form,
-                course_services.relapse_create,
-                patient=patient,
-                data=form.service_data(),
-                now=timezone.now(),
-            )
-            if outcome.ok:
-                messages.success(request, "Relapse recorded.")
-                return redirect("web:course-new", pk=outcome.value.pk)
+        now = timezone.now()
+        outcome = submit(
+            form,
+            lambda data: course_services.relapse_create(patient=patient, data=data, now=now),
+        )
+        if outcome.ok:
+            messages.success(request, "Relapse recorded.")
+            return redirect("web:course-new", pk=outcome.value.pk)
     context = {
         "nav": "register",
         "patient": patient,
@@ -107,30 +99,30 @@ def course_new(request: HttpRequest, pk: int) -> HttpResponse:
     )
     outcome = Outcome()
     if request.method == "POST":
-        outcome = Outcome(invalid=True)
-        if form.is_valid():
-            confirm = request.POST.get("action") != "review"
-            outcome = attempt(
-                form,
-                services.course_open,
+        confirm = request.POST.get("action") != "review"
+        now = timezone.now()
+        outcome = submit(
+            form,
+            lambda data: services.course_open(
                 relapse,
-                protocol_slug=form.cleaned_data["protocol"],
-                risk_group=form.cleaned_data["risk_group"] if confirm else None,
-                reason=form.cleaned_data["reason"],
+                protocol_slug=data["protocol"],
+                risk_group=data["risk_group"] if confirm else None,
+                reason=data["reason"],
                 actor=request.user,
-                now=timezone.now(),
-            )
-            if outcome.ok:
-                course = outcome.value
-                if confirm:
-                    messages.success(
-                        request,
-                        f"Course opened and group {course.risk_group} confirmed; "
-                        "the schedule is laid out.",
-                    )
-                else:
-                    messages.success(request, "Course opened; its stratification waits for review.")
-                return redirect(course_url(course.pk))
+                now=now,
+            ),
+        )
+        if outcome.ok:
+            course = outcome.value
+            if confirm:
+                messages.success(
+                    request,
+                    f"Course opened and group {course.risk_group} confirmed; "
+                    "the schedule is laid out.",
+                )
+            else:
+                messages.success(request, "Course opened; its stratification waits for review.")
+            return redirect(course_url(course.pk))
     context = {
         "nav": "register",
         "relapse": relapse,

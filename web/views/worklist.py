@@ -97,72 +97,66 @@ CSV_HEADER = [
 ]
 
 
+def _course_cells(course: Any) -> dict[str, Any]:
+    return {
+        "course": course.pk,
+        "reference": course.patient.reference,
+        "team": course.patient.team.name,
+        "protocol": course.protocol_slug,
+        "risk_group": course.risk_group or course.proposed_group,
+        "state": course.state,
+    }
+
+
 def _csv_rows(context: dict[str, Any]) -> Iterator[list[Any]]:
+    """Every row of the page's sections, one CSV row each (cells by CSV_HEADER)."""
     teams = context["teams"]
     work = context["worklist"]
+    rows: list[dict[str, Any]] = []
     for row in work.attention.rows:
-        yield [
-            "needs attention",
-            row["course"],
-            row["course_reference"],
-            teams[row["team"]].name,
-            row["protocol"],
-            row["risk_group"],
-            row["state"],
-            row["severity"],
-            "; ".join(f"{kind_label(a['kind'])} ({a['severity']})" for a in row["alerts"]),
-            row["next_step"],
-            row["next_step_due_on"],
-            f"oldest condition since {row['oldest_since']}",
-        ]
+        rows.append(
+            {
+                "section": "needs attention",
+                "course": row["course"],
+                "reference": row["course_reference"],
+                "team": teams[row["team"]].name,
+                "protocol": row["protocol"],
+                "risk_group": row["risk_group"],
+                "state": row["state"],
+                "severity": row["severity"],
+                "alerts": "; ".join(
+                    f"{kind_label(a['kind'])} ({a['severity']})" for a in row["alerts"]
+                ),
+                "step": row["next_step"],
+                "due_on": row["next_step_due_on"],
+                "note": f"oldest condition since {row['oldest_since']}",
+            }
+        )
     for step in work.due.rows:
-        course = step.course
         late = (work.today - step.due_on).days
-        yield [
-            "due",
-            course.pk,
-            course.patient.reference,
-            course.patient.team.name,
-            course.protocol_slug,
-            course.risk_group,
-            course.state,
-            "",
-            "",
-            step.label,
-            step.due_on,
-            f"overdue {late} days" if late > 0 else "",
-        ]
+        rows.append(
+            {
+                "section": "due",
+                **_course_cells(step.course),
+                "step": step.label,
+                "due_on": step.due_on,
+                "note": f"overdue {late} days" if late > 0 else "",
+            }
+        )
     for course in work.review.rows:
-        decision = course.decision
-        yield [
-            "needs review",
-            course.pk,
-            course.patient.reference,
-            course.patient.team.name,
-            course.protocol_slug,
-            course.proposed_group,
-            course.state,
-            "",
-            "",
-            "",
-            "",
-            humanize(decision.status) if decision else "",
-        ]
+        status = humanize(course.decision.status) if course.decision else ""
+        rows.append({"section": "needs review", **_course_cells(course), "note": status})
     for relapse in work.unfinished.rows:
-        yield [
-            "course not opened",
-            "",
-            relapse.patient.reference,
-            relapse.patient.team.name,
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            "",
-            f"relapse of {relapse.relapse_date}",
-        ]
+        rows.append(
+            {
+                "section": "course not opened",
+                "reference": relapse.patient.reference,
+                "team": relapse.patient.team.name,
+                "note": f"relapse of {relapse.relapse_date}",
+            }
+        )
+    for row in rows:
+        yield [row.get(column, "") for column in CSV_HEADER]
 
 
 @require_safe
