@@ -39,6 +39,22 @@ def test_sign_in_lands_on_the_worklist(tab, team, clinician):
     expect(t.page.get_by_role("heading", name="Worklist", exact=True)).to_be_visible()
 
 
+def test_the_keyboard_reaches_the_content_first_and_sees_where_it_is(tab, team, clinician):
+    t = tab()
+    t.sign_in(clinician)
+    t.page.keyboard.press("Tab")
+    skip = t.page.get_by_role("link", name="Skip to main content")
+    expect(skip).to_be_focused()
+    expect(skip).to_be_in_viewport()  # shown when focused
+    t.page.keyboard.press("Enter")
+    expect(t.page.locator("main")).to_be_focused()
+    t.page.keyboard.press("Tab")
+    focused = t.page.evaluate("document.activeElement.getAttribute('name')")
+    assert focused == "protocol"  # the first filter, inside the content
+    outline = t.page.evaluate("getComputedStyle(document.activeElement).outlineStyle")
+    assert outline == "solid"  # a visible focus ring
+
+
 def test_find_a_course_on_the_worklist_by_reference(
     tab, team, clinician, make_patient, make_course
 ):
