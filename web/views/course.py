@@ -32,6 +32,8 @@ from web.forms import ALERT_FORMS, ConfirmForm, ConfirmHsctForm, TransitionForm
 from web.templatetags.web import humanize, move_label
 from web.views.base import page, writable_course
 
+# Which alert controls to show in each state: the same answer notifications.services
+# gives (its _refuse); the service still decides, and a refusal is shown if they differ.
 ALERT_ACTIONS = {
     AlertState.OPEN: ("acknowledge", "snooze", "resolve"),
     AlertState.ACKNOWLEDGED: ("snooze", "resolve"),
