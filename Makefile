@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint docs venv venv-dev migrate demo worker clean
+.PHONY: run test lint docs screenshots venv venv-dev migrate demo worker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -39,7 +39,8 @@ demo: migrate
 # beat. Ctrl-C stops both; if either dies, the other is stopped too.
 run: demo
 	@echo ""
-	@echo "rezcourse: API docs at http://$(HOST):$(PORT)/api/docs/  admin at http://$(HOST):$(PORT)/admin/"
+	@echo "rezcourse: web app at http://$(HOST):$(PORT)/ (e.g. coord.north / demo-coord.north)"
+	@echo "           API docs at http://$(HOST):$(PORT)/api/docs/  admin at http://$(HOST):$(PORT)/admin/"
 	@echo "Ctrl-C stops the web server and the worker."
 	@$(BIN)/celery -A config worker -B --loglevel=INFO --concurrency=1 \
 		--schedule=var/celerybeat-schedule & worker=$$!; \
@@ -65,6 +66,12 @@ docs: venv
 	$(BIN)/python manage.py protocols docs --output docs/protocols.md
 	$(BIN)/python manage.py course_states --output docs/course-states.md
 	$(BIN)/python manage.py alert_rules --output docs/alerts.md
+
+# PNG screenshots of the web app's main pages from the demo data, into docs/screenshots/
+# (a temporary database and server; Debian's chromium through Playwright, as the
+# browser tests use it).
+screenshots: venv-dev
+	$(BIN)/python -m bench.screenshots --output docs/screenshots
 
 clean:
 	rm -rf $(VENV) var .pytest_cache .ruff_cache

@@ -19,6 +19,7 @@ from typing import Any
 from django.core.exceptions import PermissionDenied as DjangoPermissionDenied
 from django.core.exceptions import ValidationError as DjangoValidationError
 from django.http import Http404, HttpRequest, HttpResponse, JsonResponse
+from django.views import defaults
 from rest_framework import status
 from rest_framework.exceptions import APIException, NotFound, PermissionDenied, ValidationError
 from rest_framework.pagination import PageNumberPagination
@@ -111,19 +112,38 @@ def json_server_error(request: HttpRequest) -> JsonResponse:
     )
 
 
-class JsonNotFoundMiddleware:
-    """Every 404 answers the API's JSON error, for every path: also Django's own
-    pages -- the debug page (DEBUG=True), which would list the URL patterns, and the
-    admin's. There is no HTML site to show a page for. Sits outside CommonMiddleware,
-    so a missing trailing slash is still redirected first (APPEND_SLASH)."""
+def is_api_path(path: str) -> bool:
+    """Paths whose clients expect JSON: the API and the health check."""
+    return path.startswith("/api/") or path == "/healthz"
+
+
+def not_found(request: HttpRequest, exception: Exception | None = None) -> HttpResponse:
+    """handler404: the JSON error for the API, the web app's page elsewhere."""
+    if is_api_path(request.path):
+        return json_not_found(request, exception)
+    return defaults.page_not_found(request, exception or Http404())
+
+
+def server_error(request: HttpRequest) -> HttpResponse:
+    """handler500: the JSON error for the API, the web app's page elsewhere."""
+    if is_api_path(request.path):
+        return json_server_error(request)
+    return defaults.server_error(request)
+
+
+class NotFoundMiddleware:
+    """Every 404 answers through :func:`not_found`, also Django's own pages: the debug
+    page (DEBUG=True), which would list the URL patterns, and the admin's. Sits outside
+    CommonMiddleware, so a missing trailing slash is still redirected first
+    (APPEND_SLASH)."""
 
     def __init__(self, get_response: Callable[[HttpRequest], HttpResponse]) -> None:
         self.get_response = get_response
 
     def __call__(self, request: HttpRequest) -> HttpResponse:
         response = self.get_response(request)
-        if response.status_code == 404 and not response.get("Content-Type", "").startswith(
+        if response.status_code != 404 or response.get("Content-Type", "").startswith(
             "application/json"
         ):
-            return json_not_found(request)
-        return response
+            return response
+        return not_found(request)

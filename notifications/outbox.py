@@ -123,11 +123,10 @@ def message_id(idempotency_key: str) -> str:
 
 
 def _links(alert: Alert) -> dict[str, str]:
-    base = settings.REZCOURSE_BASE_URL.rstrip("/")
-    return {
-        "alert_url": f"{base}/api/v1/alerts/{alert.pk}/",
-        "timeline_url": f"{base}/api/v1/courses/{alert.course_id}/timeline/",
-    }
+    # The web app's course page (web/urls.py "web:course"), opened at the alert or the
+    # timeline; the sign-in page comes first when needed and keeps the anchor.
+    course = f"{settings.REZCOURSE_BASE_URL.rstrip('/')}/courses/{alert.course_id}/"
+    return {"alert_url": f"{course}#alert-{alert.pk}", "timeline_url": f"{course}#timeline"}
 
 
 def enqueue_alert_notices(

@@ -1,5 +1,6 @@
-"""Every path answers in the API's terms: unknown URLs are the JSON 404, ``/`` leads a
-browser to the API docs and ``/api/v1/`` lists the API's collections."""
+"""Unknown URLs: the API's JSON 404 under /api/, the web app's page elsewhere, never
+Django's debug page; ``/`` is the web app and ``/api/v1/`` lists the API's
+collections."""
 
 from __future__ import annotations
 
@@ -9,19 +10,35 @@ NOT_FOUND = {"error": {"status": 404, "code": "not_found", "message": "Not found
 
 
 @pytest.mark.parametrize("debug", [False, True])
-@pytest.mark.parametrize(
-    "path", ["/nope", "/nope/", "/api/v1/nope/", "/api/nope", "/admin/nope/", "/static/x.css"]
-)
-def test_an_unknown_url_is_the_json_404_whatever_the_debug_setting(
+@pytest.mark.parametrize("path", ["/api/v1/nope/", "/api/nope", "/api/v1/courses/999999/"])
+def test_an_unknown_api_url_is_the_json_404_whatever_the_debug_setting(
     client, admin_user, settings, debug, path
 ):
     # With DEBUG, Django's own page would list every URL pattern.
     settings.DEBUG = debug
-    client.force_login(admin_user)  # the admin's own 404 too, for a signed-in admin
+    client.force_login(admin_user)
     response = client.get(path)
     assert response.status_code == 404
     assert response["Content-Type"].startswith("application/json")
     assert response.json() == NOT_FOUND
+
+
+@pytest.mark.parametrize("debug", [False, True])
+@pytest.mark.parametrize("path", ["/nope", "/nope/", "/admin/nope/", "/static/x.css"])
+def test_an_unknown_page_is_the_web_apps_404_page_whatever_the_debug_setting(
+    client, admin_user, settings, debug, path
+):
+    settings.DEBUG = debug
+    client.force_login(admin_user)  # the admin's own 404 too, for a signed-in admin
+    response = client.get(path)
+    assert response.status_code == 404
+    assert response["Content-Type"].startswith("text/html")
+    page = response.content.decode()
+    # The web app's page, not Django's debug page listing the URL patterns.
+    assert "<h1>Not found</h1>" in page
+    assert "URLconf" not in page and "api/v1/" not in page
+    # django-csp leaves DEBUG's 404s alone (the debug page needs inline styles).
+    assert debug or "Content-Security-Policy" in response
 
 
 def test_a_missing_trailing_slash_is_still_redirected(client):
@@ -29,9 +46,10 @@ def test_a_missing_trailing_slash_is_still_redirected(client):
     assert (response.status_code, response["Location"]) == (301, "/api/v1/courses/")
 
 
-def test_the_site_root_leads_a_browser_to_the_api_docs(client):
+def test_the_site_root_leads_a_browser_to_the_web_apps_sign_in(client):
     response = client.get("/")
-    assert (response.status_code, response["Location"]) == (302, "/api/docs/")
+    assert response.status_code == 302
+    assert response["Location"].startswith("/accounts/login/")
 
 
 def test_the_api_root_lists_the_collections(client):

@@ -8,9 +8,11 @@ environment (12-factor). The defaults are the *embedded* ones: SQLite under
 
 from __future__ import annotations
 
+from datetime import timedelta
 from pathlib import Path
 
 import environ
+from csp.constants import NONE, SELF
 
 BASE_DIR = Path(__file__).resolve().parent.parent.parent
 env = environ.Env()
@@ -34,26 +36,35 @@ INSTALLED_APPS = [
     "django_filters",
     "drf_spectacular",
     "drf_spectacular_sidecar",
+    "django_htmx",
+    "csp",
+    "axes",
     "teams",
     "stratification",
     "courses",
     "notifications",
     "reports",
+    "web",
 ]
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
-    # Every 404 in the API's JSON error shape, whatever rendered it (outside
+    # Every 404 as the API's JSON error or the web app's page, whatever rendered it (outside
     # CommonMiddleware, so APPEND_SLASH still redirects first).
-    "config.api.JsonNotFoundMiddleware",
+    # Outside the 404 replacement below, so the page it substitutes carries the policy too.
+    "config.csp.CSPMiddleware",
+    "config.api.NotFoundMiddleware",
     # Serves the admin's and Swagger UI's static files without a separate web server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    "django_htmx.middleware.HtmxMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
+    # Last, as django-axes asks: it turns a lockout raised during sign-in into its page.
+    "axes.middleware.AxesMiddleware",
 ]
 
 ROOT_URLCONF = "config.urls"
@@ -69,6 +80,7 @@ TEMPLATES = [
                 "django.template.context_processors.request",
                 "django.contrib.auth.context_processors.auth",
                 "django.contrib.messages.context_processors.messages",
+                "web.context_processors.web",
             ],
         },
     },
@@ -91,6 +103,19 @@ else:
 
 DEFAULT_AUTO_FIELD = "django.db.models.BigAutoField"
 
+# django-axes first: it refuses a locked-out sign-in before the password is checked.
+# It only sees authenticate() calls (the sign-in forms of the web app and the admin);
+# API tokens and existing sessions never pass through it.
+AUTHENTICATION_BACKENDS = [
+    "axes.backends.AxesStandaloneBackend",
+    "django.contrib.auth.backends.ModelBackend",
+]
+# A signed-in session lasts a working day (shared ward computers and tablets).
+SESSION_COOKIE_AGE = env.int("REZCOURSE_SESSION_HOURS", default=12) * 3600
+LOGIN_URL = "web:login"
+LOGIN_REDIRECT_URL = "web:worklist"
+LOGOUT_REDIRECT_URL = "web:login"
+
 AUTH_PASSWORD_VALIDATORS = [
     {"NAME": "django.contrib.auth.password_validation.UserAttributeSimilarityValidator"},
     {"NAME": "django.contrib.auth.password_validation.MinimumLengthValidator"},
@@ -105,6 +130,36 @@ USE_TZ = True
 
 STATIC_URL = "static/"
 STATIC_ROOT = BASE_DIR / "staticfiles"
+
+# --- Web app: Content-Security-Policy and sign-in throttling ----------------------
+# No inline script or style anywhere: every script and stylesheet is a static file of
+# our own (htmx is vendored under web/static/, never loaded from a CDN).
+CONTENT_SECURITY_POLICY = {
+    "DIRECTIVES": {
+        "default-src": [SELF],
+        "script-src": [SELF],
+        "style-src": [SELF],
+        "img-src": [SELF, "data:"],
+        "font-src": [SELF],
+        "connect-src": [SELF],
+        "object-src": [NONE],
+        "base-uri": [SELF],
+        "form-action": [SELF],
+        "frame-ancestors": [NONE],
+    },
+}
+# Five wrong passwords for one username from one address lock that pair out for 15
+# minutes (HTTP 429). Keyed on the pair, so a ward sharing one address (NAT) is not
+# locked out by one person's typos, and nobody can lock a colleague out from elsewhere.
+AXES_FAILURE_LIMIT = env.int("REZCOURSE_LOGIN_FAILURE_LIMIT", default=5)
+AXES_COOLOFF_TIME = timedelta(minutes=env.int("REZCOURSE_LOGIN_COOLOFF_MINUTES", default=15))
+AXES_LOCKOUT_PARAMETERS = [["username", "ip_address"]]
+AXES_RESET_ON_SUCCESS = True
+AXES_LOCKOUT_TEMPLATE = "web/lockout.html"
+# The address is REMOTE_ADDR: behind a reverse proxy every request comes from the
+# proxy, so the lockout is then per username (X-Forwarded-For is not trusted: a client
+# could set it to dodge the lockout).
+AXES_IPWARE_META_PRECEDENCE_ORDER = ("REMOTE_ADDR",)
 
 # --- API ---------------------------------------------------------------------
 REST_FRAMEWORK = {

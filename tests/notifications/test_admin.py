@@ -16,7 +16,9 @@ pytestmark = pytest.mark.django_db
 
 
 @pytest.fixture
-def admin(client: Any, django_user_model: Any) -> Any:
+def admin(client: Any, django_user_model: Any, settings: Any) -> Any:
+    # Tests move the clock by weeks; the session (12 hours by default) must outlive it.
+    settings.SESSION_COOKIE_AGE = 365 * 24 * 3600
     client.force_login(django_user_model.objects.create_superuser("root", "r@example.org", "pw"))
     return client
 
@@ -50,8 +52,20 @@ def test_what_the_jobs_write_is_read_only(admin, path):
     ],
 )
 def test_change_lists_cost_the_same_queries_whatever_the_number_of_rows(
-    admin, clock, sweep, team, member, make_course, django_assert_num_queries, path, queries
+    admin,
+    clock,
+    sweep,
+    team,
+    member,
+    make_course,
+    django_assert_num_queries,
+    path,
+    queries,
+    settings,
 ):
+    # The clock jumps two weeks below; the admin's session must outlive it.
+    settings.SESSION_COOKIE_AGE = 365 * 24 * 3600
+
     def rows() -> None:
         clinician = member(team)
         make_course(team, clinician)

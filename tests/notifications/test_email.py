@@ -43,7 +43,8 @@ def test_an_opened_high_alert_reaches_the_team_by_smtp(clock, sweep, course, cli
     parts = {p.get_content_type(): p.get_content() for p in message.iter_parts()}
     assert set(parts) == {"text/plain", "text/html"}
     assert reference in parts["text/plain"] and "timely HSCT referral" in parts["text/plain"]
-    assert f"/api/v1/alerts/{rows[0].alert_id}/" in parts["text/html"]
+    # The link opens the web app's course page at the alert (not the JSON API).
+    assert f"/courses/{course.pk}/#alert-{rows[0].alert_id}" in parts["text/html"]
     recipients = {
         e.rcpt_tos[0] for e in smtp.handler.envelopes if b"HSCT referral missing" in e.content
     }

@@ -59,7 +59,7 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, courses: int, **options: object) -> None:
         rows = self._load_people()
-        self.stdout.write(self.style.SUCCESS("Demo users (log in at /admin/ or use the token):"))
+        self.stdout.write(self.style.SUCCESS("Demo users (sign in at /, or use the token):"))
         self.stdout.write(f"  {'username':<12} {'team':<6} {'role':<11} {'password':<18} token")
         for username, team, role, password, token in rows:
             self.stdout.write(f"  {username:<12} {team:<6} {role:<11} {password:<18} {token}")

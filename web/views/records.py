@@ -1,0 +1,167 @@
+"""Data entry on a course: one page per record type, and the reschedule / skip page of
+a planned step. Each form posts to its own page; the services validate, and what they
+refuse is shown beside the field with everything typed kept."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+from typing import Any
+
+from django import forms
+from django.contrib import messages
+from django.contrib.auth.decorators import login_required
+from django.forms.models import model_to_dict
+from django.http import Http404, HttpRequest, HttpResponse
+from django.shortcuts import redirect
+from django.utils import timezone
+from django.views.decorators.http import require_http_methods
+
+from courses import services as course_services
+from courses.models import HsctReferral, PlannedStep, TreatmentCourse
+from web import selectors
+from web.errors import Outcome, submit
+from web.forms import (
+    AssessmentForm,
+    BlockForm,
+    EventForm,
+    MrdForm,
+    ReferralForm,
+    StepRescheduleForm,
+    StepSkipForm,
+)
+from web.views.base import page, writable_course
+from web.views.course import course_url
+
+
+@dataclass(frozen=True)
+class RecordKind:
+    title: str
+    form: type[forms.Form]
+    service: Callable[..., Any]
+    done: str  # the success message
+    # Extra keyword arguments of the form for this course (choices, the current values).
+    options: Callable[[TreatmentCourse, list[PlannedStep]], dict[str, Any]] = (
+        lambda course, steps: {}  # noqa: ARG005
+    )
+
+
+def _referral_initial(course: TreatmentCourse, steps: list[PlannedStep]) -> dict[str, Any]:
+    referral = HsctReferral.objects.filter(course=course).first()
+    return {"initial": model_to_dict(referral)} if referral else {}
+
+
+RECORD_KINDS: dict[str, RecordKind] = {
+    "block": RecordKind(
+        "Record a chemotherapy block",
+        BlockForm,
+        course_services.block_record,
+        "Block recorded.",
+        lambda course, steps: {"block_types": selectors.record_vocabulary(steps)["block_types"]},
+    ),
+    "assessment": RecordKind(
+        "Record a response assessment",
+        AssessmentForm,
+        course_services.assessment_record,
+        "Response assessment recorded.",
+    ),
+    "mrd": RecordKind(
+        "Record an MRD result",
+        MrdForm,
+        course_services.mrd_record,
+        "MRD result recorded.",
+        lambda course, steps: {
+            "time_points": selectors.record_vocabulary(steps)["mrd_time_points"]
+        },
+    ),
+    "referral": RecordKind(
+        "Record the HSCT referral",
+        ReferralForm,
+        course_services.referral_save,
+        "HSCT referral saved.",
+        _referral_initial,
+    ),
+    "event": RecordKind(
+        "Record a clinical event",
+        EventForm,
+        course_services.event_record,
+        "Event recorded.",
+    ),
+}
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@login_required
+def record(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
+    spec = RECORD_KINDS.get(kind)
+    if spec is None:
+        raise Http404
+    course = writable_course(request, pk)
+    steps = selectors.course_steps(course)
+    options = spec.options(course, steps)
+    outcome = Outcome()
+    if request.method == "POST":
+        options.pop("initial", None)
+        form = spec.form(request.POST, **options)
+        now = timezone.now()
+        outcome = submit(
+            form, lambda data: spec.service(course, data=data, actor=request.user, now=now)
+        )
+        if outcome.ok:
+            messages.success(request, spec.done)
+            return redirect(course_url(course.pk, "records"))
+    else:
+        form = spec.form(**options)
+    context = {
+        "nav": "worklist",
+        "course": course,
+        "title": spec.title,
+        "form": form,
+        "kind": kind,
+        "refusal": outcome.refusal,
+        "vocabulary": selectors.record_vocabulary(steps),
+    }
+    return page(request, "web/record.html", context, outcome=outcome)
+
+
+STEP_ACTIONS = {"reschedule": StepRescheduleForm, "skip": StepSkipForm}
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@login_required
+def step(request: HttpRequest, pk: int, step_pk: int) -> HttpResponse:
+    course = writable_course(request, pk)
+    try:
+        planned = course.steps.get(pk=step_pk)
+    except PlannedStep.DoesNotExist as exc:
+        raise Http404 from exc
+    forms_ = {
+        name: form_class(prefix=name, initial={"due_on": planned.due_on})
+        for name, form_class in STEP_ACTIONS.items()
+    }
+    outcome = Outcome()
+    if request.method == "POST":
+        action = request.POST.get("action")
+        if action not in STEP_ACTIONS:
+            raise Http404
+        form = forms_[action] = STEP_ACTIONS[action](request.POST, prefix=action)
+        now = timezone.now()
+        outcome = submit(
+            form,
+            lambda data: course_services.step_update(
+                planned, data=data, actor=request.user, now=now
+            ),
+        )
+        if outcome.ok:
+            word = "rescheduled" if action == "reschedule" else "skipped"
+            messages.success(request, f"{planned.label}: {word}.")
+            return redirect(course_url(course.pk, f"step-{planned.pk}"))
+    context = {
+        "nav": "worklist",
+        "course": course,
+        "step": planned,
+        "forms": forms_,
+        "refusal": outcome.refusal,
+        "today": course.patient.team.today(timezone.now()),
+    }
+    return page(request, "web/step.html", context, outcome=outcome)
