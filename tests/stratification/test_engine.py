@@ -456,18 +456,16 @@ def valid_facts(draw: st.DrawFn) -> RelapseFacts:
         )
     )
     site = draw(st.sampled_from(["isolated_bm", "combined", "isolated_em"]))
+    # The blast count is required where the site involves the marrow.
     if site == "isolated_bm":
         em: tuple[str, ...] = ()
-        blasts = draw(st.none() | st.floats(min_value=25, max_value=100))
+        blasts = draw(st.floats(min_value=25, max_value=100))
     else:
         em = tuple(sorted(draw(st.sets(st.sampled_from(EM_SITES), min_size=1))))
         blasts = draw(
-            st.none()
-            | (
-                st.floats(min_value=5, max_value=100)
-                if site == "combined"
-                else st.floats(min_value=0, max_value=5, exclude_max=True)
-            )
+            st.floats(min_value=5, max_value=100)
+            if site == "combined"
+            else st.none() | st.floats(min_value=0, max_value=5, exclude_max=True)
         )
     return RelapseFacts(
         initial_diagnosis_date=diagnosis,
