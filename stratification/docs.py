@@ -327,10 +327,12 @@ def render(definitions: Iterable[ProtocolDefinition]) -> str:
         "",
         "Each built-in protocol version is a data file under `stratification/protocols/`, "
         "validated against `stratification/protocol_schema.json` and cross-checked when "
-        "the service starts. *Confidence*: **stated** = in the named source; **recalled** "
-        "/ **inferred** = not checked against the primary paper or the project's reading — "
-        "a local default that a centre must confirm. Every number marked *local default* "
-        "is not from a source and is to be confirmed.",
+        "the service starts. *Confidence*: **stated** = the named source says exactly "
+        "this; **recalled** = not checked against the primary paper (including what only "
+        "the seed article says); **inferred** = the project's reading. Recalled and "
+        "inferred are local defaults that a centre must confirm. Every number marked "
+        "*local default* is not from a source and is to be confirmed. A decision shows "
+        "each reason's confidence to the clinician.",
         "",
         "Contents: " + ", ".join(f"[{d.title}](#{_anchor(d)})" for d in ordered) + ".",
         "",
