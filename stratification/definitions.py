@@ -149,18 +149,26 @@ class Source:
     note: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class SourcedLimit:
-    """A number with its basis: a local default (``local_default``) or a sourced one."""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cited:
+    """An entry a decision can quote as a reason or a warning: its id, its words, where
+    they come from (source keys and the resolved citation) and how sure that source is.
+    Every such entry of a definition file derives from this one shape."""
 
     id: str
-    value: int
-    local_default: bool
     text: str
     sources: tuple[str, ...]
     citation: str
     confidence: Confidence
     note: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourcedLimit(Cited):
+    """A number with its basis: a local default (``local_default``) or a sourced one."""
+
+    value: int
+    local_default: bool
 
 
 @dataclass(frozen=True, slots=True)
@@ -179,38 +187,26 @@ class TimePointThresholds:
     note: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class UnknownPolicy:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnknownPolicy(Cited):
     """What the protocol does when an eligibility fact is not known: stratify with a
     warning (``warn``) or send the case to review (``review``)."""
 
-    id: str
     action: UnknownAction
-    text: str
-    sources: tuple[str, ...]
-    citation: str
-    confidence: Confidence
     local_default: bool
-    note: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class PopulationCriterion:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PopulationCriterion(Cited):
     """One eligibility criterion: the fact's admissible values (``allowed``) or range
     (``minimum`` / ``maximum``, inclusive). ``id`` and ``text`` name the exclusion when a
     case is outside."""
 
-    id: str
     fact: str
-    text: str
-    sources: tuple[str, ...]
-    citation: str
-    confidence: Confidence
     allowed: frozenset[Any] | None = None
     minimum: int | None = None
     maximum: int | None = None
     if_unknown: UnknownPolicy | None = None
-    note: str = ""
 
     @staticmethod
     def is_unknown(value: Any) -> bool:
@@ -295,30 +291,17 @@ class Conditions:
         return "; ".join(parts) or "any relapse"
 
 
-@dataclass(frozen=True, slots=True)
-class Reading:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reading(Cited):
     """One way the sources read a case that a rule sends to review."""
 
-    id: str
-    text: str
-    sources: tuple[str, ...]
-    citation: str
-    confidence: Confidence
-    note: str = ""
 
-
-@dataclass(frozen=True, slots=True)
-class Rule:
-    id: str
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rule(Cited):
     # None: the rule sends the case to review (the sources disagree); ``readings`` then
     # holds each reading for the clinician.
     group: str | None
-    text: str
-    sources: tuple[str, ...]
-    citation: str
-    confidence: Confidence
     when: Conditions
-    note: str = ""
     readings: tuple[Reading, ...] = ()
 
     @property
@@ -331,14 +314,9 @@ class Rule:
         return self.group is None
 
 
-@dataclass(frozen=True, slots=True)
-class FallbackRule:
-    id: str
-    text: str
-    sources: tuple[str, ...]
-    citation: str
-    confidence: Confidence
-    note: str = ""
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FallbackRule(Cited):
+    """What the decision says when no rule matched."""
 
 
 @dataclass(frozen=True, slots=True)
@@ -352,36 +330,24 @@ class MrdAssay:
     confidence: Confidence
 
 
-@dataclass(frozen=True, slots=True)
-class MrdResultRule:
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MrdResultRule(Cited):
     """What a qualitative MRD result (negative / positive, not quantifiable) means for
     the threshold."""
 
-    id: str
     result: str
     treatment: MrdTreatment
-    text: str
-    sources: tuple[str, ...]
-    citation: str
-    confidence: Confidence
     local_default: bool
-    note: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class HsctIndication:
-    id: str
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HsctIndication(Cited):
     group: str
     # True / False, or "mrd_threshold": indicated when MRD at ``mrd_time_point`` is at or
     # above ``mrd_threshold``, not indicated below it, undecided while unknown.
     indicated: HsctRule
-    text: str
-    sources: tuple[str, ...]
-    citation: str
-    confidence: Confidence
     mrd_time_point: str | None = None
     mrd_threshold: float | None = None
-    note: str = ""
     mrd_assay: MrdAssay | None = None
     # Keyed by qualitative result (negative, positive_not_quantifiable).
     mrd_results: Mapping[str, MrdResultRule] = field(default_factory=lambda: MappingProxyType({}))
@@ -991,14 +957,9 @@ def _build(path: Path, data: dict[str, Any]) -> ProtocolDefinition:
         citation=cite(tp["sources"]),
         confidence=tp["confidence"],
         on_therapy_plausible=SourcedLimit(
-            id="on_therapy_plausible_months",
+            **cited({"id": "on_therapy_plausible_months", "sources": [], **plausible}),
             value=plausible["value"],
             local_default=plausible["local_default"],
-            text=plausible["text"].strip(),
-            sources=tuple(plausible.get("sources", ())),
-            citation=cite(plausible.get("sources", ())),
-            confidence=plausible["confidence"],
-            note=plausible.get("note", "").strip(),
         ),
         note=tp.get("note", ""),
     )
