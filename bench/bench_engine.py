@@ -31,6 +31,7 @@ from stratification.facts import EM_SITES, RelapseFacts, validate_facts
 
 COLUMNS = [
     "initial_diagnosis_date",
+    "frontline_status",
     "frontline_therapy_end_date",
     "relapse_date",
     "immunophenotype",
@@ -38,6 +39,10 @@ COLUMNS = [
     "em_sites",
     "bm_blast_percent",
     "mrd_end_of_induction",
+    "relapse_number",
+    "prior_hsct",
+    "bcr_abl1",
+    "age_at_diagnosis_months",
 ]
 TODAY = date(2026, 11, 24)
 SECTION = "## Stratification engine"
@@ -46,7 +51,10 @@ SECTION = "## Stratification engine"
 def generate(path: Path, rows: int, seed: int) -> None:
     """A plausible cohort: diagnoses 2000-2019, relapses 2 months to 6.5 years later
     (mostly around 2 years), most after the end of a ~2-year front-line therapy, some
-    during it. Every date lies before TODAY, so only the deliberate 1 % is invalid."""
+    during it, a few with the front-line status not entered; a few outside the
+    protocols' population (second relapse, prior HSCT, Ph+, infant) and a few with
+    BCR::ABL1 or the age at diagnosis unknown. Every date lies before TODAY, so only the
+    deliberate 1 % is invalid."""
     rng = random.Random(seed)
     first = date(2000, 1, 1).toordinal()
     last = date(2019, 12, 31).toordinal()
@@ -57,7 +65,10 @@ def generate(path: Path, rows: int, seed: int) -> None:
             diagnosis = date.fromordinal(rng.randint(first, last))
             relapse = diagnosis + timedelta(days=int(rng.triangular(60, 2400, 700)))
             end = diagnosis + timedelta(days=rng.randint(600, 800))
-            end_text = "" if end > relapse else end.isoformat()
+            status = "on_therapy" if end > relapse else "completed"
+            if rng.random() < 0.03:
+                status = "unknown"
+            end_text = end.isoformat() if status == "completed" else ""
             site = rng.choices(["isolated_bm", "combined", "isolated_em"], [55, 20, 25])[0]
             if site == "isolated_bm":
                 em: list[str] = []
@@ -68,9 +79,17 @@ def generate(path: Path, rows: int, seed: int) -> None:
             if rng.random() < 0.01:  # an inconsistent row: too few blasts for the site
                 blasts = 1.0 if site != "isolated_em" else 30.0
             mrd = "" if rng.random() < 0.5 else f"{10 ** rng.uniform(-5, -1):.6f}"
+            roll = rng.random()  # age at diagnosis: 3 % unknown, 2 % infants
+            if roll < 0.03:
+                age = ""
+            elif roll < 0.05:
+                age = str(rng.randint(1, 11))
+            else:
+                age = str(rng.randint(12, 216))
             writer.writerow(
                 [
                     diagnosis.isoformat(),
+                    status,
                     end_text,
                     relapse.isoformat(),
                     "T" if rng.random() < 0.12 else "B",
@@ -78,6 +97,10 @@ def generate(path: Path, rows: int, seed: int) -> None:
                     ";".join(em),
                     f"{blasts:.1f}",
                     mrd,
+                    2 if rng.random() < 0.04 else 1,
+                    "true" if rng.random() < 0.02 else "false",
+                    rng.choices(["negative", "unknown", "positive"], [92, 5, 3])[0],
+                    age,
                 ]
             )
 
@@ -90,6 +113,7 @@ def read(path: Path) -> tuple[list[RelapseFacts], int]:
         for row in csv.DictReader(handle):
             values = {
                 "initial_diagnosis_date": row["initial_diagnosis_date"],
+                "frontline_status": row["frontline_status"],
                 "frontline_therapy_end_date": row["frontline_therapy_end_date"] or None,
                 "relapse_date": row["relapse_date"],
                 "immunophenotype": row["immunophenotype"],
@@ -98,6 +122,12 @@ def read(path: Path) -> tuple[list[RelapseFacts], int]:
                 "bm_blast_percent": float(row["bm_blast_percent"]),
                 "mrd_end_of_induction": (
                     float(row["mrd_end_of_induction"]) if row["mrd_end_of_induction"] else None
+                ),
+                "relapse_number": int(row["relapse_number"]),
+                "prior_hsct": row["prior_hsct"] == "true",
+                "bcr_abl1": row["bcr_abl1"],
+                "age_at_diagnosis_months": (
+                    int(row["age_at_diagnosis_months"]) if row["age_at_diagnosis_months"] else None
                 ),
             }
             if validate_facts(values, TODAY):

@@ -52,7 +52,7 @@ class Patient(models.Model):
         validators=[MinValueValidator(1990), MaxValueValidator(2100)]
     )
     sex = models.CharField(max_length=10, choices=Sex.choices)
-    immunophenotype = models.CharField(max_length=1, choices=Immunophenotype.choices)
+    immunophenotype = models.CharField(max_length=4, choices=Immunophenotype.choices)
     initial_diagnosis_date = models.DateField()
     frontline_protocol = models.CharField(max_length=80, blank=True)
     frontline_end_date = models.DateField(null=True, blank=True)
@@ -74,7 +74,7 @@ class Relapse(models.Model):
     site = models.CharField(max_length=12, choices=Site.choices)
     em_sites = models.JSONField(default=list, blank=True)
     bm_blast_percent = models.FloatField(null=True, blank=True)
-    immunophenotype = models.CharField(max_length=1, choices=Immunophenotype.choices)
+    immunophenotype = models.CharField(max_length=4, choices=Immunophenotype.choices)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

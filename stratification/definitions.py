@@ -1,10 +1,12 @@
 """Protocol definitions: versioned data files, validated when loaded.
 
 A definition file (YAML, one per protocol version, named ``<slug>.yaml``) carries the
-time-point thresholds, the ordered stratification rules with their conditions *as data*,
-the HSCT indication per group, the schedule templates and the alert thresholds. A centre
-adds its own protocol by dropping a file into one of the configured directories — no code
-changes.
+population the protocol is for (eligibility criteria, and what an unknown value means),
+the time-point thresholds, the ordered stratification rules with their conditions *as
+data* (a rule may send a case to review with the readings a clinician weighs), the HSCT
+indication per group with its MRD rule, the schedule templates and the alert
+thresholds. A centre adds its own protocol by dropping a file into one of the configured
+directories — no code changes.
 
 Loading is two passes:
 
@@ -12,7 +14,8 @@ Loading is two passes:
 2. meaning, which a schema cannot express: a rule's group exists, every group has an HSCT
    indication and exactly one schedule template, ids are unique, source keys resolve,
    schedule anchors point backwards, no rule is shadowed by earlier ones, the slug
-   matches the file name.
+   matches the file name, the population declares every eligibility fact once with
+   values of the fact's type, and rules only speak of lineages inside the population.
 
 The first problem found stops loading with a :class:`ProtocolDefinitionError` that names
 the file and the field (``rules[2].group``), so a broken file stops start-up with a
@@ -37,9 +40,11 @@ import jsonschema
 import yaml
 
 from stratification.facts import (
+    BCR_ABL1_VALUES,
     EM_DISEASE_SITES,
     EM_SITES,
     IMMUNOPHENOTYPES,
+    MRD_QUALITATIVE_RESULTS,
     SITES,
     TIME_POINTS,
     Vocabulary,
@@ -49,10 +54,13 @@ BUILTIN_DIR = Path(__file__).resolve().parent / "protocols"
 SCHEMA_PATH = Path(__file__).resolve().parent / "protocol_schema.json"
 DEFINITION_SUFFIXES = (".yaml", ".yml")
 
-# Reason ids the engine emits for the time-point decision; reserved in definitions.
+# Reason ids the engine emits itself (time point, front-line plausibility, site check);
+# reserved in definitions.
 TIME_POINT_RULE_PREFIX = "time_point."
+RESERVED_RULE_PREFIXES: tuple[str, ...] = (TIME_POINT_RULE_PREFIX, "frontline_status.", "site.")
 
 Confidence = Literal["stated", "recalled", "inferred"]
+CONFIDENCES: tuple[Confidence, ...] = ("stated", "recalled", "inferred")
 HsctRule = bool | Literal["mrd_threshold"]
 
 
@@ -75,6 +83,26 @@ MRD_TIME_POINT_WORDS: dict[str, str] = {
     "end_of_induction": "end of induction",
     "pre_hsct": "before HSCT",
 }
+# The eligibility facts a population must declare, each once. Facts with an "unknown"
+# value (None, or the word) need the file to say what unknown means (warn or review).
+POPULATION_FACTS: tuple[str, ...] = (
+    "relapse_number",
+    "prior_hsct",
+    "bcr_abl1",
+    "age_at_diagnosis_months",
+    "immunophenotype",
+)
+POPULATION_FACTS_WITH_UNKNOWN: frozenset[str] = frozenset({"bcr_abl1", "age_at_diagnosis_months"})
+_POPULATION_VALUES: dict[str, tuple[Any, ...]] = {
+    "prior_hsct": (True, False),
+    "bcr_abl1": tuple(v for v in BCR_ABL1_VALUES if v != "unknown"),
+    "immunophenotype": IMMUNOPHENOTYPES,
+}
+_POPULATION_RANGE_FACTS: frozenset[str] = frozenset({"relapse_number", "age_at_diagnosis_months"})
+UnknownAction = Literal["warn", "review"]
+# What a qualitative MRD result means for an MRD threshold: below it when the assay's
+# sensitivity is at or below the threshold (else undecided), or always undecided.
+MrdTreatment = Literal["below_threshold_if_sensitive", "undecided"]
 ALERT_THRESHOLD_NAMES: tuple[str, ...] = (
     "hsct_referral_missing_days",
     "hsct_delayed_days",
@@ -128,17 +156,105 @@ class Source:
     note: str = ""
 
 
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Cited:
+    """An entry a decision can quote as a reason or a warning: its id, its words, where
+    they come from (source keys and the resolved citation) and how sure that source is.
+    Every such entry of a definition file derives from this one shape."""
+
+    id: str
+    text: str
+    sources: tuple[str, ...]
+    citation: str
+    confidence: Confidence
+    note: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class SourcedLimit(Cited):
+    """A number with its basis: a local default (``local_default``) or a sourced one."""
+
+    value: int
+    local_default: bool
+
+
 @dataclass(frozen=True, slots=True)
 class TimePointThresholds:
     """very early: relapse < diagnosis + ``very_early_months`` calendar months;
-    late: front-line end given and relapse >= end + ``late_months`` calendar months."""
+    late: front-line therapy completed and relapse >= end + ``late_months`` calendar
+    months; "on therapy" at a relapse more than ``on_therapy_plausible.value`` months
+    after diagnosis is implausible (refused unless confirmed)."""
 
     very_early_months: int
     late_months: int
     sources: tuple[str, ...]
     citation: str
     confidence: Confidence
+    on_therapy_plausible: SourcedLimit
     note: str = ""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class UnknownPolicy(Cited):
+    """What the protocol does when an eligibility fact is not known: stratify with a
+    warning (``warn``) or send the case to review (``review``)."""
+
+    action: UnknownAction
+    local_default: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class PopulationCriterion(Cited):
+    """One eligibility criterion: the fact's admissible values (``allowed``) or range
+    (``minimum`` / ``maximum``, inclusive). ``id`` and ``text`` name the exclusion when a
+    case is outside."""
+
+    fact: str
+    allowed: frozenset[Any] | None = None
+    minimum: int | None = None
+    maximum: int | None = None
+    if_unknown: UnknownPolicy | None = None
+
+    @staticmethod
+    def is_unknown(value: Any) -> bool:
+        return value is None or value == "unknown"
+
+    def admits(self, value: Any) -> bool:
+        """Whether a known value is inside the population."""
+        if self.allowed is not None:
+            return value in self.allowed
+        return (self.minimum is None or value >= self.minimum) and (
+            self.maximum is None or value <= self.maximum
+        )
+
+    def describe(self) -> str:
+        """The admissible values in words, for the docs."""
+        if self.allowed is not None:
+            order = {"immunophenotype": IMMUNOPHENOTYPES, "bcr_abl1": BCR_ABL1_VALUES}
+            values = [v for v in order.get(self.fact, (True, False)) if v in self.allowed]
+            words = " or ".join(str(v).lower() if isinstance(v, bool) else v for v in values)
+            return f"{self.fact}: {words}"
+        if self.minimum is not None and self.maximum is not None:
+            return f"{self.minimum} <= {self.fact} <= {self.maximum}"
+        if self.minimum is not None:
+            return f"{self.fact} >= {self.minimum}"
+        return f"{self.fact} <= {self.maximum}"
+
+
+@dataclass(frozen=True, slots=True)
+class Population:
+    """Who the protocol is for. A case outside it gets no group (needs review)."""
+
+    description: str
+    criteria: tuple[PopulationCriterion, ...]
+
+    @property
+    def immunophenotypes(self) -> tuple[str, ...]:
+        """The lineages inside the population, in canonical order."""
+        for criterion in self.criteria:
+            if criterion.fact == "immunophenotype" and criterion.allowed is not None:
+                return tuple(p for p in IMMUNOPHENOTYPES if p in criterion.allowed)
+        return IMMUNOPHENOTYPES
 
 
 @dataclass(frozen=True, slots=True)
@@ -182,47 +298,66 @@ class Conditions:
         return "; ".join(parts) or "any relapse"
 
 
-@dataclass(frozen=True, slots=True)
-class Rule:
-    id: str
-    group: str
-    text: str
-    sources: tuple[str, ...]
-    citation: str
-    confidence: Confidence
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Reading(Cited):
+    """One way the sources read a case that a rule sends to review."""
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class Rule(Cited):
+    # None: the rule sends the case to review (the sources disagree); ``readings`` then
+    # holds each reading for the clinician.
+    group: str | None
     when: Conditions
-    note: str = ""
+    readings: tuple[Reading, ...] = ()
 
     @property
     def local_default(self) -> bool:
         # [R] and [I] in the clinical notes: a centre must confirm before relying on it.
         return self.confidence != "stated"
 
+    @property
+    def needs_review(self) -> bool:
+        return self.group is None
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class FallbackRule(Cited):
+    """What the decision says when no rule matched."""
+
 
 @dataclass(frozen=True, slots=True)
-class FallbackRule:
-    id: str
-    text: str
+class MrdAssay:
+    """The MRD method the threshold was defined with (documentation and texts)."""
+
+    method: str
+    sensitivity: float
     sources: tuple[str, ...]
     citation: str
     confidence: Confidence
-    note: str = ""
 
 
-@dataclass(frozen=True, slots=True)
-class HsctIndication:
-    id: str
+@dataclass(frozen=True, slots=True, kw_only=True)
+class MrdResultRule(Cited):
+    """What a qualitative MRD result (negative / positive, not quantifiable) means for
+    the threshold."""
+
+    result: str
+    treatment: MrdTreatment
+    local_default: bool
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
+class HsctIndication(Cited):
     group: str
     # True / False, or "mrd_threshold": indicated when MRD at ``mrd_time_point`` is at or
     # above ``mrd_threshold``, not indicated below it, undecided while unknown.
     indicated: HsctRule
-    text: str
-    sources: tuple[str, ...]
-    citation: str
-    confidence: Confidence
     mrd_time_point: str | None = None
     mrd_threshold: float | None = None
-    note: str = ""
+    mrd_assay: MrdAssay | None = None
+    # Keyed by qualitative result (negative, positive_not_quantifiable).
+    mrd_results: Mapping[str, MrdResultRule] = field(default_factory=lambda: MappingProxyType({}))
 
     @property
     def possibly_indicated(self) -> bool:
@@ -290,6 +425,7 @@ class ProtocolDefinition:
     description: str
     path: Path
     sources: Mapping[str, Source]
+    population: Population
     time_points: TimePointThresholds
     groups: tuple[Group, ...]
     rules: tuple[Rule, ...]
@@ -410,6 +546,12 @@ _TYPE_WORDS = {
 }
 
 
+_FORBIDDEN_HERE = {
+    "group": "must not be given on a rule with needs_review: true (it proposes no group)",
+    "readings": "are only for a rule with needs_review: true",
+}
+
+
 def _schema_problem(error: jsonschema.ValidationError) -> tuple[str, str]:
     """(field path, message) for the most relevant schema error, in the author's terms."""
     parts: list[str | int] = list(error.absolute_path)
@@ -443,6 +585,11 @@ def _schema_problem(error: jsonschema.ValidationError) -> tuple[str, str]:
             format_path(parts),
             f"{instance!r} does not match the pattern {error.validator_value}",
         )
+    if kind == "not" and set(error.validator_value) == {"required"}:
+        # A field forbidden in this branch of an if/then/else (e.g. a group on a rule that
+        # needs review).
+        name = error.validator_value["required"][0]
+        return format_path([*parts, name]), _FORBIDDEN_HERE.get(name, "is not allowed here")
     if kind == "minItems":
         return format_path(parts), f"must have at least {error.validator_value} item(s)"
     if kind == "uniqueItems":
@@ -460,15 +607,16 @@ def _check_structure(path: Path, data: Any) -> None:
 # --- pass 2: meaning -----------------------------------------------------------------
 
 
-def _all_relapses() -> list[tuple[str, str, str, tuple[str, ...]]]:
-    """Every distinguishable valid relapse as (time point, site, immunophenotype, EM
-    sites): 3 time points x 2 immunophenotypes x 15 site/EM combinations = 90 cases,
-    few enough to enumerate when checking that no rule is shadowed."""
+def _all_relapses(phenotypes: Sequence[str]) -> list[tuple[str, str, str, tuple[str, ...]]]:
+    """Every distinguishable valid relapse of the population's lineages as (time point,
+    site, immunophenotype, EM sites): 3 time points x 2 lineages (B, T) x 15 site/EM
+    combinations = 90 cases, few enough to enumerate when checking that no rule is
+    shadowed. Cases outside the population never reach the rules."""
     em_subsets = [
         combo for n in range(1, len(EM_SITES) + 1) for combo in itertools.combinations(EM_SITES, n)
     ]
     cases = []
-    for tp, site, phenotype in itertools.product(TIME_POINTS, SITES, IMMUNOPHENOTYPES):
+    for tp, site, phenotype in itertools.product(TIME_POINTS, SITES, phenotypes):
         for em in em_subsets if site in EM_DISEASE_SITES else [()]:
             cases.append((tp, site, phenotype, em))
     return cases
@@ -506,9 +654,28 @@ class _Semantics:
         self.check_sources()
         group_ids = self.check_groups()
         self.check_ids()
-        self.check_rules(group_ids)
+        phenotypes = self.check_population()
+        self.check_rules(group_ids, phenotypes)
         self.check_hsct(group_ids)
         self.check_schedules(group_ids)
+
+    def _cited(self) -> Iterator[tuple[list[str | int], dict[str, Any]]]:
+        """(path, entry) of every entry that names a reason in a decision: it has an id,
+        a text, sources and a confidence."""
+        data = self.data
+        for c, criterion in enumerate(data["population"]["criteria"]):
+            yield ["population", "criteria", c], criterion
+            if "if_unknown" in criterion:
+                yield ["population", "criteria", c, "if_unknown"], criterion["if_unknown"]
+        for i, rule in enumerate(data["rules"]):
+            yield ["rules", i], rule
+            for r, reading in enumerate(rule.get("readings", [])):
+                yield ["rules", i, "readings", r], reading
+        yield ["fallback"], data["fallback"]
+        for group, entry in data["hsct_indication"].items():
+            yield ["hsct_indication", group], entry
+            for result, rule in entry.get("mrd_results", {}).items():
+                yield ["hsct_indication", group, "mrd_results", result], rule
 
     def check_sources(self) -> None:
         known = self.data["sources"]
@@ -521,12 +688,18 @@ class _Semantics:
                         f"{key!r} is not one of the sources ({', '.join(known)})",
                     )
 
-        check(self.data["time_points"]["sources"], ["time_points", "sources"])
-        for i, rule in enumerate(self.data["rules"]):
-            check(rule["sources"], ["rules", i, "sources"])
-        check(self.data["fallback"]["sources"], ["fallback", "sources"])
+        time_points = self.data["time_points"]
+        check(time_points["sources"], ["time_points", "sources"])
+        check(
+            time_points["on_therapy_plausible_months"].get("sources", []),
+            ["time_points", "on_therapy_plausible_months", "sources"],
+        )
+        for parts, entry in self._cited():
+            check(entry["sources"], [*parts, "sources"])
         for group, entry in self.data["hsct_indication"].items():
-            check(entry["sources"], ["hsct_indication", group, "sources"])
+            if "mrd_assay" in entry:
+                parts = ["hsct_indication", group, "mrd_assay", "sources"]
+                check(entry["mrd_assay"]["sources"], parts)
         for name, entry in self.data["alert_thresholds"].items():
             check(entry.get("sources", []), ["alert_thresholds", name, "sources"])
         for t, template in enumerate(self.data["schedule_templates"]):
@@ -542,35 +715,91 @@ class _Semantics:
         return ids
 
     def check_ids(self) -> None:
-        """Rule, fallback and HSCT rule ids name a reason in a decision: they must be
-        unique across the file, and not collide with the engine's time-point ids."""
+        """Population, rule, reading, fallback and HSCT rule ids name a reason or a
+        warning in a decision: they must be unique across the file, and not collide with
+        the engine's time-point ids."""
         seen: dict[str, str] = {}
-        entries: list[tuple[list[str | int], str]] = [
-            (["rules", i, "id"], rule["id"]) for i, rule in enumerate(self.data["rules"])
-        ]
-        entries.append((["fallback", "id"], self.data["fallback"]["id"]))
-        entries += [
-            (["hsct_indication", g, "id"], e["id"]) for g, e in self.data["hsct_indication"].items()
-        ]
+        entries = [([*parts, "id"], entry["id"]) for parts, entry in self._cited()]
         for parts, rule_id in entries:
-            if rule_id.startswith(TIME_POINT_RULE_PREFIX):
-                self.fail(parts, f"{rule_id!r}: ids starting with 'time_point.' are reserved")
+            reserved = next((p for p in RESERVED_RULE_PREFIXES if rule_id.startswith(p)), None)
+            if reserved is not None:
+                self.fail(parts, f"{rule_id!r}: ids starting with {reserved!r} are reserved")
             if rule_id in seen:
                 self.fail(parts, f"{rule_id!r} is already used by {seen[rule_id]}")
             seen[rule_id] = format_path(parts[:-1])
 
-    def check_rules(self, group_ids: list[str]) -> None:
+    def check_population(self) -> tuple[str, ...]:
+        """Every eligibility fact declared once, with values of its type; returns the
+        lineages inside the population."""
+        criteria = self.data["population"]["criteria"]
+        declared: dict[str, int] = {}
+        for c, criterion in enumerate(criteria):
+            parts: list[str | int] = ["population", "criteria", c]
+            fact = criterion["fact"]
+            if fact in declared:
+                self.fail(
+                    [*parts, "fact"],
+                    f"{fact!r} is already declared by population.criteria[{declared[fact]}]",
+                )
+            declared[fact] = c
+            allowed = criterion["allowed"]
+            if fact in _POPULATION_RANGE_FACTS:
+                if not isinstance(allowed, dict):
+                    self.fail(
+                        [*parts, "allowed"], f"must be a range {{min, max}} for {fact} (a number)"
+                    )
+                if allowed.get("min", 0) > allowed.get("max", allowed.get("min", 0)):
+                    self.fail([*parts, "allowed"], "min is above max: nobody is inside")
+            elif not isinstance(allowed, list):
+                self.fail([*parts, "allowed"], f"must be a list of values of {fact}")
+            else:
+                choices = _POPULATION_VALUES[fact]
+                for v, value in enumerate(allowed):
+                    if value not in choices or isinstance(value, bool) != isinstance(
+                        choices[0], bool
+                    ):
+                        words = ", ".join(json.dumps(x) for x in choices)
+                        self.fail(
+                            [*parts, "allowed", v],
+                            f"{value!r} is not a value of {fact} ({words})",
+                        )
+            if fact in POPULATION_FACTS_WITH_UNKNOWN and "if_unknown" not in criterion:
+                self.fail(
+                    [*parts, "if_unknown"],
+                    f"is required: {fact} may be unknown, and the file must say whether an "
+                    "unknown value stratifies with a warning (warn) or needs review (review)",
+                )
+            if fact not in POPULATION_FACTS_WITH_UNKNOWN and "if_unknown" in criterion:
+                self.fail([*parts, "if_unknown"], f"{fact} is never unknown")
+        for fact in POPULATION_FACTS:
+            if fact not in declared:
+                self.fail(
+                    ["population", "criteria"],
+                    f"no criterion for {fact}: every eligibility fact must be declared "
+                    f"({', '.join(POPULATION_FACTS)})",
+                )
+        lineage = criteria[declared["immunophenotype"]]["allowed"]
+        return tuple(p for p in IMMUNOPHENOTYPES if p in lineage)
+
+    def check_rules(self, group_ids: list[str], phenotypes: Sequence[str]) -> None:
         rules = self.data["rules"]
         for i, rule in enumerate(rules):
-            if rule["group"] not in group_ids:
+            if "group" in rule and rule["group"] not in group_ids:
                 self.fail(
                     ["rules", i, "group"],
                     f"{rule['group']!r} is not one of the groups ({', '.join(group_ids)})",
                 )
+            for v, value in enumerate(rule["when"].get("immunophenotype", [])):
+                if value not in phenotypes:
+                    self.fail(
+                        ["rules", i, "when", "immunophenotype", v],
+                        f"{value!r} is outside the population ({', '.join(phenotypes)}): "
+                        "such a case never reaches the rules",
+                    )
         # First match wins: a rule that only matches relapses an earlier rule already
         # decides is dead text that would mislead a reader of the definition.
         compiled = [_conditions(rule["when"]) for rule in rules]
-        cases = _all_relapses()
+        cases = _all_relapses(phenotypes)
         for i, conditions in enumerate(compiled):
             matching = [case for case in cases if conditions.matches(*case)]
             if not matching:
@@ -593,6 +822,15 @@ class _Semantics:
         for group in group_ids:
             if group not in entries:
                 self.fail(["hsct_indication"], f"group {group!r} has no HSCT indication")
+        for group, entry in entries.items():
+            if entry["indicated"] == "mrd_threshold":
+                continue
+            for key in ("mrd_time_point", "mrd_threshold", "mrd_assay", "mrd_results"):
+                if key in entry:
+                    self.fail(
+                        ["hsct_indication", group, key],
+                        "is only allowed with indicated: mrd_threshold",
+                    )
 
     def check_schedules(self, group_ids: list[str]) -> None:
         templates = self.data["schedule_templates"]
@@ -706,14 +944,53 @@ def _build(path: Path, data: dict[str, Any]) -> ProtocolDefinition:
     def cite(keys: Sequence[str]) -> str:
         return "; ".join(sources[k].citation for k in keys)
 
+    def cited(entry: Mapping[str, Any]) -> dict[str, Any]:
+        """The fields every cited entry shares, ready for its dataclass."""
+        return {
+            "id": entry["id"],
+            "text": entry["text"].strip(),
+            "sources": tuple(entry["sources"]),
+            "citation": cite(entry["sources"]),
+            "confidence": entry["confidence"],
+            "note": entry.get("note", "").strip(),
+        }
+
     tp = data["time_points"]
+    plausible = tp["on_therapy_plausible_months"]
     time_points = TimePointThresholds(
         very_early_months=tp["very_early_months"],
         late_months=tp["late_months"],
         sources=tuple(tp["sources"]),
         citation=cite(tp["sources"]),
         confidence=tp["confidence"],
+        on_therapy_plausible=SourcedLimit(
+            **cited({"id": "on_therapy_plausible_months", "sources": [], **plausible}),
+            value=plausible["value"],
+            local_default=plausible["local_default"],
+        ),
         note=tp.get("note", ""),
+    )
+    population = Population(
+        description=data["population"].get("description", "").strip(),
+        criteria=tuple(
+            PopulationCriterion(
+                **cited(c),
+                fact=c["fact"],
+                allowed=frozenset(c["allowed"]) if isinstance(c["allowed"], list) else None,
+                minimum=c["allowed"].get("min") if isinstance(c["allowed"], dict) else None,
+                maximum=c["allowed"].get("max") if isinstance(c["allowed"], dict) else None,
+                if_unknown=(
+                    UnknownPolicy(
+                        **cited(c["if_unknown"]),
+                        action=c["if_unknown"]["action"],
+                        local_default=c["if_unknown"]["local_default"],
+                    )
+                    if "if_unknown" in c
+                    else None
+                ),
+            )
+            for c in data["population"]["criteria"]
+        ),
     )
     groups = tuple(
         Group(id=g["id"], name=g["name"], description=g.get("description", ""))
@@ -721,38 +998,44 @@ def _build(path: Path, data: dict[str, Any]) -> ProtocolDefinition:
     )
     rules = tuple(
         Rule(
-            id=r["id"],
-            group=r["group"],
-            text=r["text"].strip(),
-            sources=tuple(r["sources"]),
-            citation=cite(r["sources"]),
-            confidence=r["confidence"],
+            **cited(r),
+            group=r.get("group"),
             when=_conditions(r["when"]),
-            note=r.get("note", "").strip(),
+            readings=tuple(Reading(**cited(reading)) for reading in r.get("readings", ())),
         )
         for r in data["rules"]
     )
-    fb = data["fallback"]
-    fallback = FallbackRule(
-        id=fb["id"],
-        text=fb["text"].strip(),
-        sources=tuple(fb["sources"]),
-        citation=cite(fb["sources"]),
-        confidence=fb["confidence"],
-        note=fb.get("note", "").strip(),
-    )
+    fallback = FallbackRule(**cited(data["fallback"]))
     hsct = {
         group: HsctIndication(
-            id=e["id"],
+            **cited(e),
             group=group,
             indicated=e["indicated"],
-            text=e["text"].strip(),
-            sources=tuple(e["sources"]),
-            citation=cite(e["sources"]),
-            confidence=e["confidence"],
             mrd_time_point=e.get("mrd_time_point"),
             mrd_threshold=float(e["mrd_threshold"]) if "mrd_threshold" in e else None,
-            note=e.get("note", "").strip(),
+            mrd_assay=(
+                MrdAssay(
+                    method=e["mrd_assay"]["method"],
+                    sensitivity=float(e["mrd_assay"]["sensitivity"]),
+                    sources=tuple(e["mrd_assay"]["sources"]),
+                    citation=cite(e["mrd_assay"]["sources"]),
+                    confidence=e["mrd_assay"]["confidence"],
+                )
+                if "mrd_assay" in e
+                else None
+            ),
+            mrd_results=MappingProxyType(
+                {
+                    result: MrdResultRule(
+                        **cited(entry),
+                        result=result,
+                        treatment=entry["treatment"],
+                        local_default=entry["local_default"],
+                    )
+                    for result in MRD_QUALITATIVE_RESULTS
+                    if (entry := e.get("mrd_results", {}).get(result)) is not None
+                }
+            ),
         )
         for group in (g.id for g in groups)
         for e in [data["hsct_indication"][group]]
@@ -809,6 +1092,7 @@ def _build(path: Path, data: dict[str, Any]) -> ProtocolDefinition:
         description=data.get("description", "").strip(),
         path=path,
         sources=MappingProxyType(sources),
+        population=population,
         time_points=time_points,
         groups=groups,
         rules=rules,

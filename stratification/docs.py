@@ -15,8 +15,11 @@ from stratification.definitions import (
     MRD_TIME_POINT_WORDS,
     HsctIndication,
     ProtocolDefinition,
+    Rule,
     ScheduleTemplate,
+    SourcedLimit,
 )
+from stratification.engine import ON_THERAPY_CONFIRMED_RULE, TIME_POINT_UNDETERMINED_RULE
 
 REPO_ROOT = BUILTIN_DIR.parent.parent
 
@@ -56,6 +59,107 @@ def _hsct_words(indication: HsctIndication) -> str:
         return "not indicated"
     point = MRD_TIME_POINT_WORDS.get(indication.mrd_time_point or "", "")
     return f"if MRD at {point} >= {indication.mrd_threshold:g}; not below; undecided while unknown"
+
+
+def _confidence(confidence: str, local_default: bool = False) -> str:
+    """Confidence in words; recalled and inferred say "local default" already."""
+    words = CONFIDENCE_WORDS[confidence]
+    if local_default and confidence == "stated":
+        words += " — local default, to confirm"
+    return words
+
+
+def _basis(entry: SourcedLimit) -> str:
+    note = f" {entry.note}" if entry.note else ""
+    sources = f" Source: {entry.citation}." if entry.sources else ""
+    return f"Confidence: {_confidence(entry.confidence, entry.local_default)}.{note}{sources}"
+
+
+def _readings(rule: Rule) -> str:
+    return "".join(
+        f" **`{r.id}`** ({CONFIDENCE_WORDS[r.confidence]}; {r.citation}): {r.text}"
+        for r in rule.readings
+    )
+
+
+def _population(definition: ProtocolDefinition) -> list[str]:
+    population = definition.population
+    lines = ["", "### Population", ""]
+    if population.description:
+        lines += [population.description, ""]
+    lines += [
+        "A case outside any criterion gets no group: `needs_review`, the exclusion named "
+        "by its id. An unknown value does what the last column says.",
+        "",
+    ]
+    rows = []
+    for c in population.criteria:
+        unknown = "—"
+        if c.if_unknown is not None:
+            u = c.if_unknown
+            action = {"warn": "stratify with warning", "review": "needs review"}[u.action]
+            unknown = (
+                f"{action} `{u.id}` ({_confidence(u.confidence, u.local_default)}): {u.text}"
+                + (f" *{u.note}*" if u.note else "")
+            )
+        rows.append(
+            [
+                f"`{c.id}`",
+                c.describe(),
+                c.text + (f" *{c.note}*" if c.note else ""),
+                c.citation,
+                CONFIDENCE_WORDS[c.confidence],
+                unknown,
+            ]
+        )
+    header = ["Exclusion", "Inside when", "Text", "Source", "Confidence", "If unknown"]
+    lines += _table(header, rows)
+    return lines
+
+
+def _mrd_rules(definition: ProtocolDefinition) -> list[str]:
+    lines: list[str] = []
+    for group, indication in definition.hsct_indication.items():
+        if indication.indicated != "mrd_threshold":
+            continue
+        assay = indication.mrd_assay
+        lines += ["", f"#### MRD rule of group {group} (`{indication.id}`)", ""]
+        if assay is not None:
+            lines += [
+                f"Assay: {assay.method}, sensitivity {assay.sensitivity:g}. Source: "
+                f"{assay.citation} ({CONFIDENCE_WORDS[assay.confidence]}).",
+                "",
+            ]
+        words = {
+            "below_threshold_if_sensitive": "below the threshold (not indicated) when the "
+            f"result's sensitivity is <= {indication.mrd_threshold:g}; undecided otherwise",
+            "undecided": "undecided: a clinician decides",
+        }
+        lines += _table(
+            ["Result", "Rule", "Treated as", "Text", "Source", "Confidence"],
+            [
+                [
+                    "quantified value",
+                    f"`{indication.id}`",
+                    f"indicated at >= {indication.mrd_threshold:g}, not indicated below",
+                    indication.text,
+                    indication.citation,
+                    CONFIDENCE_WORDS[indication.confidence],
+                ],
+                *[
+                    [
+                        r.result.replace("_", " "),
+                        f"`{r.id}`",
+                        words[r.treatment],
+                        r.text + (f" *{r.note}*" if r.note else ""),
+                        r.citation,
+                        _confidence(r.confidence, r.local_default),
+                    ]
+                    for r in indication.mrd_results.values()
+                ],
+            ],
+        )
+    return lines
 
 
 def _template(definition: ProtocolDefinition, template: ScheduleTemplate) -> list[str]:
@@ -116,32 +220,44 @@ def render_definition(definition: ProtocolDefinition) -> str:
         [[f"`{s.key}`", s.citation, s.note or "—"] for s in d.sources.values()],
     )
 
+    lines += _population(d)
+    plausible = tp.on_therapy_plausible
     lines += [
         "",
         "### Time point of relapse",
         "",
         f"- **very early**: relapse date < initial diagnosis + {tp.very_early_months} "
-        "calendar months",
-        f"- **late**: a front-line end date is given and relapse date >= that date + "
-        f"{tp.late_months} calendar months",
-        "- **early**: neither; a relapse during front-line therapy (no end date) is never late",
+        "calendar months, whatever the front-line status",
+        f"- **late**: front-line therapy `completed` (with its end date) and relapse date >= "
+        f"the end date + {tp.late_months} calendar months",
+        "- **early**: neither; a relapse during front-line therapy (`on_therapy`) is never late",
+        "- **not determined**: front-line status `unknown` (or not given without an end "
+        "date) and the relapse not very early — `needs_review` "
+        f"(`{TIME_POINT_UNDETERMINED_RULE}`), the reason giving the latest end date that "
+        "would make it late and what the rules give for late and for early",
         "",
         "Calendar months: the day is clamped to the end of the month "
         "(2020-08-31 + 18 months = 2022-02-28). "
         f"Source: {tp.citation} ({CONFIDENCE_WORDS[tp.confidence]}).",
         "",
+        f"`on_therapy` at a relapse more than {plausible.value} months after diagnosis is "
+        "refused as implausible unless confirmed (`confirm_implausible` with "
+        "`implausible_reason`; the decision then carries the warning "
+        f"`{ON_THERAPY_CONFIRMED_RULE}`). {_basis(plausible)}",
+        "",
         "### Stratification rules",
         "",
-        "In order; the first rule whose conditions all hold decides the group.",
+        "In order; the first rule whose conditions all hold decides the group. A rule "
+        "without a group sends the case to review with the readings listed.",
         "",
     ]
     rows = [
         [
             n,
             f"`{r.id}`",
-            r.text + (f" *{r.note}*" if r.note else ""),
+            r.text + (f" *{r.note}*" if r.note else "") + _readings(r),
             r.when.describe(),
-            r.group,
+            r.group or "none: needs review",
             r.citation,
             CONFIDENCE_WORDS[r.confidence],
         ]
@@ -178,6 +294,8 @@ def render_definition(definition: ProtocolDefinition) -> str:
         ],
     )
 
+    lines += _mrd_rules(d)
+
     lines += ["", "### Alert thresholds", ""]
     lines += _table(
         ["Threshold", "Days", "Basis"],
@@ -209,10 +327,12 @@ def render(definitions: Iterable[ProtocolDefinition]) -> str:
         "",
         "Each built-in protocol version is a data file under `stratification/protocols/`, "
         "validated against `stratification/protocol_schema.json` and cross-checked when "
-        "the service starts. *Confidence*: **stated** = in the named source; **recalled** "
-        "/ **inferred** = not checked against the primary paper or the project's reading — "
-        "a local default that a centre must confirm. Every number marked *local default* "
-        "is not from a source and is to be confirmed.",
+        "the service starts. *Confidence*: **stated** = the named source says exactly "
+        "this; **recalled** = not checked against the primary paper (including what only "
+        "the seed article says); **inferred** = the project's reading. Recalled and "
+        "inferred are local defaults that a centre must confirm. Every number marked "
+        "*local default* is not from a source and is to be confirmed. A decision shows "
+        "each reason's confidence to the clinician.",
         "",
         "Contents: " + ", ".join(f"[{d.title}](#{_anchor(d)})" for d in ordered) + ".",
         "",

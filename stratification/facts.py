@@ -14,17 +14,24 @@ response criteria):
 * isolated EM: < 5 % marrow blasts and proven EM disease.
 
 5 to < 25 % blasts without EM disease is not a relapse category of its own, so an input
-that says ``isolated_bm`` with fewer than 25 % blasts is inconsistent.
+that says ``isolated_bm`` with fewer than 25 % blasts is inconsistent. A site involving
+the marrow therefore needs its blast count: without it the site claim cannot be checked.
+
+Eligibility facts (who a protocol is for: relapse number, prior HSCT, BCR::ABL1, age at
+diagnosis, lineage) and the front-line status are facts too; the protocol file decides
+what each value means (``population`` in the definition), this module only checks that
+the values are well-formed and consistent with each other.
 """
 
 from __future__ import annotations
 
+import calendar
 import math
 from collections.abc import Mapping
 from dataclasses import dataclass
 from datetime import date, datetime
 from enum import EnumType, StrEnum
-from typing import Any, Self
+from typing import Any, Literal, Self
 
 
 class _VocabularyType(EnumType):
@@ -56,6 +63,9 @@ class Vocabulary(StrEnum, metaclass=_VocabularyType):
 class Immunophenotype(Vocabulary):
     B = "B", "B-cell precursor"
     T = "T", "T-lineage"
+    # A value a clinician can enter; the built-in protocols exclude it (their
+    # population is B or T lineage).
+    MPAL = "MPAL", "Mixed phenotype"
 
 
 class Site(Vocabulary):
@@ -80,7 +90,8 @@ IMMUNOPHENOTYPES: tuple[Immunophenotype, ...] = tuple(Immunophenotype)
 SITES: tuple[Site, ...] = tuple(Site)
 EM_SITES: tuple[EmSite, ...] = tuple(EmSite)
 TIME_POINTS: tuple[TimePoint, ...] = tuple(TimePoint)
-# Sites with extramedullary disease.
+# Sites with marrow involvement / with extramedullary disease.
+MARROW_SITES: frozenset[str] = frozenset({Site.ISOLATED_BM, Site.COMBINED})
 EM_DISEASE_SITES: frozenset[str] = frozenset({Site.COMBINED, Site.ISOLATED_EM})
 
 # Marrow blast thresholds (% of nucleated cells) that define the site categories:
@@ -88,6 +99,19 @@ EM_DISEASE_SITES: frozenset[str] = frozenset({Site.COMBINED, Site.ISOLATED_EM})
 ISOLATED_BM_MIN_BLASTS = 25.0
 COMBINED_MIN_BLASTS = 5.0
 ISOLATED_EM_MAX_BLASTS = 5.0  # exclusive
+SITE_DEFINITION_SOURCE = "World J Hematol 2014 review, Table 2; CIBMTR response criteria"
+
+# Front-line status at the relapse. "unknown" is never read as "on therapy": a time
+# point that depends on it is not guessed (the decision needs review).
+FrontlineStatus = Literal["completed", "on_therapy", "unknown"]
+FRONTLINE_STATUSES: tuple[FrontlineStatus, ...] = ("completed", "on_therapy", "unknown")
+BcrAbl1 = Literal["positive", "negative", "unknown"]
+BCR_ABL1_VALUES: tuple[BcrAbl1, ...] = ("positive", "negative", "unknown")
+# Qualitative MRD results besides a quantified value (Ig/TCR RQ-PCR reports): below the
+# detection limit, or detected below the quantitative range. A protocol's MRD rule says
+# what each means for its threshold (``mrd_results`` in the definition).
+MrdQualitative = Literal["negative", "positive_not_quantifiable"]
+MRD_QUALITATIVE_RESULTS: tuple[MrdQualitative, ...] = ("negative", "positive_not_quantifiable")
 
 DATE_FIELDS: tuple[str, ...] = (
     "initial_diagnosis_date",
@@ -103,7 +127,24 @@ FIELDS: tuple[str, ...] = (
     "em_sites",
     "bm_blast_percent",
     "mrd_end_of_induction",
+    "frontline_status",
+    "relapse_number",
+    "prior_hsct",
+    "bcr_abl1",
+    "age_at_diagnosis_months",
+    "confirm_implausible",
+    "implausible_reason",
 )
+# What an absent optional fact means. frontline_status has no fixed default: absent, it
+# is derived from the end date (see RelapseFacts.__post_init__).
+FACT_DEFAULTS: dict[str, Any] = {
+    "relapse_number": 1,
+    "prior_hsct": False,
+    "bcr_abl1": "unknown",
+    "age_at_diagnosis_months": None,
+    "confirm_implausible": False,
+    "implausible_reason": "",
+}
 REQUIRED_FIELDS: frozenset[str] = frozenset(
     {"initial_diagnosis_date", "relapse_date", "immunophenotype", "site"}
 )
@@ -115,7 +156,7 @@ class RelapseFacts:
     :func:`validate_facts` accepted (see :meth:`from_mapping`)."""
 
     initial_diagnosis_date: date
-    # None: the relapse happened during front-line therapy (which is never "late").
+    # None: not ended, or not known; frontline_status says which.
     frontline_therapy_end_date: date | None
     relapse_date: date
     immunophenotype: Immunophenotype
@@ -124,8 +165,23 @@ class RelapseFacts:
     bm_blast_percent: float | None = None
     # Fraction (10^-3 = 0.001), RQ-PCR of Ig/TCR rearrangements at the end of induction.
     mrd_end_of_induction: float | None = None
+    # completed (with the end date) / on_therapy (relapse during front-line therapy) /
+    # unknown. None means "not given": derived from the end date in __post_init__ (an end
+    # date means completed; none means unknown, never on_therapy).
+    frontline_status: FrontlineStatus | None = None
+    relapse_number: int = 1
+    prior_hsct: bool = False
+    bcr_abl1: BcrAbl1 = "unknown"
+    # Completed months of age at the initial diagnosis; None: not known.
+    age_at_diagnosis_months: int | None = None
+    # "on_therapy" long after diagnosis is implausible; a clinician may confirm it.
+    confirm_implausible: bool = False
+    implausible_reason: str = ""
 
     def __post_init__(self) -> None:
+        if self.frontline_status is None:
+            derived = "completed" if self.frontline_therapy_end_date is not None else "unknown"
+            object.__setattr__(self, "frontline_status", derived)
         # EM sites de-duplicated, in canonical order: equal facts compare (and snapshot)
         # equal whatever order the caller listed the sites in.
         if len(self.em_sites) > 1 or not isinstance(self.em_sites, tuple):
@@ -139,6 +195,10 @@ class RelapseFacts:
         blasts = values.get("bm_blast_percent")
         mrd = values.get("mrd_end_of_induction")
         end = values.get("frontline_therapy_end_date")
+        optional = {
+            name: values[name] if values.get(name) is not None else default
+            for name, default in FACT_DEFAULTS.items()
+        }
         return cls(
             initial_diagnosis_date=_as_date(values["initial_diagnosis_date"]),
             frontline_therapy_end_date=_as_date(end) if end is not None else None,
@@ -148,6 +208,8 @@ class RelapseFacts:
             em_sites=tuple(em),
             bm_blast_percent=float(blasts) if blasts is not None else None,
             mrd_end_of_induction=float(mrd) if mrd is not None else None,
+            frontline_status=values.get("frontline_status"),
+            **optional,
         )
 
     def as_json(self) -> dict[str, Any]:
@@ -162,6 +224,13 @@ class RelapseFacts:
             "em_sites": list(self.em_sites),
             "bm_blast_percent": self.bm_blast_percent,
             "mrd_end_of_induction": self.mrd_end_of_induction,
+            "frontline_status": self.frontline_status,
+            "relapse_number": self.relapse_number,
+            "prior_hsct": self.prior_hsct,
+            "bcr_abl1": self.bcr_abl1,
+            "age_at_diagnosis_months": self.age_at_diagnosis_months,
+            "confirm_implausible": self.confirm_implausible,
+            "implausible_reason": self.implausible_reason,
         }
 
 
@@ -188,6 +257,37 @@ def _number(value: Any) -> float | None:
         return None
     number = float(value)
     return number if math.isfinite(number) else None
+
+
+def _integer(value: Any) -> int | None:
+    """An integer, or None (booleans and floats are not: ``2.5`` relapses is a typo)."""
+    if isinstance(value, bool) or not isinstance(value, int):
+        return None
+    return value
+
+
+def derive_age_at_diagnosis_months(birth_year: int, birth_month: int, diagnosis: date) -> int:
+    """Completed months of age at the initial diagnosis, from the birth month and year.
+
+    The birth day is not recorded (pseudonymity), so this is the age the child had
+    certainly reached: the lower bound. Born in March 2020 and diagnosed on 2021-03-10,
+    the child is 11 or 12 months old and counts as 11 — at the infant cut-off (< 12
+    months) a doubtful case goes to review instead of being stratified as a non-infant.
+    On the last day of a month every birthday of the birth month has passed (calendar
+    months clamp to the month's end, as in the time-point arithmetic).
+    """
+    if not 1 <= birth_month <= 12:
+        raise ValueError(f"birth_month must be 1-12 (got {birth_month})")
+    months = (diagnosis.year - birth_year) * 12 + (diagnosis.month - birth_month)
+    if months < 0:
+        raise ValueError(
+            f"the diagnosis ({diagnosis.isoformat()}) is before the birth month "
+            f"({birth_year}-{birth_month:02d})"
+        )
+    if months == 0:
+        return 0
+    last_day = calendar.monthrange(diagnosis.year, diagnosis.month)[1]
+    return months if diagnosis.day == last_day else months - 1
 
 
 def validate_facts(values: Mapping[str, Any], today: date) -> dict[str, list[str]]:
@@ -241,8 +341,27 @@ def validate_facts(values: Mapping[str, Any], today: date) -> dict[str, list[str
         add(
             "frontline_therapy_end_date",
             f"must not be after relapse_date ({relapse.isoformat()}); leave it empty "
-            "for a relapse during front-line therapy",
+            "for a relapse during front-line therapy (frontline_status on_therapy)",
         )
+
+    # --- front-line status ---------------------------------------------------------
+    # Absent: derived from the end date (RelapseFacts). Given: it must agree with it.
+    status = values.get("frontline_status")
+    end_given = values.get("frontline_therapy_end_date") is not None
+    if status is not None:
+        if status not in FRONTLINE_STATUSES:
+            add("frontline_status", f"{status!r} is not one of {', '.join(FRONTLINE_STATUSES)}")
+        elif status == "completed" and not end_given:
+            add(
+                "frontline_therapy_end_date",
+                "is required when frontline_status is completed",
+            )
+        elif status != "completed" and end_given:
+            add(
+                "frontline_status",
+                f"is {status} but frontline_therapy_end_date is given: an end date means "
+                "completed; leave the end date empty otherwise",
+            )
 
     # --- categories --------------------------------------------------------------
     immunophenotype = values.get("immunophenotype")
@@ -286,6 +405,15 @@ def validate_facts(values: Mapping[str, Any], today: date) -> dict[str, list[str
 
     # --- numbers -------------------------------------------------------------------
     blasts_raw = values.get("bm_blast_percent")
+    if blasts_raw is None and site in MARROW_SITES:
+        # Without the count the site cannot be checked (>= 25 % defines isolated_bm,
+        # >= 5 % combined), and the site decides the group.
+        minimum = ISOLATED_BM_MIN_BLASTS if site == "isolated_bm" else COMBINED_MIN_BLASTS
+        add(
+            "bm_blast_percent",
+            f"is required for site {site} (marrow involvement: at least {_fmt(minimum)} % "
+            "blasts defines the site)",
+        )
     if blasts_raw is not None:
         blasts = _number(blasts_raw)
         if blasts is None:
@@ -325,5 +453,35 @@ def validate_facts(values: Mapping[str, Any], today: date) -> dict[str, list[str
                 "mrd_end_of_induction",
                 f"must be a fraction between 0 and 1 (got {_fmt(mrd)}; 10^-3 is 0.001)",
             )
+
+    # --- eligibility facts (what they mean is the protocol's population) -------------
+    number_raw = values.get("relapse_number")
+    if number_raw is not None:
+        number = _integer(number_raw)
+        if number is None or number < 1:
+            add("relapse_number", f"must be an integer of at least 1 (got {number_raw!r})")
+    for field in ("prior_hsct", "confirm_implausible"):
+        flag = values.get(field)
+        if flag is not None and not isinstance(flag, bool):
+            add(field, f"must be true or false (got {flag!r})")
+    bcr_abl1 = values.get("bcr_abl1")
+    if bcr_abl1 is not None and bcr_abl1 not in BCR_ABL1_VALUES:
+        add("bcr_abl1", f"{bcr_abl1!r} is not one of {', '.join(BCR_ABL1_VALUES)}")
+    age_raw = values.get("age_at_diagnosis_months")
+    if age_raw is not None:
+        age = _integer(age_raw)
+        if age is None or age < 0:
+            add(
+                "age_at_diagnosis_months",
+                f"must be a whole number of months, 0 or more (got {age_raw!r})",
+            )
+    reason = values.get("implausible_reason")
+    if reason is not None and not isinstance(reason, str):
+        add("implausible_reason", "must be text")
+    elif values.get("confirm_implausible") is True and not (reason or "").strip():
+        add(
+            "implausible_reason",
+            "is required when confirm_implausible is true: say why the implausible value is right",
+        )
 
     return errors

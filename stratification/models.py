@@ -1,7 +1,14 @@
 """Persisted stratification decisions: append-only.
 
 A decision records what the engine proposed for one relapse (with the input snapshot,
-the protocol version and the reasons) and, once, what the clinician confirmed. Nothing
+the protocol version, the time point with its cut-off dates, the reasons and warnings,
+each with rule id, text, source and confidence) and, once, what the clinician confirmed.
+
+Rows written before reasons carried a confidence (protocol versions 1.0) are not
+rewritten: their reasons have no ``confidence`` key and their ``warnings`` and
+``cut_offs`` are null, meaning "not recorded at the time" — not "none". Readers
+normalise a missing confidence to null (``StratificationDecision.reason_list``); they
+never fill it in from today's definition, whose labels were corrected since. Nothing
 a decision says may change afterwards: the confirmation is the only write after the
 insert, done with a conditional UPDATE that touches exactly one still-unconfirmed row,
 so two clinicians confirming at once cannot both win.
@@ -52,7 +59,20 @@ class StratificationDecision(models.Model):
     input_snapshot = models.JSONField(help_text="The relapse facts the engine was given.")
     protocol_slug = models.CharField(max_length=60)
     protocol_version = models.CharField(max_length=30)
-    time_point = models.CharField(max_length=12, choices=TimePoint.choices)
+    time_point = models.CharField(
+        max_length=12,
+        choices=TimePoint.choices,
+        null=True,
+        blank=True,
+        help_text="None: not determined (front-line status unknown where it decides).",
+    )
+    cut_offs = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="The dates the time point turns on ({very_early_before, late_from, "
+        "late_if_frontline_ended_on_or_before, on_therapy_implausible_after}); None: not "
+        "recorded at the time.",
+    )
     site = models.CharField(max_length=12, choices=Site.choices)
     proposed_group = models.CharField(
         max_length=20, null=True, blank=True, help_text="None: no rule matched (needs review)."
@@ -61,7 +81,16 @@ class StratificationDecision(models.Model):
     hsct_indicated = models.BooleanField(
         null=True, blank=True, help_text="None: depends on a value not known yet (e.g. MRD)."
     )
-    reasons = models.JSONField(help_text="[{rule, text, source}] in decision order.")
+    reasons = models.JSONField(
+        help_text="[{rule, text, source, confidence}] in decision order; rows from before "
+        "confidence was recorded lack the key (read it as null: not recorded)."
+    )
+    warnings = models.JSONField(
+        null=True,
+        blank=True,
+        help_text="[{rule, text, source, confidence}]: things to check that did not stop "
+        "the stratification; None: not recorded at the time.",
+    )
     created_at = models.DateTimeField(db_index=True)
 
     # The one-time confirmation.
@@ -83,11 +112,13 @@ class StratificationDecision(models.Model):
         "protocol_slug",
         "protocol_version",
         "time_point",
+        "cut_offs",
         "site",
         "proposed_group",
         "status",
         "hsct_indicated",
         "reasons",
+        "warnings",
         "created_at",
     )
     CONFIRMATION_FIELDS: ClassVar[tuple[str, ...]] = (
@@ -102,8 +133,14 @@ class StratificationDecision(models.Model):
         indexes = [models.Index(fields=["protocol_slug", "protocol_version"])]
         constraints = [
             models.CheckConstraint(
-                condition=Q(time_point__in=TimePoint.values) & Q(site__in=Site.values),
+                condition=(Q(time_point__isnull=True) | Q(time_point__in=TimePoint.values))
+                & Q(site__in=Site.values),
                 name="stratdecision_known_time_point_and_site",
+            ),
+            # No time point, no group: an undetermined time point is never assigned.
+            models.CheckConstraint(
+                condition=Q(time_point__isnull=False) | Q(status=DecisionStatus.NEEDS_REVIEW),
+                name="stratdecision_undetermined_time_point_needs_review",
             ),
             # A group is proposed exactly when the status is "assigned"; without a
             # group there is no HSCT indication either.
@@ -181,6 +218,22 @@ class StratificationDecision(models.Model):
 
     def delete(self, *args: Any, **kwargs: Any) -> tuple[int, dict[str, int]]:
         raise DecisionImmutableError("stratification decisions are append-only")
+
+    @staticmethod
+    def _with_confidence(entries: list[dict[str, Any]] | None) -> list[dict[str, Any]] | None:
+        if entries is None:
+            return None
+        return [{"confidence": None, **entry} for entry in entries]
+
+    @property
+    def reason_list(self) -> list[dict[str, Any]]:
+        """The reasons, each with a ``confidence`` key (null where not recorded)."""
+        return self._with_confidence(self.reasons) or []
+
+    @property
+    def warning_list(self) -> list[dict[str, Any]] | None:
+        """The warnings as :attr:`reason_list`; None where not recorded at the time."""
+        return self._with_confidence(self.warnings)
 
     @property
     def is_confirmed(self) -> bool:

@@ -1,9 +1,11 @@
-"""Input and output of the dry-run stratification endpoint.
+"""Input and output of the dry-run stratification endpoint, and the stored decision as
+other endpoints embed it.
 
 Field parsing (types, dates, choices) is DRF's; every clinical cross-field rule is
-:func:`stratification.facts.validate_facts`, shared with the courses app. A bad request
-is answered with *every* bad field at once: field errors and cross-field errors are
-collected together rather than DRF's usual "fields first, then validate()".
+:func:`stratification.facts.validate_facts`, shared with the courses app, and the
+protocol-dependent checks are :func:`stratification.engine.on_therapy_errors`. A bad
+request is answered with *every* bad field at once: field errors and cross-field errors
+are collected together rather than DRF's usual "fields first, then validate()".
 """
 
 from __future__ import annotations
@@ -16,7 +18,20 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import serializers
 from rest_framework.fields import SkipField, get_error_detail
 
-from stratification.facts import FIELDS, EmSite, Immunophenotype, Site, TimePoint, validate_facts
+from stratification.definitions import CONFIDENCES
+from stratification.engine import on_therapy_errors
+from stratification.facts import (
+    BCR_ABL1_VALUES,
+    FIELDS,
+    FRONTLINE_STATUSES,
+    EmSite,
+    Immunophenotype,
+    RelapseFacts,
+    Site,
+    TimePoint,
+    validate_facts,
+)
+from stratification.models import StratificationDecision
 from stratification.selectors import protocol_get, protocol_list
 
 
@@ -32,6 +47,28 @@ class StrictFloatField(serializers.FloatField):
         if not math.isfinite(value):
             self.fail("invalid")
         return value
+
+
+class StrictIntegerField(serializers.IntegerField):
+    """A JSON integer: no booleans, no strings, no 2.0."""
+
+    default_error_messages = {"invalid": "must be a whole number"}
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")
+        return super().to_internal_value(data)
+
+
+class StrictBooleanField(serializers.BooleanField):
+    """A JSON boolean: "yes", 1 or "false" are not (a clinical flag must be explicit)."""
+
+    default_error_messages = {"invalid": "must be true or false"}
+
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")
+        return data
 
 
 def _flat(detail: Any) -> list[str]:
@@ -53,10 +90,26 @@ class StratifyRequestSerializer(serializers.Serializer):
         required=False,
         allow_null=True,
         default=None,
-        help_text="End of front-line therapy; null or absent: relapse during front-line therapy.",
+        help_text="End of front-line therapy; required when frontline_status is completed, "
+        "empty otherwise.",
+    )
+    frontline_status = serializers.ChoiceField(
+        choices=FRONTLINE_STATUSES,
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="completed (with frontline_therapy_end_date), on_therapy (the relapse "
+        "happened during front-line therapy) or unknown. Absent: completed if an end date "
+        "is given, else unknown — never on_therapy. Unknown where it decides between early "
+        "and late: needs_review, the reason giving the cut-off date and both outcomes. "
+        "on_therapy more than 36 months (the protocol's local default) after diagnosis is "
+        "refused as implausible unless confirm_implausible is true.",
     )
     relapse_date = serializers.DateField()
-    immunophenotype = serializers.ChoiceField(choices=Immunophenotype.choices)
+    immunophenotype = serializers.ChoiceField(
+        choices=Immunophenotype.choices,
+        help_text="B, T or MPAL (mixed phenotype; outside the built-in protocols' population).",
+    )
     site = serializers.ChoiceField(
         choices=Site.choices,
         help_text="isolated_bm: >= 25 % blasts, no EM disease; combined: >= 5 % blasts plus "
@@ -76,6 +129,48 @@ class StratifyRequestSerializer(serializers.Serializer):
         allow_null=True,
         default=None,
         help_text="MRD at the end of induction as a fraction (10^-3 = 0.001), 0-1.",
+    )
+    relapse_number = StrictIntegerField(
+        required=False,
+        default=1,
+        min_value=1,
+        help_text="1 for a first relapse (default). Both built-in protocols are for a first "
+        "relapse: 2 or more is needs_review (excluded_second_relapse).",
+    )
+    prior_hsct = StrictBooleanField(
+        required=False,
+        default=False,
+        help_text="An HSCT before this relapse (default false); true is needs_review "
+        "(excluded_prior_hsct).",
+    )
+    bcr_abl1 = serializers.ChoiceField(
+        choices=BCR_ABL1_VALUES,
+        required=False,
+        default="unknown",
+        help_text="BCR::ABL1 (Ph) status at diagnosis. positive is needs_review "
+        "(excluded_bcr_abl1_positive); unknown (default) stratifies with a warning.",
+    )
+    age_at_diagnosis_months = StrictIntegerField(
+        required=False,
+        allow_null=True,
+        default=None,
+        min_value=0,
+        help_text="Completed months of age at the initial diagnosis. Under 12 (infant) is "
+        "needs_review (excluded_infant); null (default) stratifies with a warning.",
+    )
+    confirm_implausible = StrictBooleanField(
+        required=False,
+        default=False,
+        help_text="Confirms an implausible value (frontline_status on_therapy long after "
+        "diagnosis); needs implausible_reason. The decision then carries a warning.",
+    )
+    implausible_reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=500,
+        trim_whitespace=True,
+        help_text="Why the implausible value is right (required with confirm_implausible).",
     )
 
     def to_internal_value(self, data: Any) -> dict[str, Any]:
@@ -114,6 +209,10 @@ class StratifyRequestSerializer(serializers.Serializer):
             # A field that failed to parse was reported already; its cross-field
             # checks were skipped because the value is missing.
             errors.setdefault(field, messages)
+        definition = values.get("protocol_definition")
+        if definition is not None and not errors.keys() & set(FIELDS):
+            # Protocol-dependent checks need consistent facts (and the protocol).
+            errors.update(on_therapy_errors(RelapseFacts.from_mapping(facts), definition))
         if errors:
             raise serializers.ValidationError(errors)
         return values
@@ -123,18 +222,102 @@ class ReasonSerializer(serializers.Serializer):
     rule = serializers.CharField(help_text="Id of the rule that decided (see docs/protocols.md).")
     text = serializers.CharField()
     source = serializers.CharField(help_text="Where the rule comes from.")
+    confidence = serializers.ChoiceField(
+        choices=CONFIDENCES,
+        allow_null=True,
+        help_text="stated: in the named source; recalled: not checked against the primary "
+        "paper; inferred: the project's reading (recalled and inferred are local defaults "
+        "to confirm). null only on decisions stored before confidence was recorded.",
+    )
+
+
+class CutOffsSerializer(serializers.Serializer):
+    very_early_before = serializers.DateField(help_text="A relapse before it is very early.")
+    late_from = serializers.DateField(
+        allow_null=True,
+        help_text="A relapse on or after it is late; null unless front-line therapy is "
+        "completed with an end date.",
+    )
+    late_if_frontline_ended_on_or_before = serializers.DateField(
+        allow_null=True,
+        help_text="With the front-line status unknown: late if front-line therapy ended on "
+        "or before this date, early otherwise; null when the status is known or the "
+        "relapse is very early.",
+    )
+    on_therapy_implausible_after = serializers.DateField(
+        help_text="frontline_status on_therapy at a relapse after this date is implausible."
+    )
+
+
+_WARNINGS_HELP = (
+    "Things to check that did not stop the stratification (e.g. BCR::ABL1 or age at "
+    "diagnosis unknown, an implausible value confirmed), each as a reason."
+)
 
 
 class StratifyResponseSerializer(serializers.Serializer):
     protocol = serializers.CharField()
     protocol_version = serializers.CharField()
-    time_point = serializers.ChoiceField(choices=TimePoint.choices)
+    time_point = serializers.ChoiceField(
+        choices=TimePoint.choices,
+        allow_null=True,
+        help_text="null: not determined (front-line status unknown where it decides).",
+    )
+    cut_offs = CutOffsSerializer()
     site = serializers.ChoiceField(choices=Site.choices)
     risk_group = serializers.CharField(
-        allow_null=True, help_text="A, B, C, PPG, S1-S4...; null when no rule matched."
+        allow_null=True,
+        help_text="A, B, C, PPG, S1-S4...; null when the status is needs_review.",
     )
-    status = serializers.ChoiceField(choices=["assigned", "needs_review"])
+    status = serializers.ChoiceField(
+        choices=["assigned", "needs_review"],
+        help_text="needs_review: no group proposed (outside the protocol's population, a "
+        "fact that decides is unknown, the sources disagree, or no rule matched); the "
+        "reasons say which, and a clinician assigns the group with a reason.",
+    )
     hsct_indicated = serializers.BooleanField(
         allow_null=True, help_text="null: not decidable yet (e.g. S2 without MRD) or no group."
     )
+    warnings = ReasonSerializer(many=True, help_text=_WARNINGS_HELP)
     reasons = ReasonSerializer(many=True)
+
+
+class StratificationDecisionSerializer(serializers.ModelSerializer):
+    """A stored decision as an endpoint embeds it (e.g. in a course). Rows stored before
+    reasons carried a confidence show ``confidence: null`` and ``warnings`` /
+    ``cut_offs`` null: not recorded at the time."""
+
+    reasons = ReasonSerializer(source="reason_list", many=True, read_only=True)
+    warnings = ReasonSerializer(
+        source="warning_list", many=True, read_only=True, allow_null=True, help_text=_WARNINGS_HELP
+    )
+    cut_offs = CutOffsSerializer(read_only=True, allow_null=True)
+
+    class Meta:
+        model = StratificationDecision
+        fields = [
+            "id",
+            "protocol_slug",
+            "protocol_version",
+            "status",
+            "proposed_group",
+            "time_point",
+            "cut_offs",
+            "site",
+            "hsct_indicated",
+            "warnings",
+            "reasons",
+            "created_at",
+            "confirmed_at",
+            "chosen_group",
+            "override_reason",
+        ]
+        read_only_fields = fields
+
+
+class StratificationDecisionDetailSerializer(StratificationDecisionSerializer):
+    """One decision on its own, with the facts it was given."""
+
+    class Meta(StratificationDecisionSerializer.Meta):
+        fields = [*StratificationDecisionSerializer.Meta.fields, "input_snapshot"]
+        read_only_fields = fields

@@ -13,10 +13,30 @@ from django.db import transaction
 
 from config.errors import Invalid
 from stratification.definitions import ProtocolDefinition
-from stratification.engine import stratify
+from stratification.engine import Decision, stratify
 from stratification.facts import RelapseFacts
 from stratification.models import DecisionAlreadyConfirmedError, StratificationDecision
 from stratification.selectors import protocol_get
+
+
+def decision_values(facts: RelapseFacts, decision: Decision) -> dict[str, Any]:
+    """The decided fields of a StratificationDecision row for an engine decision: the one
+    mapping from the engine's result to the record (also for bulk builders such as the
+    synthetic cohort, which add created_at and any confirmation themselves)."""
+    data = decision.as_dict()
+    return {
+        "input_snapshot": facts.as_json(),
+        "protocol_slug": decision.protocol,
+        "protocol_version": decision.protocol_version,
+        "time_point": decision.time_point,
+        "cut_offs": data["cut_offs"],
+        "site": decision.site,
+        "proposed_group": decision.risk_group,
+        "status": decision.status,
+        "hsct_indicated": decision.hsct_indicated,
+        "reasons": data["reasons"],
+        "warnings": data["warnings"],
+    }
 
 
 @transaction.atomic
@@ -25,18 +45,7 @@ def decision_propose(
 ) -> StratificationDecision:
     """Run the engine and store its proposal, with the facts it was given."""
     decision = stratify(facts, protocol)
-    return StratificationDecision.objects.create(
-        input_snapshot=facts.as_json(),
-        protocol_slug=decision.protocol,
-        protocol_version=decision.protocol_version,
-        time_point=decision.time_point,
-        site=decision.site,
-        proposed_group=decision.risk_group,
-        status=decision.status,
-        hsct_indicated=decision.hsct_indicated,
-        reasons=[reason.as_dict() for reason in decision.reasons],
-        created_at=now,
-    )
+    return StratificationDecision.objects.create(**decision_values(facts, decision), created_at=now)
 
 
 def confirmation_errors(

@@ -100,7 +100,7 @@ def test_register_patient_relapse_and_course_preview_then_confirm(tab, team, cli
     page.get_by_label("Protocol").select_option("all-rez-bfm-90")
     proposal = page.locator("#proposal")
     expect(proposal).to_contain_text("Group A")
-    expect(proposal).to_contain_text("a_early_marrow")
+    expect(proposal).to_contain_text("a_early_isolated_marrow")
     expect(proposal).to_contain_text("Tallen")
     assert not TreatmentCourse.objects.exists()  # the preview stores nothing
     expect(page.get_by_label("Risk group to confirm")).to_have_value("A")

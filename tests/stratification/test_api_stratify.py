@@ -10,8 +10,9 @@ import pytest
 import time_machine
 from rest_framework.test import APIClient
 
+from stratification.definitions import CONFIDENCES
 from stratification.models import StratificationDecision
-from stratification.views import REQUEST_EXAMPLE, RESPONSE_EXAMPLE
+from stratification.views import EXAMPLES, REQUEST_EXAMPLE, RESPONSE_EXAMPLE
 from tests.factories import UserFactory
 
 URL = "/api/v1/stratify/"
@@ -115,7 +116,7 @@ def test_bfm2002_s2_hsct_by_mrd(client: APIClient, mrd: float | None, hsct: bool
     )
     assert response.status_code == 200, response.content
     data = response.json()
-    assert (data["protocol"], data["protocol_version"]) == ("all-rez-bfm-2002", "1.0")
+    assert (data["protocol"], data["protocol_version"]) == ("all-rez-bfm-2002", "1.1")
     assert (data["time_point"], data["risk_group"], data["status"]) == ("late", "S2", "assigned")
     assert data["hsct_indicated"] is hsct
     assert [r["rule"] for r in data["reasons"]] == [
@@ -126,18 +127,173 @@ def test_bfm2002_s2_hsct_by_mrd(client: APIClient, mrd: float | None, hsct: bool
     assert all(r["source"] for r in data["reasons"])
 
 
-def test_bfm2002_early_isolated_marrow_without_optional_fields(client: APIClient) -> None:
+def test_bfm2002_early_isolated_marrow_with_only_the_required_facts(client: APIClient) -> None:
+    # Issue 12 changed this case: the blast count is now required for a marrow site, and
+    # "no end date" no longer means "during front-line therapy" — that must be said.
     data = {
         "protocol": "all-rez-bfm-2002",
         "initial_diagnosis_date": "2017-01-10",
-        "relapse_date": "2019-06-01",  # during front-line therapy (no end date): early
+        "relapse_date": "2019-06-01",
         "immunophenotype": "B",
         "site": "isolated_bm",
     }
-    response = post(client, data)
+    refused = post(client, data)
+    assert refused.status_code == 400
+    assert list(refused.json()["error"]["fields"]) == ["bm_blast_percent"]
+
+    unknown = post(client, {**data, "bm_blast_percent": 60})
+    assert unknown.status_code == 200, unknown.content
+    assert (unknown.json()["status"], unknown.json()["time_point"]) == ("needs_review", None)
+
+    response = post(client, {**data, "bm_blast_percent": 60, "frontline_status": "on_therapy"})
     assert response.status_code == 200, response.content
     assert (response.json()["time_point"], response.json()["risk_group"]) == ("early", "S3")
     assert response.json()["hsct_indicated"] is True
+    # Neither BCR::ABL1 nor the age at diagnosis was given: stratified, with warnings.
+    assert [w["rule"] for w in response.json()["warnings"]] == [
+        "bcr_abl1_unknown",
+        "age_at_diagnosis_unknown",
+    ]
+
+
+@pytest.mark.parametrize(
+    ("request_body", "expected"),
+    [pytest.param(request, response, id=name) for name, request, _, response in EXAMPLES],
+)
+def test_every_documented_example_is_what_the_service_answers(
+    client: APIClient, request_body: dict[str, Any], expected: dict[str, Any]
+) -> None:
+    response = post(client, request_body)
+    assert response.status_code == 200, response.content
+    assert response.json() == expected
+
+
+# --- issue 12: who the protocol is for, unknown inputs, confidence --------------------------
+
+EXCLUDED = [
+    pytest.param({"relapse_number": 2}, "excluded_second_relapse", id="second-relapse"),
+    pytest.param({"prior_hsct": True}, "excluded_prior_hsct", id="prior-hsct"),
+    pytest.param({"bcr_abl1": "positive"}, "excluded_bcr_abl1_positive", id="ph-positive"),
+    pytest.param({"age_at_diagnosis_months": 7}, "excluded_infant", id="infant"),
+    pytest.param({"immunophenotype": "MPAL"}, "excluded_lineage", id="mpal"),
+]
+
+
+@pytest.mark.parametrize("protocol", ["all-rez-bfm-90", "all-rez-bfm-2002"])
+@pytest.mark.parametrize(("changes", "rule"), EXCLUDED)
+def test_a_case_outside_the_population_needs_review_naming_the_exclusion(
+    client: APIClient, protocol: str, changes: dict[str, Any], rule: str
+) -> None:
+    response = post(client, body(protocol=protocol, **changes))
+    assert response.status_code == 200, response.content
+    data = response.json()
+    assert (data["status"], data["risk_group"], data["hsct_indicated"]) == (
+        "needs_review",
+        None,
+        None,
+    )
+    exclusion = data["reasons"][-1]
+    assert exclusion["rule"] == rule
+    assert exclusion["text"].startswith("Outside the protocol")
+    assert exclusion["source"]
+    assert exclusion["confidence"] in ("inferred", "recalled")
+    assert StratificationDecision.objects.count() == 0
+
+
+def test_bcr_abl1_unknown_stratifies_with_a_warning(client: APIClient) -> None:
+    response = post(client, body(bcr_abl1="unknown"))
+    assert response.status_code == 200, response.content
+    data = response.json()
+    assert (data["status"], data["risk_group"]) == ("assigned", "A")
+    [warning] = data["warnings"]
+    assert warning["rule"] == "bcr_abl1_unknown"
+    assert "Ph+" in warning["text"]
+    assert (warning["confidence"], warning["source"]) == (
+        "inferred",
+        "rezcourse clinical notes (project decision)",
+    )
+    # Absent is the same as unknown.
+    assert post(client, body(bcr_abl1=...)).json()["warnings"] == data["warnings"]
+
+
+@pytest.mark.parametrize("protocol", ["all-rez-bfm-90", "all-rez-bfm-2002"])
+@pytest.mark.parametrize(
+    "changes",
+    [
+        {},
+        {"bcr_abl1": ..., "age_at_diagnosis_months": ...},
+        {"relapse_number": 3},
+        {"frontline_therapy_end_date": None},
+        {"immunophenotype": "T", "site": "isolated_em", "bm_blast_percent": 1},
+    ],
+    ids=["assigned", "warnings", "excluded", "time-point-unknown", "t-isolated-em"],
+)
+def test_every_reason_and_warning_carries_its_confidence(
+    client: APIClient, protocol: str, changes: dict[str, Any]
+) -> None:
+    data = post(client, body(protocol=protocol, **changes)).json()
+    for entry in [*data["reasons"], *data["warnings"]]:
+        assert set(entry) == {"rule", "text", "source", "confidence"}
+        assert entry["confidence"] in CONFIDENCES
+        assert entry["text"] and entry["source"]
+
+
+def test_unknown_frontline_status_where_it_decides_is_not_guessed(client: APIClient) -> None:
+    # Issue 12's probe: 6 years after diagnosis, end date not entered. Used to be early
+    # -> A with HSCT indicated.
+    response = post(
+        client,
+        body(
+            initial_diagnosis_date="2017-03-01",
+            frontline_therapy_end_date=None,
+            relapse_date="2023-03-01",
+            site="isolated_bm",
+            em_sites=[],
+            bm_blast_percent=80,
+        ),
+    )
+    assert response.status_code == 200, response.content
+    data = response.json()
+    assert (data["status"], data["time_point"], data["risk_group"], data["hsct_indicated"]) == (
+        "needs_review",
+        None,
+        None,
+        None,
+    )
+    assert data["cut_offs"]["late_if_frontline_ended_on_or_before"] == "2022-09-01"
+    [reason] = data["reasons"]
+    assert reason["rule"] == "time_point.frontline_status_unknown"
+    assert "late → group B (b_late_isolated_marrow), HSCT not indicated" in reason["text"]
+    assert "early → group A (a_early_isolated_marrow), HSCT indicated" in reason["text"]
+
+
+def test_implausible_on_therapy_is_refused_then_accepted_when_confirmed(client: APIClient) -> None:
+    facts = body(
+        initial_diagnosis_date="2017-03-01",
+        frontline_therapy_end_date=None,
+        frontline_status="on_therapy",
+        relapse_date="2023-03-01",
+    )
+    refused = post(client, facts)
+    assert refused.status_code == 400
+    fields = refused.json()["error"]["fields"]
+    assert list(fields) == ["frontline_status"]
+    assert "on_therapy is implausible" in fields["frontline_status"][0]
+
+    unexplained = post(client, {**facts, "confirm_implausible": True})
+    assert unexplained.status_code == 400
+    assert list(unexplained.json()["error"]["fields"]) == ["implausible_reason"]
+
+    confirmed = post(
+        client,
+        {**facts, "confirm_implausible": True, "implausible_reason": "relapse in maintenance"},
+    )
+    assert confirmed.status_code == 200, confirmed.content
+    data = confirmed.json()
+    assert (data["status"], data["time_point"], data["risk_group"]) == ("assigned", "early", "A")
+    [warning] = data["warnings"]
+    assert warning["rule"] == "frontline_status.on_therapy_implausible_confirmed"
+    assert "relapse in maintenance" in warning["text"]
 
 
 def test_any_authenticated_user_may_dry_run(api: Callable[[object | None], APIClient]) -> None:
@@ -312,6 +468,80 @@ BAD = [
     pytest.param(
         {"mrd_end_induction": 0.01}, "mrd_end_induction", "not a known field", id="misspelt-field"
     ),
+    # --- issue 12 ---
+    pytest.param(
+        {"site": "isolated_bm", "em_sites": [], "bm_blast_percent": ...},
+        "bm_blast_percent",
+        "is required for site isolated_bm",
+        id="blasts-missing-isolated-bm",
+    ),
+    pytest.param(
+        {"bm_blast_percent": None},
+        "bm_blast_percent",
+        "is required for site combined",
+        id="blasts-null-combined",
+    ),
+    pytest.param(
+        {"frontline_status": "finished"},
+        "frontline_status",
+        "not a valid choice",
+        id="frontline-status-unknown-word",
+    ),
+    pytest.param(
+        {"frontline_status": "completed", "frontline_therapy_end_date": None},
+        "frontline_therapy_end_date",
+        "is required when frontline_status is completed",
+        id="completed-without-end-date",
+    ),
+    pytest.param(
+        {"frontline_status": "on_therapy"},
+        "frontline_status",
+        "is on_therapy but frontline_therapy_end_date is given",
+        id="on-therapy-with-end-date",
+    ),
+    pytest.param(
+        {"relapse_number": 0},
+        "relapse_number",
+        "greater than or equal to 1",
+        id="relapse-number-0",
+    ),
+    pytest.param(
+        {"relapse_number": "2"}, "relapse_number", "whole number", id="relapse-number-string"
+    ),
+    pytest.param(
+        {"relapse_number": True}, "relapse_number", "whole number", id="relapse-number-boolean"
+    ),
+    pytest.param({"prior_hsct": "no"}, "prior_hsct", "true or false", id="prior-hsct-word"),
+    pytest.param({"prior_hsct": 1}, "prior_hsct", "true or false", id="prior-hsct-number"),
+    pytest.param({"bcr_abl1": "Ph+"}, "bcr_abl1", "not a valid choice", id="bcr-abl1-unknown-word"),
+    pytest.param(
+        {"age_at_diagnosis_months": -3},
+        "age_at_diagnosis_months",
+        "greater than or equal to 0",
+        id="age-negative",
+    ),
+    pytest.param(
+        {"age_at_diagnosis_months": 14.5},
+        "age_at_diagnosis_months",
+        "whole number",
+        id="age-fraction",
+    ),
+    pytest.param(
+        {"confirm_implausible": True},
+        "implausible_reason",
+        "is required when confirm_implausible is true",
+        id="confirm-without-reason",
+    ),
+    pytest.param(
+        {
+            "frontline_therapy_end_date": None,
+            "frontline_status": "on_therapy",
+            "relapse_date": "2022-03-02",
+        },
+        "frontline_status",
+        "on_therapy is implausible for a relapse on 2022-03-02",
+        id="on-therapy-implausible",
+    ),
 ]
 
 
@@ -375,4 +605,23 @@ def test_the_endpoint_is_in_the_openapi_schema() -> None:
     operation = schema["paths"]["/api/v1/stratify/"]["post"]
     assert operation["operationId"] == "stratify_dry_run"
     assert set(operation["responses"]) >= {"200", "400", "401"}
-    assert "examples" in operation["requestBody"]["content"]["application/json"]
+    examples = operation["requestBody"]["content"]["application/json"]["examples"]
+    assert len(examples) == len(EXAMPLES)
+    responses = operation["responses"]["200"]["content"]["application/json"]["examples"]
+    assert len(responses) == len(EXAMPLES)
+    components = schema["components"]["schemas"]
+    request = components["StratifyRequestRequest"]["properties"]
+    for field in (
+        "frontline_status",
+        "relapse_number",
+        "prior_hsct",
+        "bcr_abl1",
+        "age_at_diagnosis_months",
+        "confirm_implausible",
+        "implausible_reason",
+    ):
+        assert request[field].get("description"), field
+    assert "MPAL" in components["ImmunophenotypeEnum"]["enum"]
+    response = components["StratifyResponse"]["properties"]
+    assert {"cut_offs", "warnings", "reasons", "time_point"} <= set(response)
+    assert "confidence" in components["Reason"]["properties"]

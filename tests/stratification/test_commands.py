@@ -26,7 +26,7 @@ def run(*args: str) -> str:
 
 def broken_copy(tmp_path: Path) -> Path:
     data = yaml.safe_load((BUILTIN_DIR / "all-rez-bfm-90.yaml").read_text(encoding="utf-8"))
-    data["rules"][2]["group"] = "Z"
+    data["rules"][3]["group"] = "Z"
     path = tmp_path / "all-rez-bfm-90.yaml"
     path.write_text(yaml.safe_dump(data, sort_keys=False), encoding="utf-8")
     return path
@@ -37,13 +37,13 @@ def test_it_lists_slug_version_title_and_file() -> None:
     assert lines[0].split() == ["SLUG", "VERSION", "TITLE", "FILE"]
     assert lines[1].split() == [
         "all-rez-bfm-2002",
-        "1.0",
+        "1.1",
         "ALL-REZ",
         "BFM",
         "2002",
         "stratification/protocols/all-rez-bfm-2002.yaml",
     ]
-    assert lines[2].split()[:2] == ["all-rez-bfm-90", "1.0"]
+    assert lines[2].split()[:2] == ["all-rez-bfm-90", "1.1"]
     assert run("list") == run()
 
 
@@ -58,7 +58,7 @@ def test_it_lists_a_centres_extra_directory(tmp_path: Path) -> None:
 def test_check_accepts_a_valid_file() -> None:
     output = run("check", str(BUILTIN_DIR / "all-rez-bfm-2002.yaml"))
     assert output.startswith("OK ")
-    assert "all-rez-bfm-2002 version 1.0" in output
+    assert "all-rez-bfm-2002 version 1.1" in output
 
 
 def test_check_refuses_a_broken_file_naming_file_and_field(tmp_path: Path) -> None:
@@ -67,7 +67,7 @@ def test_check_refuses_a_broken_file_naming_file_and_field(tmp_path: Path) -> No
         run("check", str(path))
     assert caught.value.returncode == 1
     assert str(caught.value) == (
-        f"{path}: rules[2].group: 'Z' is not one of the groups (PPG, A, B, C)"
+        f"{path}: rules[3].group: 'Z' is not one of the groups (PPG, A, B, C)"
     )
 
 
@@ -102,7 +102,7 @@ def test_check_exit_codes_from_the_shell(tmp_path: Path) -> None:
     )
     bad = shell("check", str(broken_copy(tmp_path)))
     assert bad.returncode == 1
-    assert "rules[2].group: 'Z' is not one of the groups" in bad.stderr
+    assert "rules[3].group: 'Z' is not one of the groups" in bad.stderr
 
 
 def test_docs_prints_or_writes_the_rendered_definitions(tmp_path: Path) -> None:

@@ -9,13 +9,18 @@ from django.db import IntegrityError, transaction
 
 from config.errors import Invalid
 from stratification.definitions import builtin_registry
+from stratification.engine import stratify
 from stratification.facts import RelapseFacts
 from stratification.models import (
     DecisionAlreadyConfirmedError,
     DecisionImmutableError,
     StratificationDecision,
 )
-from stratification.services import decision_confirm, decision_propose
+from stratification.serializers import (
+    StratificationDecisionDetailSerializer,
+    StratificationDecisionSerializer,
+)
+from stratification.services import decision_confirm, decision_propose, decision_values
 from tests.factories import UserFactory
 
 pytestmark = pytest.mark.django_db
@@ -55,10 +60,20 @@ def doctor() -> object:
 
 def test_propose_stores_what_the_engine_decided(decision: StratificationDecision) -> None:
     stored = StratificationDecision.objects.get(pk=decision.pk)
-    assert (stored.protocol_slug, stored.protocol_version) == ("all-rez-bfm-90", "1.0")
+    assert (stored.protocol_slug, stored.protocol_version) == ("all-rez-bfm-90", "1.1")
     assert (stored.time_point, stored.site, stored.proposed_group) == ("early", "combined", "A")
     assert (stored.status, stored.hsct_indicated) == ("assigned", True)
-    assert [r["rule"] for r in stored.reasons] == ["time_point.early", "a_early_marrow", "hsct_a"]
+    assert [r["rule"] for r in stored.reasons] == ["time_point.early", "a_early_combined", "hsct_a"]
+    assert [r["confidence"] for r in stored.reasons] == ["stated", "inferred", "recalled"]
+    assert stored.cut_offs == {
+        "very_early_before": "2018-07-10",
+        "late_from": "2019-09-01",
+        "late_if_frontline_ended_on_or_before": None,
+        "on_therapy_implausible_after": "2020-01-10",
+    }
+    # EARLY_COMBINED gives neither BCR::ABL1 nor the age at diagnosis.
+    assert [w["rule"] for w in stored.warnings] == ["bcr_abl1_unknown", "age_at_diagnosis_unknown"]
+    assert all(set(w) == {"rule", "text", "source", "confidence"} for w in stored.warnings)
     assert stored.input_snapshot == EARLY_COMBINED.as_json()
     assert stored.input_snapshot["em_sites"] == ["cns", "testis"]
     assert stored.created_at == NOW
@@ -73,6 +88,80 @@ def test_propose_stores_needs_review_without_group() -> None:
         "needs_review",
         None,
     )
+
+
+def test_propose_stores_an_undetermined_time_point_as_needs_review() -> None:
+    facts = RelapseFacts(
+        initial_diagnosis_date=date(2016, 4, 12),
+        frontline_therapy_end_date=None,
+        relapse_date=date(2023, 2, 1),
+        immunophenotype="B",
+        site="isolated_bm",
+        bm_blast_percent=70.0,
+    )
+    stored = StratificationDecision.objects.get(pk=decision_propose(facts, BFM90, NOW).pk)
+    assert (stored.time_point, stored.proposed_group, stored.status) == (
+        None,
+        None,
+        "needs_review",
+    )
+    assert stored.cut_offs["late_if_frontline_ended_on_or_before"] == "2022-08-01"
+    assert stored.input_snapshot["frontline_status"] == "unknown"
+    assert stored.reasons[0]["rule"] == "time_point.frontline_status_unknown"
+
+
+def test_decision_values_is_the_one_mapping_from_engine_to_record() -> None:
+    engine_decision = stratify(EARLY_COMBINED, BFM90)
+    values = decision_values(EARLY_COMBINED, engine_decision)
+    assert set(values) == set(StratificationDecision.DECIDED_FIELDS) - {"created_at"}
+    assert values["warnings"] == [w.as_dict() for w in engine_decision.warnings]
+
+
+def test_rows_from_before_confidence_was_recorded_read_as_not_recorded() -> None:
+    # A decision stored by version 1.0: reasons without confidence, no warnings or
+    # cut-off dates. It is not rewritten; readers see null ("not recorded"), not a
+    # confidence taken from today's (relabelled) definition.
+    old = StratificationDecision.objects.create(
+        input_snapshot=EARLY_COMBINED.as_json(),
+        protocol_slug="all-rez-bfm-90",
+        protocol_version="1.0",
+        time_point="early",
+        site="combined",
+        proposed_group="A",
+        status="assigned",
+        hsct_indicated=True,
+        reasons=[{"rule": "a_early_marrow", "text": "A: ...", "source": "Tallen"}],
+        created_at=NOW,
+    )
+    stored = StratificationDecision.objects.get(pk=old.pk)
+    assert (stored.warnings, stored.cut_offs) == (None, None)
+    assert stored.reasons == [{"rule": "a_early_marrow", "text": "A: ...", "source": "Tallen"}]
+    assert stored.reason_list == [
+        {"rule": "a_early_marrow", "text": "A: ...", "source": "Tallen", "confidence": None}
+    ]
+    assert stored.warning_list is None
+    data = StratificationDecisionSerializer(stored).data
+    assert data["reasons"][0]["confidence"] is None
+    assert (data["warnings"], data["cut_offs"]) == (None, None)
+
+
+def test_the_decision_serializer_embeds_status_group_cut_offs_warnings_and_reasons(
+    decision: StratificationDecision,
+) -> None:
+    stored = StratificationDecision.objects.get(pk=decision.pk)
+    data = StratificationDecisionSerializer(stored).data
+    assert (data["status"], data["proposed_group"], data["time_point"]) == (
+        "assigned",
+        "A",
+        "early",
+    )
+    assert data["hsct_indicated"] is True
+    assert data["cut_offs"]["late_from"] == "2019-09-01"
+    assert [r["confidence"] for r in data["reasons"]] == ["stated", "inferred", "recalled"]
+    assert [w["rule"] for w in data["warnings"]] == ["bcr_abl1_unknown", "age_at_diagnosis_unknown"]
+    assert "input_snapshot" not in data
+    detail = StratificationDecisionDetailSerializer(stored).data
+    assert detail["input_snapshot"] == EARLY_COMBINED.as_json()
 
 
 def test_confirm_the_proposed_group_without_a_reason(
@@ -162,7 +251,7 @@ def test_a_decision_made_with_another_protocol_version_cannot_be_confirmed(
     )
     with pytest.raises(Invalid) as caught:
         decision_confirm(old, doctor, "A", "", LATER)
-    assert "version 1.0 is loaded" in caught.value.fields["chosen_group"][0]
+    assert "version 1.1 is loaded" in caught.value.fields["chosen_group"][0]
 
 
 # --- append-only ------------------------------------------------------------------------
@@ -230,6 +319,25 @@ def test_the_database_refuses_a_group_on_needs_review(decision: StratificationDe
         _raw_update(decision, status="needs_review")
 
 
+def test_the_database_refuses_a_group_without_a_time_point(
+    decision: StratificationDecision,
+) -> None:
+    with pytest.raises(IntegrityError):
+        _raw_update(decision, time_point=None)
+    with pytest.raises(IntegrityError):
+        _raw_update(decision, time_point="later")
+
+
+def test_warnings_and_cut_offs_are_decided_fields(decision: StratificationDecision) -> None:
+    decision.warnings = []
+    with pytest.raises(DecisionImmutableError, match="warnings cannot change"):
+        decision.save()
+    decision.refresh_from_db()
+    decision.cut_offs = {}
+    with pytest.raises(DecisionImmutableError, match="cut_offs cannot change"):
+        decision.save()
+
+
 # --- admin ----------------------------------------------------------------------------------
 
 
@@ -239,7 +347,7 @@ def test_admin_lists_and_shows_decisions_read_only(
     assert admin_client.get("/admin/stratification/stratificationdecision/").status_code == 200
     page = admin_client.get(f"/admin/stratification/stratificationdecision/{decision.pk}/change/")
     assert page.status_code == 200
-    assert b"a_early_marrow" in page.content
+    assert b"a_early_combined" in page.content
     assert admin_client.get("/admin/stratification/stratificationdecision/add/").status_code == 403
 
 

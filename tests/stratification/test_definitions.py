@@ -45,7 +45,7 @@ def test_both_builtin_definitions_load() -> None:
     registry = load_registry(BUILTIN_DIR)
     assert sorted(registry.slugs) == ["all-rez-bfm-2002", "all-rez-bfm-90"]
     bfm90 = registry.get("all-rez-bfm-90")
-    assert (bfm90.title, bfm90.version) == ("ALL-REZ BFM 90", "1.0")
+    assert (bfm90.title, bfm90.version) == ("ALL-REZ BFM 90", "1.1")
     assert [g.id for g in bfm90.groups] == ["PPG", "A", "B", "C"]
     assert (bfm90.time_points.very_early_months, bfm90.time_points.late_months) == (18, 6)
     bfm2002 = registry.get("all-rez-bfm-2002")
@@ -154,7 +154,7 @@ def _duplicate_rule_id(data: dict[str, Any]) -> None:
 
 
 def _shadowed_rule(data: dict[str, Any]) -> None:
-    # Late marrow relapses are all decided by b_late_marrow (or PPG) already.
+    # Early isolated marrow relapses are all decided by a_early_isolated_marrow (or PPG).
     rule = copy.deepcopy(data["rules"][3])
     rule["id"] = "b_again"
     data["rules"].append(rule)
@@ -227,15 +227,15 @@ BROKEN_CASES = [
         id="missing-alert-threshold",
     ),
     pytest.param(
-        _set("Z", "rules", 2, "group"),
-        "rules[2].group",
+        _set("Z", "rules", 3, "group"),
+        "rules[3].group",
         "'Z' is not one of the groups (PPG, A, B, C)",
         id="unknown-group-in-rule",
     ),
     pytest.param(
         _duplicate_rule_id,
         "rules[3].id",
-        "'ppg_t_lineage' is already used by rules[0]",
+        "'ppg_t_lineage_marrow' is already used by rules[0]",
         id="duplicate-rule-id",
     ),
     pytest.param(
@@ -295,7 +295,7 @@ BROKEN_CASES = [
         "group 'D' has no schedule template",
         id="new-group-without-schedule",
     ),
-    pytest.param(_shadowed_rule, "rules[5].when", "never applies", id="shadowed-rule"),
+    pytest.param(_shadowed_rule, "rules[8].when", "never applies", id="shadowed-rule"),
     pytest.param(
         _set({"site": ["isolated_bm"], "em_sites_any": ["cns"]}, "rules", 4, "when"),
         "rules[4].when",
@@ -339,6 +339,114 @@ BROKEN_CASES = [
         id="reserved-rule-id",
     ),
     pytest.param(_set(2, "format_version"), "format_version", "must be 1", id="format-version"),
+    pytest.param(
+        _set("frontline_status.mine", "population", "criteria", 0, "id"),
+        "population.criteria[0].id",
+        "ids starting with 'frontline_status.' are reserved",
+        id="reserved-frontline-id",
+    ),
+    # --- the population (issue 12) ---
+    pytest.param(_del("population"), "population", "is required", id="population-missing"),
+    pytest.param(
+        _del("population", "criteria"),
+        "population.criteria",
+        "is required",
+        id="population-criteria-missing",
+    ),
+    pytest.param(
+        _set("certain", "population", "criteria", 0, "confidence"),
+        "population.criteria[0].confidence",
+        '\'certain\' is not one of "stated", "recalled", "inferred"',
+        id="population-bad-confidence",
+    ),
+    pytest.param(
+        _del("population", "criteria", 2, "sources"),
+        "population.criteria[2].sources",
+        "is required",
+        id="population-criterion-without-sources",
+    ),
+    pytest.param(
+        _set("probably", "population", "criteria", 2, "if_unknown", "confidence"),
+        "population.criteria[2].if_unknown.confidence",
+        "'probably' is not one of",
+        id="if-unknown-bad-confidence",
+    ),
+    pytest.param(
+        lambda data: data["population"]["criteria"].pop(2),
+        "population.criteria",
+        "no criterion for bcr_abl1",
+        id="population-without-bcr-abl1",
+    ),
+    pytest.param(
+        _del("population", "criteria", 3, "if_unknown"),
+        "population.criteria[3].if_unknown",
+        "is required: age_at_diagnosis_months may be unknown",
+        id="population-unknown-age-unsaid",
+    ),
+    pytest.param(
+        _set(["negative", "unknown"], "population", "criteria", 2, "allowed"),
+        "population.criteria[2].allowed[1]",
+        "'unknown' is not a value of bcr_abl1",
+        id="population-unknown-is-not-a-value",
+    ),
+    pytest.param(
+        _set(["B", "NK"], "population", "criteria", 4, "allowed"),
+        "population.criteria[4].allowed[1]",
+        "'NK' is not a value of immunophenotype",
+        id="population-unknown-lineage",
+    ),
+    pytest.param(
+        _set(["no"], "population", "criteria", 1, "allowed"),
+        "population.criteria[1].allowed[0]",
+        "'no' is not a value of prior_hsct",
+        id="population-boolean-as-word",
+    ),
+    pytest.param(
+        _set(["B"], "population", "criteria", 4, "allowed"),
+        "rules[0].when.immunophenotype[0]",
+        "'T' is outside the population (B)",
+        id="rule-lineage-outside-population",
+    ),
+    pytest.param(
+        _set("maybe", "population", "criteria", 3, "if_unknown", "action"),
+        "population.criteria[3].if_unknown.action",
+        '\'maybe\' is not one of "warn", "review"',
+        id="if-unknown-bad-action",
+    ),
+    pytest.param(
+        _set("hsct_a", "population", "criteria", 0, "id"),
+        "hsct_indication.A.id",
+        "'hsct_a' is already used by population.criteria[0]",
+        id="population-id-collides",
+    ),
+    # --- front-line plausibility, review rules, MRD results ---
+    pytest.param(
+        _del("time_points", "on_therapy_plausible_months"),
+        "time_points.on_therapy_plausible_months",
+        "is required",
+        id="on-therapy-limit-missing",
+    ),
+    pytest.param(
+        _del("time_points", "on_therapy_plausible_months", "note"),
+        "time_points.on_therapy_plausible_months.note",
+        "is required",
+        id="on-therapy-local-default-without-note",
+    ),
+    pytest.param(
+        _set("B", "rules", 2, "group"),
+        "rules[2].group",
+        "must not be given on a rule with needs_review",
+        id="review-rule-with-group",
+    ),
+    pytest.param(
+        _del("rules", 2, "readings"), "rules[2].readings", "is required", id="review-no-readings"
+    ),
+    pytest.param(
+        _set("inferred-ish", "rules", 2, "readings", 1, "confidence"),
+        "rules[2].readings[1].confidence",
+        "is not one of",
+        id="reading-bad-confidence",
+    ),
 ]
 
 
@@ -358,11 +466,125 @@ def test_broken_definition_names_file_and_field(
     assert str(error).endswith(f"all-rez-bfm-90.yaml: {field_path}: {error.message}")
 
 
+def _bfm2002_without_mrd_results(data: dict[str, Any]) -> None:
+    del data["hsct_indication"]["S2"]["mrd_results"]
+
+
+def _bfm2002_mrd_results_on_a_fixed_indication(data: dict[str, Any]) -> None:
+    results = copy.deepcopy(data["hsct_indication"]["S2"]["mrd_results"])
+    for result in results.values():
+        result["id"] += "_s3"
+    data["hsct_indication"]["S3"]["mrd_results"] = results
+
+
+def _bfm2002_bad_mrd_treatment(data: dict[str, Any]) -> None:
+    data["hsct_indication"]["S2"]["mrd_results"]["negative"]["treatment"] = "not_indicated"
+
+
+@pytest.mark.parametrize(
+    ("mutate", "field_path", "message"),
+    [
+        pytest.param(
+            _bfm2002_without_mrd_results,
+            "hsct_indication.S2.mrd_results",
+            "is required",
+            id="mrd-results-missing",
+        ),
+        pytest.param(
+            _bfm2002_mrd_results_on_a_fixed_indication,
+            "hsct_indication.S3.mrd_results",
+            "is only allowed with indicated: mrd_threshold",
+            id="mrd-results-on-fixed-indication",
+        ),
+        pytest.param(
+            _bfm2002_bad_mrd_treatment,
+            "hsct_indication.S2.mrd_results.negative.treatment",
+            "'not_indicated' is not one of",
+            id="mrd-result-bad-treatment",
+        ),
+    ],
+)
+def test_broken_mrd_rule_names_file_and_field(
+    tmp_path: Path, mutate: Callable[[dict[str, Any]], None], field_path: str, message: str
+) -> None:
+    data = builtin_data(BFM2002_FILE)
+    mutate(data)
+    path = write(tmp_path, data, name="all-rez-bfm-2002")
+    with pytest.raises(ProtocolDefinitionError) as caught:
+        load_definition(path)
+    assert (caught.value.path, caught.value.field_path) == (path, field_path)
+    assert message in caught.value.message
+
+
+@pytest.mark.parametrize("slug", ["all-rez-bfm-90", "all-rez-bfm-2002"])
+def test_each_builtin_declares_who_it_is_for(slug: str) -> None:
+    population = builtin_registry().get(slug).population
+    inside = {c.fact: (c.allowed, c.minimum, c.maximum) for c in population.criteria}
+    assert inside == {
+        "relapse_number": (None, None, 1),
+        "prior_hsct": (frozenset({False}), None, None),
+        "bcr_abl1": (frozenset({"negative"}), None, None),
+        "age_at_diagnosis_months": (None, 12, None),
+        "immunophenotype": (frozenset({"B", "T"}), None, None),
+    }
+    assert population.immunophenotypes == ("B", "T")
+    unknown = {c.fact: c.if_unknown.action for c in population.criteria if c.if_unknown}
+    assert unknown == {"bcr_abl1": "warn", "age_at_diagnosis_months": "warn"}
+    # Applying the trials' exclusions to these protocols is inference; infant and MPAL
+    # pathways are recalled (clinical notes, "Who the two protocols are for").
+    confidence = {c.fact: c.confidence for c in population.criteria}
+    assert confidence == {
+        "relapse_number": "inferred",
+        "prior_hsct": "inferred",
+        "bcr_abl1": "inferred",
+        "age_at_diagnosis_months": "recalled",
+        "immunophenotype": "recalled",
+    }
+    assert all(c.citation for c in population.criteria)
+    assert all(c.if_unknown.local_default for c in population.criteria if c.if_unknown)
+
+
+@pytest.mark.parametrize("slug", ["all-rez-bfm-90", "all-rez-bfm-2002"])
+def test_on_therapy_plausibility_is_a_local_default_of_36_months(slug: str) -> None:
+    limit = builtin_registry().get(slug).time_points.on_therapy_plausible
+    assert (limit.value, limit.local_default, limit.confidence) == (36, True, "recalled")
+    assert "about 2 years" in limit.text and "to confirm" in limit.note.lower()
+
+
+def test_bfm90_labels_follow_what_the_sources_say() -> None:
+    bfm90 = builtin_registry().get("all-rez-bfm-90")
+    rules = {r.id: r for r in bfm90.rules}
+    # Tallen's abstract names C "isolated extramedullary relapses" only: the >= 18-month
+    # bound is the seed's.
+    assert rules["c_isolated_em"].confidence == "recalled"
+    assert "seed" in rules["c_isolated_em"].sources
+    # The abstract states no HSCT indication per group: every indication is the seed's.
+    for group in ("PPG", "A", "B", "C"):
+        indication = bfm90.hsct_indication[group]
+        assert (indication.sources, indication.confidence) == (("seed",), "recalled")
+    review = rules["t_lineage_isolated_em_review"]
+    assert review.needs_review and review.group is None
+    assert [r.id for r in review.readings] == [
+        "t_lineage_isolated_em_reading_ppg",
+        "t_lineage_isolated_em_reading_timing",
+    ]
+
+
+def test_every_entry_with_confidence_other_than_stated_says_why() -> None:
+    for definition in builtin_registry():
+        for rule in definition.rules:
+            if rule.confidence != "stated":
+                assert rule.note, rule.id
+        for criterion in definition.population.criteria:
+            if criterion.confidence != "stated":
+                assert criterion.note, criterion.id
+
+
 def test_error_str_reads_file_field_message(
     tmp_path: Path, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     data = builtin_data()
-    data["rules"][2]["group"] = "Z"
+    data["rules"][3]["group"] = "Z"
     folder = tmp_path / "stratification" / "protocols"
     folder.mkdir(parents=True)
     path = write(folder, data)
@@ -370,7 +592,7 @@ def test_error_str_reads_file_field_message(
     with pytest.raises(ProtocolDefinitionError) as caught:
         load_definition(path)
     assert str(caught.value) == (
-        "stratification/protocols/all-rez-bfm-90.yaml: rules[2].group: "
+        "stratification/protocols/all-rez-bfm-90.yaml: rules[3].group: "
         "'Z' is not one of the groups (PPG, A, B, C)"
     )
 
@@ -427,7 +649,7 @@ def test_a_centre_adds_its_own_definition_without_code_changes(tmp_path: Path) -
     data["title"] = "Centre X variant of ALL-REZ BFM 90"
     # Centre X classifies very early isolated EM relapses as C instead of leaving
     # them for review.
-    data["rules"][4]["when"]["time_point"] = ["very_early", "early", "late"]
+    data["rules"][7]["when"]["time_point"] = ["very_early", "early", "late"]
     write(tmp_path, data, name="centre-x-bfm-90")
     registry = load_registry(BUILTIN_DIR, tmp_path)
     assert len(registry) == 3

@@ -21,7 +21,7 @@ def test_the_header_shows_reference_protocol_group_state_and_the_decision_with_i
     assert response.status_code == 200
     text = parse(response).text
     assert f"Course {course.patient.reference}" in text
-    assert "all-rez-bfm-90" in text and "version 1.0" in text
+    assert "all-rez-bfm-90" in text and "version 1.1" in text
     assert "A confirmed" in text
     assert "Stratified" in text
     for reason in course.decision.reasons:

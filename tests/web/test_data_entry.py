@@ -122,7 +122,7 @@ def test_registering_then_previewing_changes_nothing_and_confirming_opens_the_co
     preview = client.get(f"/relapses/{relapse.pk}/course/", {"protocol": "all-rez-bfm-90"})
     text = parse(preview).text
     assert "The engine's proposal" in text and "Group A" in text
-    assert "time point early" in text and "a_early_marrow" in text
+    assert "time point early" in text and "a_early_isolated_marrow" in text
     assert not TreatmentCourse.objects.exists() and not StratificationDecision.objects.exists()
 
     done = client.post(
