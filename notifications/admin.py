@@ -1,6 +1,6 @@
 from django.contrib import admin
 
-from notifications import outbox
+from notifications.email import retry_failed
 from notifications.models import (
     Alert,
     AlertEvent,
@@ -98,7 +98,7 @@ class OutboundEmailAdmin(admin.ModelAdmin):
         done = 0
         for email in queryset:
             try:
-                outbox.retry_failed(email, timezone.now())
+                retry_failed(email, timezone.now())
                 done += 1
             except Conflict:
                 pass

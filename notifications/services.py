@@ -24,7 +24,8 @@ from rest_framework.exceptions import ValidationError
 
 from config.api import Conflict
 from courses.services import team_today
-from notifications import outbox, rules
+from notifications import rules
+from notifications.email import enqueue_alert_notices
 from notifications.models import (
     UNRESOLVED,
     Alert,
@@ -177,7 +178,7 @@ def alerts_sweep(now: datetime, course_ids: Sequence[int] | None = None) -> Swee
         AlertEvent.objects.bulk_create(events)
     # The e-mails are written in this same transaction: they exist exactly when the
     # alert change they report does.
-    outbox.enqueue_alert_notices(result.opened, result.escalated, now)
+    enqueue_alert_notices(result.opened, result.escalated, now)
 
     if course_ids is None:
         run.last_started_at = now

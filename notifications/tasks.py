@@ -8,7 +8,8 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from notifications import outbox, services
+from notifications import services
+from notifications.email import drain, enqueue_digests
 
 logger = logging.getLogger(__name__)
 
@@ -39,7 +40,7 @@ def evaluate_course(course_id: int) -> dict[str, int]:
 def drain_outbox() -> dict[str, int]:
     """Send what is due in the outbox (queued after each write, and by beat every
     minute to pick up rows whose task was lost and retries that came due)."""
-    counts = outbox.drain(timezone.now)
+    counts = drain(timezone.now)
     if any(counts.values()):
         logger.info("outbox: %s", counts)
     return counts
@@ -48,7 +49,7 @@ def drain_outbox() -> dict[str, int]:
 @shared_task(name="notifications.tasks.send_digests")
 def send_digests() -> int:
     """Write today's digests for teams past their local digest hour (idempotent)."""
-    written = outbox.enqueue_digests(timezone.now())
+    written = enqueue_digests(timezone.now())
     if written:
         logger.info("digests written: %s", written)
     return written

@@ -5,7 +5,8 @@ from __future__ import annotations
 import pytest
 from django.utils import timezone
 
-from notifications import outbox, services
+from notifications import services
+from notifications.email import delivery, digests
 from notifications.models import AlertKind, EmailStatus, OutboundEmail
 from teams.models import Role
 from tests.conftest import run_concurrently
@@ -22,7 +23,7 @@ def course(clock, team, clinician, make_course):  # noqa: ANN001, ANN201
 
 
 def drain() -> dict[str, int]:
-    return outbox.drain(timezone.now)
+    return delivery.drain(timezone.now)
 
 
 def test_an_opened_high_alert_reaches_the_team_by_smtp(clock, sweep, course, clinician, smtp):
@@ -173,8 +174,8 @@ def test_free_text_typed_by_people_never_reaches_an_email(clock, sweep, course, 
         alert, actor=clinician, note="Spoke to Anna's mother", now=timezone.now()
     )
     clock("2026-12-09")
-    digests = outbox.digests_due(timezone.now())
-    texts = [outbox.render_digest(d) for d in digests if not d.empty]
+    due = digests.digests_due(timezone.now())
+    texts = [digests.render_digest(d) for d in due if not d.empty]
     assert texts
     assert all("Anna" not in part for parts in texts for part in parts)
     assert all(
@@ -201,7 +202,7 @@ def test_two_workers_draining_at_once_deliver_each_message_once(postgres, clock,
         )
         for i in range(20)
     )
-    results = run_concurrently(*[lambda: outbox.drain(timezone.now, batch=3)] * 2)
+    results = run_concurrently(*[lambda: delivery.drain(timezone.now, batch=3)] * 2)
     assert not [r for r in results if isinstance(r, Exception)]
     assert sum(r["sent"] for r in results) == 20
     assert all(r["sent"] > 0 for r in results), "both workers took part"
@@ -213,9 +214,9 @@ def test_two_workers_draining_at_once_deliver_each_message_once(postgres, clock,
 def test_a_stale_claim_is_taken_over_after_the_lease(clock, sweep, course, smtp, time_machine):
     clock("2026-12-08")
     sweep()
-    claimed = outbox.claim(timezone.now(), limit=1)  # a worker claims, then dies
+    claimed = delivery.claim(timezone.now(), limit=1)  # a worker claims, then dies
     assert len(claimed) == 1
-    assert outbox.claim(timezone.now(), limit=100) and claimed[0].pk not in [
+    assert delivery.claim(timezone.now(), limit=100) and claimed[0].pk not in [
         e.pk for e in OutboundEmail.objects.filter(status="pending")
     ]
     time_machine.move_to("2026-12-08T10:11:00+00:00", tick=False)  # lease (10 min) expired

@@ -1,0 +1,224 @@
+"""Delivery: claim due outbox rows, send them outside any transaction, record the
+outcome, retry with backoff.
+
+Delivery guarantees
+-------------------
+* Nothing lost: a notice is a row written in the same transaction as the alert change
+  it reports. Beat drains pending rows every minute, so a task lost with the broker
+  only delays them; a failed send is retried with exponential backoff (covering an
+  SMTP outage of several hours) before the row is marked ``failed`` — visible in the
+  API and the admin, where a coordinator can retry it.
+* Nothing twice: ``idempotency_key`` is unique per (notice, recipient), so the sweep
+  or a digest run writing the same notice again is a no-op. A worker claims a row
+  with a conditional UPDATE that must touch exactly one row (after a
+  ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL), so two workers never send the
+  same row.
+* The one at-least-once window: a worker that dies after the SMTP server accepted a
+  message but before it marked the row ``sent`` leaves it ``sending``; after
+  ``REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS`` another worker sends it again. It is narrowed
+  by marking the row right after the SMTP transaction, and made harmless for mail
+  clients by a Message-ID derived from the idempotency key (the same message twice
+  carries the same Message-ID, which clients and archives treat as one).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import logging
+import smtplib
+from collections.abc import Sequence
+from datetime import datetime, timedelta
+from typing import Any
+
+from django.conf import settings
+from django.core.mail import EmailMultiAlternatives, get_connection
+from django.db import connection, transaction
+from django.db.models import Q
+
+from notifications.models import EmailStatus, OutboundEmail
+
+logger = logging.getLogger(__name__)
+
+
+def message_id(idempotency_key: str) -> str:
+    digest = hashlib.sha256(idempotency_key.encode()).hexdigest()[:32]
+    return f"<{digest}@rezcourse.invalid>"
+
+
+def kick_drain() -> None:
+    """Queue a drain now (on commit of the rows it should send)."""
+    from notifications.tasks import drain_outbox
+
+    try:
+        drain_outbox.apply_async(retry=False)
+    except Exception:  # noqa: BLE001 - beat drains the outbox every minute anyway
+        logger.warning("could not queue an outbox drain; beat will pick the rows up", exc_info=True)
+
+
+def backoff(attempts: int) -> timedelta:
+    base = settings.REZCOURSE_EMAIL_RETRY_BASE_SECONDS
+    cap = settings.REZCOURSE_EMAIL_RETRY_MAX_SECONDS
+    return timedelta(seconds=min(cap, base * 2 ** max(attempts - 1, 0)))
+
+
+def claim(now: datetime, limit: int) -> list[OutboundEmail]:
+    """Claim up to ``limit`` rows that are due: pending ones, and ``sending`` ones
+    whose claim lease expired (their worker died). Each claim is a conditional UPDATE
+    that must touch exactly one row, so two workers never hold the same row."""
+    lease = now - timedelta(seconds=settings.REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS)
+    due = Q(status=EmailStatus.PENDING, next_attempt_at__lte=now) | Q(
+        status=EmailStatus.SENDING, claimed_at__lte=lease
+    )
+    claimed_ids = []
+    with transaction.atomic():
+        candidates = OutboundEmail.objects.filter(due).order_by("next_attempt_at", "id")
+        if connection.features.has_select_for_update_skip_locked:
+            # Rows another worker is claiming right now are skipped, not waited for.
+            candidates = candidates.select_for_update(skip_locked=True)
+        for pk, status, claimed_at in candidates.values_list("pk", "status", "claimed_at")[:limit]:
+            won = OutboundEmail.objects.filter(pk=pk, status=status, claimed_at=claimed_at).update(
+                status=EmailStatus.SENDING, claimed_at=now
+            )
+            if won == 1:
+                claimed_ids.append(pk)
+    return list(OutboundEmail.objects.filter(pk__in=claimed_ids).order_by("id"))
+
+
+def _permanent(exc: Exception) -> bool:
+    """5xx answers are the server's final word (unknown mailbox, policy); anything
+    else — refused connections, timeouts, 4xx — may pass."""
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        return all(code >= 500 for code, _ in exc.recipients.values())
+    if isinstance(exc, smtplib.SMTPResponseException):
+        return exc.smtp_code >= 500
+    return False
+
+
+def _describe(exc: Exception) -> str:
+    # Class and SMTP code/text only: never the message body or other recipients.
+    if isinstance(exc, smtplib.SMTPRecipientsRefused):
+        codes = {code for code, _ in exc.recipients.values()}
+        return f"SMTPRecipientsRefused {sorted(codes)}"
+    if isinstance(exc, smtplib.SMTPResponseException):
+        text = (
+            exc.smtp_error.decode(errors="replace")
+            if isinstance(exc.smtp_error, bytes)
+            else str(exc.smtp_error)
+        )
+        return f"{type(exc).__name__} {exc.smtp_code} {text}"[:500]
+    return f"{type(exc).__name__}: {exc}"[:500]
+
+
+def _finish(email: OutboundEmail, claimed_at: datetime | None, **fields: Any) -> None:
+    # Only the holder of the claim records the outcome.
+    OutboundEmail.objects.filter(
+        pk=email.pk, status=EmailStatus.SENDING, claimed_at=claimed_at
+    ).update(**fields)
+
+
+def send_claimed(emails: Sequence[OutboundEmail], now_fn: Any) -> dict[str, int]:
+    """Send claimed rows over one SMTP connection, outside any transaction."""
+    counts = {"sent": 0, "retry": 0, "failed": 0}
+    if not emails:
+        return counts
+    max_attempts = settings.REZCOURSE_EMAIL_MAX_ATTEMPTS
+    conn = get_connection(fail_silently=False)
+    opened_error: Exception | None = None
+    try:
+        conn.open()
+    except Exception as exc:  # noqa: BLE001 - SMTP down: every row is retried later
+        opened_error = exc
+    try:
+        for email in emails:
+            attempts = email.attempts + 1
+            error = opened_error
+            if error is None:
+                message = EmailMultiAlternatives(
+                    email.subject,
+                    email.body_text,
+                    settings.DEFAULT_FROM_EMAIL,
+                    [email.recipient],
+                    headers={
+                        "Message-ID": message_id(email.idempotency_key),
+                        "Auto-Submitted": "auto-generated",
+                    },
+                    connection=conn,
+                )
+                if email.body_html:
+                    message.attach_alternative(email.body_html, "text/html")
+                try:
+                    conn.send_messages([message])
+                except Exception as exc:  # noqa: BLE001 - classified below
+                    error = exc
+            now = now_fn()
+            if error is None:
+                _finish(
+                    email,
+                    email.claimed_at,
+                    status=EmailStatus.SENT,
+                    sent_at=now,
+                    attempts=attempts,
+                    last_error="",
+                )
+                counts["sent"] += 1
+            elif _permanent(error) or attempts >= max_attempts:
+                _finish(
+                    email,
+                    email.claimed_at,
+                    status=EmailStatus.FAILED,
+                    attempts=attempts,
+                    last_error=_describe(error),
+                )
+                counts["failed"] += 1
+                logger.warning(
+                    "e-mail %s failed for good after %s attempts: %s",
+                    email.pk,
+                    attempts,
+                    _describe(error),
+                )
+            else:
+                _finish(
+                    email,
+                    email.claimed_at,
+                    status=EmailStatus.PENDING,
+                    attempts=attempts,
+                    next_attempt_at=now + backoff(attempts),
+                    last_error=_describe(error),
+                )
+                counts["retry"] += 1
+                if opened_error is None and isinstance(error, smtplib.SMTPServerDisconnected):
+                    opened_error = error  # the connection is gone: retry the rest later
+    finally:
+        # Closing a broken connection may fail too; the outcomes are recorded already.
+        with contextlib.suppress(Exception):
+            conn.close()
+    return counts
+
+
+def drain(now_fn: Any, batch: int = 50, max_batches: int = 20) -> dict[str, int]:
+    total = {"sent": 0, "retry": 0, "failed": 0}
+    for _ in range(max_batches):
+        emails = claim(now_fn(), batch)
+        if not emails:
+            break
+        for key, value in send_claimed(emails, now_fn).items():
+            total[key] += value
+    return total
+
+
+@transaction.atomic
+def retry_failed(email: OutboundEmail, now: datetime) -> OutboundEmail:
+    from config.api import Conflict
+
+    updated = OutboundEmail.objects.filter(pk=email.pk, status=EmailStatus.FAILED).update(
+        status=EmailStatus.PENDING, attempts=0, next_attempt_at=now, last_error=""
+    )
+    if updated != 1:
+        email.refresh_from_db()
+        raise Conflict(
+            f"Only failed e-mails can be retried; this one is {email.status}.", code="not_failed"
+        )
+    transaction.on_commit(kick_drain)
+    email.refresh_from_db()
+    return email
