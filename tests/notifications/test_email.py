@@ -161,8 +161,8 @@ def test_only_coordinators_retry_and_only_their_teams_mail_is_listed(
     mine = api(clinician).get("/api/v1/outbox/").json()["results"]
     assert mine and {row["team"] for row in mine} == {course.patient.team_id}
     foreign = OutboundEmail.objects.exclude(team=course.patient.team).first()
-    if foreign is not None:
-        assert api(clinician).get(f"/api/v1/outbox/{foreign.pk}/").status_code == 404
+    assert foreign is not None, "the other team's alert wrote mail too"
+    assert api(clinician).get(f"/api/v1/outbox/{foreign.pk}/").status_code == 404
     assert api(clinician).post(f"/api/v1/outbox/{mine[0]['id']}/retry/").status_code == 403
 
 
@@ -211,15 +211,30 @@ def test_two_workers_draining_at_once_deliver_each_message_once(postgres, clock,
     assert set(OutboundEmail.objects.values_list("status", flat=True)) == {EmailStatus.SENT}
 
 
+def test_a_live_claim_is_not_taken_over(clock, sweep, course, smtp, time_machine):
+    clock("2026-12-08")
+    sweep()
+    [held] = delivery.claim(timezone.now(), limit=1)  # a worker holds one row and works
+    others = delivery.claim(timezone.now(), limit=100)
+    assert others, "the other due rows are claimed"
+    assert held.pk not in {e.pk for e in others}
+    time_machine.move_to("2026-12-08T10:09:00+00:00", tick=False)  # lease (10 min) running
+    assert delivery.drain(timezone.now) == {"sent": 0, "retry": 0, "failed": 0}
+    row = OutboundEmail.objects.get(pk=held.pk)
+    assert (row.status, row.claimed_at) == (EmailStatus.SENDING, held.claimed_at)
+    assert delivery.send_claimed([held], timezone.now)["sent"] == 1  # its holder sends it
+    assert [m["Message-ID"] for m in smtp.handler.messages()] == [
+        delivery.message_id(held.idempotency_key)
+    ]
+
+
 def test_a_stale_claim_is_taken_over_after_the_lease(clock, sweep, course, smtp, time_machine):
     clock("2026-12-08")
     sweep()
-    claimed = delivery.claim(timezone.now(), limit=1)  # a worker claims, then dies
-    assert len(claimed) == 1
-    assert delivery.claim(timezone.now(), limit=100) and claimed[0].pk not in [
-        e.pk for e in OutboundEmail.objects.filter(status="pending")
-    ]
+    [claimed] = delivery.claim(timezone.now(), limit=1)  # a worker claims, then dies
     time_machine.move_to("2026-12-08T10:11:00+00:00", tick=False)  # lease (10 min) expired
-    assert drain()["sent"] >= 1
-    claimed[0].refresh_from_db()
-    assert claimed[0].status == EmailStatus.SENT
+    assert drain()["sent"] == OutboundEmail.objects.count()
+    claimed.refresh_from_db()
+    assert claimed.status == EmailStatus.SENT
+    ids = [m["Message-ID"] for m in smtp.handler.messages()]
+    assert ids.count(delivery.message_id(claimed.idempotency_key)) == 1
