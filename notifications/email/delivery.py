@@ -9,10 +9,15 @@ Delivery guarantees
   SMTP outage of several hours) before the row is marked ``failed`` — visible in the
   API and the admin, where a coordinator can retry it.
 * Nothing twice: ``idempotency_key`` is unique per (notice, recipient), so the sweep
-  or a digest run writing the same notice again is a no-op. A worker claims a row
-  with a conditional UPDATE that must touch exactly one row (after a
-  ``SELECT ... FOR UPDATE SKIP LOCKED`` on PostgreSQL), so two workers never send the
-  same row.
+  or a digest run writing the same notice again is a no-op. A worker claims due rows
+  with a conditional UPDATE (after a ``SELECT ... FOR UPDATE SKIP LOCKED`` on
+  PostgreSQL) that stamps them with a new claim token. A claim is per message and is
+  checked at the moment of sending: right before each message the worker renews its
+  claim with an UPDATE that must touch that row with its own token, and it records
+  the outcome the same way. A worker that lost its claim (another worker took the row
+  over after the lease) skips the row: it neither sends it nor overwrites the new
+  holder's outcome. The renewal gives each message a whole lease, which outlasts
+  the message's SMTP exchange.
 * The one at-least-once window: a worker that dies after the SMTP server accepted a
   message but before it marked the row ``sent`` leaves it ``sending``; after
   ``REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS`` another worker sends it again. It is narrowed
@@ -27,6 +32,7 @@ import contextlib
 import hashlib
 import logging
 import smtplib
+import uuid
 from collections.abc import Sequence
 from datetime import datetime, timedelta
 from typing import Any
@@ -34,7 +40,7 @@ from typing import Any
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import connection, transaction
-from django.db.models import Q
+from django.db.models import Q, QuerySet
 
 from notifications.models import EmailStatus, OutboundEmail
 
@@ -64,25 +70,44 @@ def backoff(attempts: int) -> timedelta:
 
 def claim(now: datetime, limit: int) -> list[OutboundEmail]:
     """Claim up to ``limit`` rows that are due: pending ones, and ``sending`` ones
-    whose claim lease expired (their worker died). Each claim is a conditional UPDATE
-    that must touch exactly one row, so two workers never hold the same row."""
+    whose claim lease expired (their worker died or lost them). The claimed rows carry
+    a claim token new to this call; only its holder may send them or record their
+    outcome (see ``send_claimed``)."""
     lease = now - timedelta(seconds=settings.REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS)
     due = Q(status=EmailStatus.PENDING, next_attempt_at__lte=now) | Q(
         status=EmailStatus.SENDING, claimed_at__lte=lease
     )
-    claimed_ids = []
+    token = uuid.uuid4()
     with transaction.atomic():
         candidates = OutboundEmail.objects.filter(due).order_by("next_attempt_at", "id")
         if connection.features.has_select_for_update_skip_locked:
             # Rows another worker is claiming right now are skipped, not waited for.
             candidates = candidates.select_for_update(skip_locked=True)
-        for pk, status, claimed_at in candidates.values_list("pk", "status", "claimed_at")[:limit]:
-            won = OutboundEmail.objects.filter(pk=pk, status=status, claimed_at=claimed_at).update(
-                status=EmailStatus.SENDING, claimed_at=now
-            )
-            if won == 1:
-                claimed_ids.append(pk)
-    return list(OutboundEmail.objects.filter(pk__in=claimed_ids).order_by("id"))
+        ids = list(candidates.values_list("pk", flat=True)[:limit])
+        # The UPDATE checks again that each row is due: one that another worker
+        # claimed, or whose holder renewed its claim, since it was read is left alone
+        # (SQLite has no row locks to keep it out of the read).
+        OutboundEmail.objects.filter(due, pk__in=ids).update(
+            status=EmailStatus.SENDING, claimed_at=now, claim_token=token
+        )
+    return list(OutboundEmail.objects.filter(pk__in=ids, claim_token=token).order_by("id"))
+
+
+def _holding(email: OutboundEmail) -> QuerySet[OutboundEmail]:
+    """The row, if this worker still holds its claim."""
+    return OutboundEmail.objects.filter(
+        pk=email.pk, status=EmailStatus.SENDING, claim_token=email.claim_token
+    )
+
+
+def renew(email: OutboundEmail, now: datetime) -> bool:
+    """Extend the claim on one row by a whole lease; False if it was taken over."""
+    return _holding(email).update(claimed_at=now) == 1
+
+
+def finish(email: OutboundEmail, **fields: Any) -> bool:
+    """Record the outcome, only while holding the claim; False if it was taken over."""
+    return _holding(email).update(claim_token=None, **fields) == 1
 
 
 def _permanent(exc: Exception) -> bool:
@@ -110,19 +135,55 @@ def _describe(exc: Exception) -> str:
     return f"{type(exc).__name__}: {exc}"[:500]
 
 
-def _finish(email: OutboundEmail, claimed_at: datetime | None, **fields: Any) -> None:
-    # Only the holder of the claim records the outcome.
-    OutboundEmail.objects.filter(
-        pk=email.pk, status=EmailStatus.SENDING, claimed_at=claimed_at
-    ).update(**fields)
+def _message(email: OutboundEmail, conn: Any) -> EmailMultiAlternatives:
+    message = EmailMultiAlternatives(
+        email.subject,
+        email.body_text,
+        settings.DEFAULT_FROM_EMAIL,
+        [email.recipient],
+        headers={
+            "Message-ID": message_id(email.idempotency_key),
+            "Auto-Submitted": "auto-generated",
+        },
+        connection=conn,
+    )
+    if email.body_html:
+        message.attach_alternative(email.body_html, "text/html")
+    return message
+
+
+def _outcome(
+    email: OutboundEmail, error: Exception | None, now: datetime
+) -> tuple[str, dict[str, Any]]:
+    """What a send attempt means for the row: sent, retry later, or failed for good."""
+    attempts = email.attempts + 1
+    if error is None:
+        return "sent", {
+            "status": EmailStatus.SENT,
+            "sent_at": now,
+            "attempts": attempts,
+            "last_error": "",
+        }
+    if _permanent(error) or attempts >= settings.REZCOURSE_EMAIL_MAX_ATTEMPTS:
+        return "failed", {
+            "status": EmailStatus.FAILED,
+            "attempts": attempts,
+            "last_error": _describe(error),
+        }
+    return "retry", {
+        "status": EmailStatus.PENDING,
+        "attempts": attempts,
+        "next_attempt_at": now + backoff(attempts),
+        "last_error": _describe(error),
+    }
 
 
 def send_claimed(emails: Sequence[OutboundEmail], now_fn: Any) -> dict[str, int]:
-    """Send claimed rows over one SMTP connection, outside any transaction."""
-    counts = {"sent": 0, "retry": 0, "failed": 0}
+    """Send claimed rows over one SMTP connection, outside any transaction. Each row
+    is sent only after renewing its claim, and skipped if the claim was lost."""
+    counts = {"sent": 0, "retry": 0, "failed": 0, "skipped": 0}
     if not emails:
         return counts
-    max_attempts = settings.REZCOURSE_EMAIL_MAX_ATTEMPTS
     conn = get_connection(fail_silently=False)
     opened_error: Exception | None = None
     try:
@@ -131,64 +192,32 @@ def send_claimed(emails: Sequence[OutboundEmail], now_fn: Any) -> dict[str, int]
         opened_error = exc
     try:
         for email in emails:
-            attempts = email.attempts + 1
+            if not renew(email, now_fn()):
+                counts["skipped"] += 1  # another worker holds it now and sends it
+                continue
             error = opened_error
             if error is None:
-                message = EmailMultiAlternatives(
-                    email.subject,
-                    email.body_text,
-                    settings.DEFAULT_FROM_EMAIL,
-                    [email.recipient],
-                    headers={
-                        "Message-ID": message_id(email.idempotency_key),
-                        "Auto-Submitted": "auto-generated",
-                    },
-                    connection=conn,
-                )
-                if email.body_html:
-                    message.attach_alternative(email.body_html, "text/html")
                 try:
-                    conn.send_messages([message])
+                    conn.send_messages([_message(email, conn)])
                 except Exception as exc:  # noqa: BLE001 - classified below
                     error = exc
-            now = now_fn()
-            if error is None:
-                _finish(
-                    email,
-                    email.claimed_at,
-                    status=EmailStatus.SENT,
-                    sent_at=now,
-                    attempts=attempts,
-                    last_error="",
-                )
-                counts["sent"] += 1
-            elif _permanent(error) or attempts >= max_attempts:
-                _finish(
-                    email,
-                    email.claimed_at,
-                    status=EmailStatus.FAILED,
-                    attempts=attempts,
-                    last_error=_describe(error),
-                )
-                counts["failed"] += 1
+            outcome, fields = _outcome(email, error, now_fn())
+            if not finish(email, **fields):
+                # Only if this one message outlasted the lease: the new holder records
+                # the outcome (and may send it again, with the same Message-ID).
+                counts["skipped"] += 1
+                logger.warning("e-mail %s: claim lost while sending (%s)", email.pk, outcome)
+                continue
+            counts[outcome] += 1
+            if outcome == "failed":
                 logger.warning(
                     "e-mail %s failed for good after %s attempts: %s",
                     email.pk,
-                    attempts,
-                    _describe(error),
+                    fields["attempts"],
+                    fields["last_error"],
                 )
-            else:
-                _finish(
-                    email,
-                    email.claimed_at,
-                    status=EmailStatus.PENDING,
-                    attempts=attempts,
-                    next_attempt_at=now + backoff(attempts),
-                    last_error=_describe(error),
-                )
-                counts["retry"] += 1
-                if opened_error is None and isinstance(error, smtplib.SMTPServerDisconnected):
-                    opened_error = error  # the connection is gone: retry the rest later
+            elif outcome == "retry" and isinstance(error, smtplib.SMTPServerDisconnected):
+                opened_error = error  # the connection is gone: retry the rest later
     finally:
         # Closing a broken connection may fail too; the outcomes are recorded already.
         with contextlib.suppress(Exception):
@@ -197,7 +226,7 @@ def send_claimed(emails: Sequence[OutboundEmail], now_fn: Any) -> dict[str, int]
 
 
 def drain(now_fn: Any, batch: int = 50, max_batches: int = 20) -> dict[str, int]:
-    total = {"sent": 0, "retry": 0, "failed": 0}
+    total = {"sent": 0, "retry": 0, "failed": 0, "skipped": 0}
     for _ in range(max_batches):
         emails = claim(now_fn(), batch)
         if not emails:

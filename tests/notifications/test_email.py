@@ -22,6 +22,9 @@ def course(clock, team, clinician, make_course):  # noqa: ANN001, ANN201
     return make_course(team, clinician)  # group A, HSCT indicated
 
 
+NOTHING_DONE = {"sent": 0, "retry": 0, "failed": 0, "skipped": 0}
+
+
 def drain() -> dict[str, int]:
     return delivery.drain(timezone.now)
 
@@ -110,7 +113,7 @@ def test_smtp_down_then_up_delivers_every_message_exactly_once(
         time_machine.move_to("2026-12-08T13:00:00+00:00", tick=False)
         assert drain()["sent"] == total
         time_machine.move_to("2026-12-08T14:00:00+00:00", tick=False)
-        assert drain() == {"sent": 0, "retry": 0, "failed": 0}
+        assert drain() == NOTHING_DONE
         ids = [m["Message-ID"] for m in server.handler.messages()]
         assert len(ids) == total == len(set(ids))
     finally:
@@ -219,7 +222,7 @@ def test_a_live_claim_is_not_taken_over(clock, sweep, course, smtp, time_machine
     assert others, "the other due rows are claimed"
     assert held.pk not in {e.pk for e in others}
     time_machine.move_to("2026-12-08T10:09:00+00:00", tick=False)  # lease (10 min) running
-    assert delivery.drain(timezone.now) == {"sent": 0, "retry": 0, "failed": 0}
+    assert delivery.drain(timezone.now) == NOTHING_DONE
     row = OutboundEmail.objects.get(pk=held.pk)
     assert (row.status, row.claimed_at) == (EmailStatus.SENDING, held.claimed_at)
     assert delivery.send_claimed([held], timezone.now)["sent"] == 1  # its holder sends it
@@ -238,3 +241,46 @@ def test_a_stale_claim_is_taken_over_after_the_lease(clock, sweep, course, smtp,
     assert claimed.status == EmailStatus.SENT
     ids = [m["Message-ID"] for m in smtp.handler.messages()]
     assert ids.count(delivery.message_id(claimed.idempotency_key)) == 1
+
+
+def test_a_worker_whose_claim_was_taken_over_does_not_send(
+    clock, sweep, course, smtp, time_machine
+):
+    clock("2026-12-08")
+    sweep()
+    slow = delivery.claim(timezone.now(), limit=100)  # a worker claims, then stalls
+    time_machine.move_to("2026-12-08T10:11:00+00:00", tick=False)  # lease (10 min) expired
+    fresh = delivery.claim(timezone.now(), limit=100)  # another worker takes them over
+    assert {e.pk for e in fresh} == {e.pk for e in slow}
+    # The stalled worker wakes up: it renews each claim first, finds it lost, skips.
+    counts = delivery.send_claimed(slow, timezone.now)
+    assert counts == {**NOTHING_DONE, "skipped": len(slow)}
+    assert smtp.handler.envelopes == []
+    rows = OutboundEmail.objects.filter(pk__in=[e.pk for e in slow])
+    assert {r.claim_token for r in rows} == {fresh[0].claim_token}
+    assert delivery.send_claimed(fresh, timezone.now)["sent"] == len(fresh)
+    ids = [m["Message-ID"] for m in smtp.handler.messages()]
+    assert sorted(ids) == sorted(delivery.message_id(e.idempotency_key) for e in fresh)
+
+
+def test_marking_a_row_sent_with_a_stale_token_changes_nothing(clock, sweep, course, time_machine):
+    clock("2026-12-08")
+    sweep()
+    [stale] = delivery.claim(timezone.now(), limit=1)
+    time_machine.move_to("2026-12-08T10:11:00+00:00", tick=False)
+    [holder] = delivery.claim(timezone.now(), limit=1)
+    assert holder.pk == stale.pk and holder.claim_token != stale.claim_token
+    now = timezone.now()
+    assert not delivery.renew(stale, now)
+    assert not delivery.finish(stale, status=EmailStatus.SENT, sent_at=now, attempts=1)
+    row = OutboundEmail.objects.get(pk=holder.pk)
+    assert (row.status, row.claim_token, row.claimed_at, row.sent_at, row.attempts) == (
+        EmailStatus.SENDING,
+        holder.claim_token,
+        holder.claimed_at,
+        None,
+        0,
+    )
+    assert delivery.finish(holder, status=EmailStatus.SENT, sent_at=now, attempts=1)
+    row.refresh_from_db()
+    assert (row.status, row.claim_token) == (EmailStatus.SENT, None)
