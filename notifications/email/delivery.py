@@ -16,14 +16,24 @@ Delivery guarantees
   claim with an UPDATE that must touch that row with its own token, and it records
   the outcome the same way. A worker that lost its claim (another worker took the row
   over after the lease) skips the row: it neither sends it nor overwrites the new
-  holder's outcome. The renewal gives each message a whole lease, which outlasts
-  the message's SMTP exchange.
-* The one at-least-once window: a worker that dies after the SMTP server accepted a
-  message but before it marked the row ``sent`` leaves it ``sending``; after
-  ``REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS`` another worker sends it again. It is narrowed
-  by marking the row right after the SMTP transaction, and made harmless for mail
-  clients by a Message-ID derived from the idempotency key (the same message twice
-  carries the same Message-ID, which clients and archives treat as one).
+  holder's outcome.
+* Bounded I/O, so a claim is never outlived: the renewal gives each message a whole
+  lease, and the SMTP connect and per-operation timeout (``EMAIL_TIMEOUT``, lowered to
+  a tenth of the lease if it is longer) bounds its SMTP exchange to half of it. A
+  batch is sized by time as well as by count: it starts no message after a quarter of
+  the lease and hands the rows it did not reach back at once, and the drain's next
+  claim takes only as many as fitted. So a slow or stalled server (tarpitting,
+  greylisting, a network hang) delays mail but never makes two workers send it.
+* The one at-least-once window lies between the end of a message's data and the
+  row's update: a worker that dies after the SMTP server accepted a message (its 250)
+  but before it marked the row ``sent`` leaves it ``sending``, and after
+  ``REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS`` another worker sends it again; a server
+  whose 250 does not arrive within the timeout may have accepted the message too, and
+  the row is retried. The window is narrowed by marking the row right after the SMTP
+  transaction, and made harmless for mail clients by a Message-ID derived from the
+  idempotency key (the same message twice carries the same Message-ID, which clients
+  and archives treat as one). Nothing else resends. The lease arithmetic assumes the
+  workers' clocks agree to well within the lease (NTP): each stamps its own claims.
 """
 
 from __future__ import annotations
@@ -33,7 +43,7 @@ import hashlib
 import logging
 import smtplib
 import uuid
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
@@ -45,6 +55,24 @@ from django.db.models import Q, QuerySet
 from notifications.models import EmailStatus, OutboundEmail
 
 logger = logging.getLogger(__name__)
+
+
+# One message on an open connection is at most five blocking socket operations: the
+# replies to MAIL, RCPT and DATA, sending the body, and the reply to the body.
+SMTP_OPERATIONS_PER_MESSAGE = 5
+# A batch starts no message after this fraction of the lease since its claim.
+BATCH_LEASE_FRACTION = 0.25
+COUNTS = ("sent", "retry", "failed", "skipped", "released")
+# Errors after which the connection is unusable: the rest of the batch is retried later.
+_CONNECTION_GONE = (smtplib.SMTPServerDisconnected, TimeoutError, ConnectionError)
+
+
+def smtp_timeout() -> float:
+    """The SMTP connect and per-operation timeout: ``EMAIL_TIMEOUT``, lowered if
+    needed so that one message finishes within half the lease its renewal gave it."""
+    cap = settings.REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS / (2 * SMTP_OPERATIONS_PER_MESSAGE)
+    configured = settings.EMAIL_TIMEOUT
+    return min(configured, cap) if configured else cap
 
 
 def message_id(idempotency_key: str) -> str:
@@ -108,6 +136,15 @@ def renew(email: OutboundEmail, now: datetime) -> bool:
 def finish(email: OutboundEmail, **fields: Any) -> bool:
     """Record the outcome, only while holding the claim; False if it was taken over."""
     return _holding(email).update(claim_token=None, **fields) == 1
+
+
+def release(emails: Sequence[OutboundEmail]) -> int:
+    """Hand claimed rows back unsent (no attempt counted), for any worker to claim."""
+    return OutboundEmail.objects.filter(
+        pk__in=[e.pk for e in emails],
+        status=EmailStatus.SENDING,
+        claim_token__in={e.claim_token for e in emails},
+    ).update(status=EmailStatus.PENDING, claim_token=None)
 
 
 def _permanent(exc: Exception) -> bool:
@@ -178,21 +215,30 @@ def _outcome(
     }
 
 
-def send_claimed(emails: Sequence[OutboundEmail], now_fn: Any) -> dict[str, int]:
+def send_claimed(
+    emails: Sequence[OutboundEmail],
+    now_fn: Callable[[], datetime],
+    deadline: datetime | None = None,
+) -> dict[str, int]:
     """Send claimed rows over one SMTP connection, outside any transaction. Each row
-    is sent only after renewing its claim, and skipped if the claim was lost."""
-    counts = {"sent": 0, "retry": 0, "failed": 0, "skipped": 0}
+    is sent only after renewing its claim, and skipped if the claim was lost. From
+    ``deadline`` on no message is started: the rest is released."""
+    counts = dict.fromkeys(COUNTS, 0)
     if not emails:
         return counts
-    conn = get_connection(fail_silently=False)
+    conn = get_connection(fail_silently=False, timeout=smtp_timeout())
     opened_error: Exception | None = None
     try:
         conn.open()
     except Exception as exc:  # noqa: BLE001 - SMTP down: every row is retried later
         opened_error = exc
     try:
-        for email in emails:
-            if not renew(email, now_fn()):
+        for position, email in enumerate(emails):
+            now = now_fn()
+            if deadline is not None and now >= deadline:
+                counts["released"] = release(emails[position:])
+                break
+            if not renew(email, now):
                 counts["skipped"] += 1  # another worker holds it now and sends it
                 continue
             error = opened_error
@@ -216,7 +262,7 @@ def send_claimed(emails: Sequence[OutboundEmail], now_fn: Any) -> dict[str, int]
                     fields["attempts"],
                     fields["last_error"],
                 )
-            elif outcome == "retry" and isinstance(error, smtplib.SMTPServerDisconnected):
+            elif outcome == "retry" and isinstance(error, _CONNECTION_GONE):
                 opened_error = error  # the connection is gone: retry the rest later
     finally:
         # Closing a broken connection may fail too; the outcomes are recorded already.
@@ -225,14 +271,23 @@ def send_claimed(emails: Sequence[OutboundEmail], now_fn: Any) -> dict[str, int]
     return counts
 
 
-def drain(now_fn: Any, batch: int = 50, max_batches: int = 20) -> dict[str, int]:
-    total = {"sent": 0, "retry": 0, "failed": 0, "skipped": 0}
+def drain(now_fn: Callable[[], datetime], batch: int = 50, max_batches: int = 20) -> dict[str, int]:
+    """Claim and send due rows, batch after batch, until none is due. A batch is sized
+    by count (``batch``) and by time (a quarter of the lease): when rows had to be
+    handed back unsent, the next claim takes only as many as the last batch reached."""
+    total = dict.fromkeys(COUNTS, 0)
+    budget = timedelta(seconds=settings.REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS * BATCH_LEASE_FRACTION)
+    size = batch
     for _ in range(max_batches):
-        emails = claim(now_fn(), batch)
+        started = now_fn()
+        emails = claim(started, size)
         if not emails:
             break
-        for key, value in send_claimed(emails, now_fn).items():
+        counts = send_claimed(emails, now_fn, deadline=started + budget)
+        for key, value in counts.items():
             total[key] += value
+        if counts["released"]:
+            size = max(1, len(emails) - counts["released"])
     return total
 
 

@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import time
+from datetime import timedelta
+
 import pytest
 from django.utils import timezone
 
@@ -10,7 +13,7 @@ from notifications.email import delivery, digests
 from notifications.models import AlertKind, EmailStatus, OutboundEmail
 from teams.models import Role
 from tests.conftest import run_concurrently
-from tests.notifications.conftest import SmtpServer, unresolved
+from tests.notifications.conftest import SmtpServer, free_port, pending_emails, unresolved
 
 pytestmark = pytest.mark.django_db
 
@@ -22,7 +25,7 @@ def course(clock, team, clinician, make_course):  # noqa: ANN001, ANN201
     return make_course(team, clinician)  # group A, HSCT indicated
 
 
-NOTHING_DONE = {"sent": 0, "retry": 0, "failed": 0, "skipped": 0}
+NOTHING_DONE = {"sent": 0, "retry": 0, "failed": 0, "skipped": 0, "released": 0}
 
 
 def drain() -> dict[str, int]:
@@ -122,8 +125,6 @@ def test_smtp_down_then_up_delivers_every_message_exactly_once(
 
 
 def _configure_smtp(settings) -> int:  # noqa: ANN001
-    from tests.notifications.conftest import free_port
-
     port = free_port()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
@@ -189,22 +190,7 @@ def test_free_text_typed_by_people_never_reaches_an_email(clock, sweep, course, 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_draining_at_once_deliver_each_message_once(postgres, clock, team, smtp):
-    # Pending rows as the sweep writes them (written directly: with a committed
-    # transaction the sweep would also kick an eager drain before the workers start).
-    now = timezone.now()
-    OutboundEmail.objects.bulk_create(
-        OutboundEmail(
-            team=team,
-            recipient=f"member{i}@example.org",
-            kind="immediate",
-            subject=f"[rezcourse] notice {i}",
-            body_text="text",
-            idempotency_key=f"test:{i}",
-            next_attempt_at=now,
-            created_at=now,
-        )
-        for i in range(20)
-    )
+    pending_emails(team, 20)
     results = run_concurrently(*[lambda: delivery.drain(timezone.now, batch=3)] * 2)
     assert not [r for r in results if isinstance(r, Exception)]
     assert sum(r["sent"] for r in results) == 20
@@ -284,3 +270,75 @@ def test_marking_a_row_sent_with_a_stale_token_changes_nothing(clock, sweep, cou
     assert delivery.finish(holder, status=EmailStatus.SENT, sent_at=now, attempts=1)
     row.refresh_from_db()
     assert (row.status, row.claim_token) == (EmailStatus.SENT, None)
+
+
+def messages_so_far(smtp, start, seconds_each: float):  # noqa: ANN001, ANN201
+    """A clock that advances ``seconds_each`` with every message the server accepted:
+    a server that slow, whatever the test machine's pace."""
+    return lambda: start + timedelta(seconds=seconds_each * len(smtp.handler.envelopes))
+
+
+def test_a_batch_stops_at_a_quarter_of_the_lease_and_hands_the_rest_back(clock, team, smtp):
+    pending_emails(team, 10)
+    start = timezone.now()
+    batch = delivery.claim(start, limit=50)
+    deadline = start + timedelta(seconds=150)  # a quarter of the 10-minute lease
+    counts = delivery.send_claimed(batch, messages_so_far(smtp, start, 60), deadline)
+    assert counts == {**NOTHING_DONE, "sent": 3, "released": 7}  # at 0, 60 and 120 s
+    back = OutboundEmail.objects.exclude(status=EmailStatus.SENT)
+    assert {(r.status, r.claim_token, r.attempts) for r in back} == {(EmailStatus.PENDING, None, 0)}
+    # Handed back at once: another worker claims them now, not after the lease.
+    assert {e.pk for e in delivery.claim(timezone.now(), limit=50)} == {r.pk for r in back}
+
+
+def test_after_a_batch_ran_out_of_time_the_drain_claims_only_what_fitted(clock, team, smtp):
+    pending_emails(team, 10)
+    counts = delivery.drain(messages_so_far(smtp, timezone.now(), 60))
+    # 10 claimed, 3 sent, 7 handed back; then batches of 3, which fit in the time.
+    assert counts == {**NOTHING_DONE, "sent": 10, "released": 7}
+    ids = [m["Message-ID"] for m in smtp.handler.messages()]
+    assert len(ids) == len(set(ids)) == 10
+
+
+def test_the_smtp_timeout_is_email_timeout_but_at_most_a_tenth_of_the_lease(settings):
+    settings.REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS = 600
+    settings.EMAIL_TIMEOUT = 30
+    assert delivery.smtp_timeout() == 30
+    settings.REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS = 20
+    assert delivery.smtp_timeout() == 2
+    settings.EMAIL_TIMEOUT = None  # Django's default: no timeout at all
+    assert delivery.smtp_timeout() == 2
+
+
+def test_a_server_that_never_answers_holds_the_drain_for_one_timeout(clock, team, settings):
+    import socket
+
+    pending_emails(team, 5)
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never says a word
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", silent.getsockname()[1]
+        settings.EMAIL_TIMEOUT = 30
+        settings.REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS = 3  # the timeout becomes 0.3 s
+        started = time.monotonic()
+        counts = delivery.drain(timezone.now)
+        elapsed = time.monotonic() - started
+    assert counts == {**NOTHING_DONE, "retry": 5}
+    assert elapsed < 2
+    assert all("timed out" in r.last_error for r in OutboundEmail.objects.all())
+
+
+def test_a_server_that_stalls_before_its_250_times_out_and_the_batch_is_retried(
+    clock, team, smtp, settings
+):
+    pending_emails(team, 5)
+    smtp.handler.delay = 2  # the body is in; the 250 comes too late
+    settings.EMAIL_TIMEOUT = 0.3
+    started = time.monotonic()
+    counts = delivery.drain(timezone.now)
+    assert time.monotonic() - started < 1.5, "one timeout, not one per message"
+    assert counts == {**NOTHING_DONE, "retry": 5}
+    rows = OutboundEmail.objects.order_by("id")
+    assert "timed out" in rows[0].last_error
+    # The server may still accept that first message: it goes again after the backoff,
+    # with the same Message-ID (the documented at-least-once window).
+    assert all(r.status == EmailStatus.PENDING and r.claim_token is None for r in rows)
