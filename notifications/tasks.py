@@ -9,7 +9,7 @@ from celery import shared_task
 from django.utils import timezone
 
 from notifications import services
-from notifications.email import drain, enqueue_digests
+from notifications.email import drain, drain_seconds, enqueue_digests
 
 logger = logging.getLogger(__name__)
 
@@ -36,11 +36,23 @@ def evaluate_course(course_id: int) -> dict[str, int]:
     return services.alerts_sweep(timezone.now(), course_ids=[course_id]).counts()
 
 
-@shared_task(name="notifications.tasks.drain_outbox")
+# Each message renews its own claim, so the limits need not fit in the claim lease. The
+# drain stops starting messages early enough (drain_seconds) that the soft limit does
+# not cut one off (which would resend it after the lease); if the soft limit still
+# comes, the drain hands back the rows it had not reached. The hard limit only ends a
+# drain stuck where Python cannot interrupt it; its rows wait for the lease.
+DRAIN_SOFT_TIME_LIMIT = 240
+
+
+@shared_task(
+    name="notifications.tasks.drain_outbox",
+    soft_time_limit=DRAIN_SOFT_TIME_LIMIT,
+    time_limit=DRAIN_SOFT_TIME_LIMIT + 60,
+)
 def drain_outbox() -> dict[str, int]:
     """Send what is due in the outbox (queued after each write, and by beat every
     minute to pick up rows whose task was lost and retries that came due)."""
-    counts = drain(timezone.now)
+    counts = drain(timezone.now, seconds=drain_seconds(DRAIN_SOFT_TIME_LIMIT))
     if any(counts.values()):
         logger.info("outbox: %s", counts)
     return counts

@@ -9,7 +9,13 @@
 Other modules use the names below, not the submodules.
 """
 
-from notifications.email.delivery import drain, kick_drain, message_id, retry_failed
+from notifications.email.delivery import (
+    drain,
+    drain_seconds,
+    kick_drain,
+    message_id,
+    retry_failed,
+)
 from notifications.email.digests import (
     Digest,
     build_digest,
@@ -28,6 +34,7 @@ __all__ = [
     "build_digests",
     "digests_due",
     "drain",
+    "drain_seconds",
     "enqueue_alert_notices",
     "enqueue_digests",
     "kick_drain",

@@ -22,8 +22,10 @@ Delivery guarantees
   a tenth of the lease if it is longer) bounds its SMTP exchange to half of it. A
   batch is sized by time as well as by count: it starts no message after a quarter of
   the lease and hands the rows it did not reach back at once, and the drain's next
-  claim takes only as many as fitted. So a slow or stalled server (tarpitting,
-  greylisting, a network hang) delays mail but never makes two workers send it.
+  claim takes only as many as fitted. A drain task stops starting messages in time
+  for its soft time limit (``drain_seconds``); cut off all the same, it hands back the
+  rows it had not reached. So a slow or stalled server (tarpitting, greylisting, a
+  network hang) delays mail but never makes two workers send it.
 * The one at-least-once window lies between the end of a message's data and the
   row's update: a worker that dies after the SMTP server accepted a message (its 250)
   but before it marked the row ``sent`` leaves it ``sending``, and after
@@ -47,6 +49,7 @@ from collections.abc import Callable, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
+from celery.exceptions import SoftTimeLimitExceeded
 from django.conf import settings
 from django.core.mail import EmailMultiAlternatives, get_connection
 from django.db import connection, transaction
@@ -215,6 +218,18 @@ def _outcome(
     }
 
 
+def _attempt(step: Callable[[], object]) -> Exception | None:
+    """Run one SMTP step; return its error, if any, for ``_outcome`` to classify. The
+    task's soft time limit is no answer from the server: it goes on up."""
+    try:
+        step()
+    except SoftTimeLimitExceeded:
+        raise
+    except Exception as exc:  # noqa: BLE001 - classified by the caller
+        return exc
+    return None
+
+
 def send_claimed(
     emails: Sequence[OutboundEmail],
     now_fn: Callable[[], datetime],
@@ -227,26 +242,18 @@ def send_claimed(
     if not emails:
         return counts
     conn = get_connection(fail_silently=False, timeout=smtp_timeout())
-    opened_error: Exception | None = None
+    reached = 0  # the rows started on; an interruption hands back the others
     try:
-        conn.open()
-    except Exception as exc:  # noqa: BLE001 - SMTP down: every row is retried later
-        opened_error = exc
-    try:
-        for position, email in enumerate(emails):
+        broken = _attempt(conn.open)  # SMTP down: every row is retried later
+        for reached, email in enumerate(emails, start=1):
             now = now_fn()
             if deadline is not None and now >= deadline:
-                counts["released"] = release(emails[position:])
+                counts["released"] = release(emails[reached - 1 :])
                 break
             if not renew(email, now):
                 counts["skipped"] += 1  # another worker holds it now and sends it
                 continue
-            error = opened_error
-            if error is None:
-                try:
-                    conn.send_messages([_message(email, conn)])
-                except Exception as exc:  # noqa: BLE001 - classified below
-                    error = exc
+            error = broken or _attempt(lambda e=email: conn.send_messages([_message(e, conn)]))
             outcome, fields = _outcome(email, error, now_fn())
             if not finish(email, **fields):
                 # Only if this one message outlasted the lease: the new holder records
@@ -263,7 +270,15 @@ def send_claimed(
                     fields["last_error"],
                 )
             elif outcome == "retry" and isinstance(error, _CONNECTION_GONE):
-                opened_error = error  # the connection is gone: retry the rest later
+                broken = error  # the connection is gone: retry the rest later
+    except BaseException:
+        # Interrupted (the soft time limit, a shutdown): the rows not reached go back
+        # at once. The one being sent keeps its claim, as if its worker had died: the
+        # server may have accepted it, and after the lease it goes again, with the
+        # same Message-ID.
+        with contextlib.suppress(Exception):
+            release(emails[reached:])
+        raise
     finally:
         # Closing a broken connection may fail too; the outcomes are recorded already.
         with contextlib.suppress(Exception):
@@ -271,24 +286,43 @@ def send_claimed(
     return counts
 
 
-def drain(now_fn: Callable[[], datetime], batch: int = 50, max_batches: int = 20) -> dict[str, int]:
-    """Claim and send due rows, batch after batch, until none is due. A batch is sized
-    by count (``batch``) and by time (a quarter of the lease): when rows had to be
-    handed back unsent, the next claim takes only as many as the last batch reached."""
+def drain(
+    now_fn: Callable[[], datetime],
+    batch: int = 50,
+    max_batches: int = 20,
+    seconds: float | None = None,
+) -> dict[str, int]:
+    """Claim and send due rows, batch after batch, until none is due or ``seconds``
+    have passed (no message is started after that). A batch is sized by count
+    (``batch``) and by time (a quarter of the lease): when rows had to be handed back
+    unsent, the next claim takes only as many as the last batch reached."""
     total = dict.fromkeys(COUNTS, 0)
     budget = timedelta(seconds=settings.REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS * BATCH_LEASE_FRACTION)
+    until = None if seconds is None else now_fn() + timedelta(seconds=seconds)
     size = batch
     for _ in range(max_batches):
         started = now_fn()
+        if until is not None and started >= until:
+            break
         emails = claim(started, size)
         if not emails:
             break
-        counts = send_claimed(emails, now_fn, deadline=started + budget)
+        deadline = started + budget if until is None else min(started + budget, until)
+        counts = send_claimed(emails, now_fn, deadline=deadline)
         for key, value in counts.items():
             total[key] += value
         if counts["released"]:
             size = max(1, len(emails) - counts["released"])
     return total
+
+
+def drain_seconds(soft_time_limit: float) -> float:
+    """How long a drain task may keep starting messages: its soft time limit less the
+    longest one message can take, so the drain ends by itself rather than be cut off
+    mid-message (which would resend it after the lease). At least a quarter of the
+    limit, should the timeout be set that long."""
+    longest_message = SMTP_OPERATIONS_PER_MESSAGE * smtp_timeout()
+    return max(soft_time_limit - longest_message, soft_time_limit / 4)
 
 
 @transaction.atomic

@@ -342,3 +342,43 @@ def test_a_server_that_stalls_before_its_250_times_out_and_the_batch_is_retried(
     # The server may still accept that first message: it goes again after the backoff,
     # with the same Message-ID (the documented at-least-once window).
     assert all(r.status == EmailStatus.PENDING and r.claim_token is None for r in rows)
+
+
+def test_a_drain_starts_no_message_after_its_time(clock, team, smtp):
+    pending_emails(team, 10)
+    counts = delivery.drain(messages_so_far(smtp, timezone.now(), 60), seconds=100)
+    assert counts == {**NOTHING_DONE, "sent": 2, "released": 8}  # at 0 and 60 s
+    assert OutboundEmail.objects.filter(status=EmailStatus.PENDING, claim_token=None).count() == 8
+
+
+def test_a_drain_cut_off_mid_message_hands_back_the_rows_it_did_not_reach(clock, team, monkeypatch):
+    from celery.exceptions import SoftTimeLimitExceeded
+    from django.core.mail.backends.locmem import EmailBackend
+
+    rows = pending_emails(team, 5)
+    calls = []
+
+    def send_until_the_time_limit(self, messages):  # noqa: ANN001, ANN202
+        calls.append(messages)
+        if len(calls) == 2:
+            raise SoftTimeLimitExceeded()  # the task's soft time limit, mid-message
+        return len(messages)
+
+    monkeypatch.setattr(EmailBackend, "send_messages", send_until_the_time_limit)
+    with pytest.raises(SoftTimeLimitExceeded):
+        delivery.drain(timezone.now)
+    first, cut, *rest = OutboundEmail.objects.order_by("id")
+    assert [first.pk, cut.pk] == [rows[0].pk, rows[1].pk]
+    assert first.status == EmailStatus.SENT
+    # Its outcome unknown, the interrupted one keeps its claim until the lease ends,
+    # as if its worker had died; the others are claimable at once, no attempt counted.
+    assert cut.status == EmailStatus.SENDING and cut.claim_token is not None
+    assert {(r.status, r.claim_token, r.attempts) for r in rest} == {(EmailStatus.PENDING, None, 0)}
+
+
+def test_a_drain_task_stops_starting_messages_in_time_for_the_longest_one(settings):
+    settings.REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS = 600
+    settings.EMAIL_TIMEOUT = 30  # one message: at most 5 x 30 s
+    assert delivery.drain_seconds(240) == 90
+    settings.EMAIL_TIMEOUT = 60
+    assert delivery.drain_seconds(240) == 60  # never less than a quarter of the limit
