@@ -68,7 +68,7 @@ class SmtpSink:
         self.message_ids: list[str] = []
         self.last_received = time.monotonic()
 
-    async def handle_DATA(self, server, session, envelope):  # noqa: ANN001, ANN201, N802
+    async def handle_DATA(self, server: Any, session: Any, envelope: Any) -> str:  # noqa: N802
         await asyncio.sleep(self.delay)
         headers = BytesParser(policy=default_policy).parsebytes(envelope.content, headersonly=True)
         self.message_ids.append(str(headers["Message-ID"]))

@@ -3,7 +3,8 @@
 from __future__ import annotations
 
 import time
-from datetime import timedelta
+from collections.abc import Callable
+from datetime import datetime, timedelta
 
 import pytest
 from django.utils import timezone
@@ -272,7 +273,9 @@ def test_marking_a_row_sent_with_a_stale_token_changes_nothing(clock, sweep, cou
     assert (row.status, row.claim_token) == (EmailStatus.SENT, None)
 
 
-def messages_so_far(smtp, start, seconds_each: float):  # noqa: ANN001, ANN201
+def messages_so_far(
+    smtp: SmtpServer, start: datetime, seconds_each: float
+) -> Callable[[], datetime]:
     """A clock that advances ``seconds_each`` with every message the server accepted:
     a server that slow, whatever the test machine's pace."""
     return lambda: start + timedelta(seconds=seconds_each * len(smtp.handler.envelopes))
@@ -358,7 +361,7 @@ def test_a_drain_cut_off_mid_message_hands_back_the_rows_it_did_not_reach(clock,
     rows = pending_emails(team, 5)
     calls = []
 
-    def send_until_the_time_limit(self, messages):  # noqa: ANN001, ANN202
+    def send_until_the_time_limit(self: EmailBackend, messages: list) -> int:
         calls.append(messages)
         if len(calls) == 2:
             raise SoftTimeLimitExceeded()  # the task's soft time limit, mid-message
