@@ -28,9 +28,10 @@ def machine() -> str:
     )
 
 
-def write_section(path: Path, heading: str, section: str) -> None:
-    """Replace (or append) only the section that starts with ``heading``."""
-    text = path.read_text(encoding="utf-8") if path.exists() else "# Benchmarks\n"
+def write_section(path: Path, heading: str, section: str, title: str = "# Benchmarks") -> None:
+    """Replace (or append) only the section that starts with ``heading``; a new file
+    starts with ``title``."""
+    text = path.read_text(encoding="utf-8") if path.exists() else f"{title}\n"
     lines = text.splitlines()
     start = next((i for i, line in enumerate(lines) if line.strip() == heading), None)
     if start is None:

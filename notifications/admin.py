@@ -10,7 +10,8 @@ from django.utils import timezone
 
 from config.admin import ReadOnlyAdmin, ReadOnlyInline
 from config.errors import Refused
-from notifications import outbox, services
+from notifications import services
+from notifications.email import retry_failed
 from notifications.models import (
     Alert,
     AlertEvent,
@@ -80,7 +81,7 @@ class OutboundEmailAdmin(ReadOnlyAdmin):
         done = 0
         for email in queryset:
             try:
-                outbox.retry_failed(email, timezone.now())
+                retry_failed(email, timezone.now())
                 done += 1
             except Refused:
                 pass

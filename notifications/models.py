@@ -217,7 +217,12 @@ class OutboundEmail(models.Model):
     )
     attempts = models.PositiveSmallIntegerField(default=0)
     next_attempt_at = models.DateTimeField()
+    # Set by the worker that claims the row (one token per claim) and checked by every
+    # write of that worker: renewing the claim before each message and recording the
+    # outcome both must touch the row with this token, so a worker whose claim was
+    # taken over neither sends the row nor overwrites the new holder's outcome.
     claimed_at = models.DateTimeField(null=True, blank=True)
+    claim_token = models.UUIDField(null=True, blank=True, editable=False)
     last_error = models.CharField(max_length=500, blank=True)
     created_at = models.DateTimeField()
     sent_at = models.DateTimeField(null=True, blank=True)

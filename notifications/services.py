@@ -22,7 +22,8 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 
 from config.errors import Invalid, Refused
-from notifications import outbox, rules
+from notifications import rules
+from notifications.email import enqueue_alert_notices
 from notifications.models import (
     UNRESOLVED,
     Alert,
@@ -175,7 +176,7 @@ def alerts_sweep(now: datetime, course_ids: Sequence[int] | None = None) -> Swee
         AlertEvent.objects.bulk_create(events)
     # The e-mails are written in this same transaction: they exist exactly when the
     # alert change they report does.
-    outbox.enqueue_alert_notices(result.opened, result.escalated, now)
+    enqueue_alert_notices(result.opened, result.escalated, now)
 
     if course_ids is None:
         run.last_started_at = now

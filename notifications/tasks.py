@@ -14,7 +14,8 @@ import logging
 from celery import shared_task
 from django.utils import timezone
 
-from notifications import outbox, services
+from notifications import services
+from notifications.email import drain, drain_seconds, enqueue_digests
 
 logger = logging.getLogger(__name__)
 
@@ -48,15 +49,23 @@ def evaluate_course(course_id: int) -> dict[str, int]:
     return services.alerts_sweep(timezone.now(), course_ids=[course_id]).counts()
 
 
-# Up to 20 batches of 50 e-mails, each SMTP step bounded by EMAIL_TIMEOUT. The hard
-# limit is half the claim lease (REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS, 600 s): a drain
-# never still sends a row after its lease expired and another worker re-claimed it; a
-# killed drain's claimed rows go out again after the lease, with the same Message-ID.
-@shared_task(name="notifications.tasks.drain_outbox", soft_time_limit=240, time_limit=300)
+# Each message renews its own claim, so the limits need not fit in the claim lease. The
+# drain stops starting messages early enough (drain_seconds) that the soft limit does
+# not cut one off (which would resend it after the lease); if the soft limit still
+# comes, the drain hands back the rows it had not reached. The hard limit only ends a
+# drain stuck where Python cannot interrupt it; its rows wait for the lease.
+DRAIN_SOFT_TIME_LIMIT = 240
+
+
+@shared_task(
+    name="notifications.tasks.drain_outbox",
+    soft_time_limit=DRAIN_SOFT_TIME_LIMIT,
+    time_limit=DRAIN_SOFT_TIME_LIMIT + 60,
+)
 def drain_outbox() -> dict[str, int]:
     """Send what is due in the outbox (queued after each write, and by beat every
     minute to pick up rows whose task was lost and retries that came due)."""
-    counts = outbox.drain(timezone.now)
+    counts = drain(timezone.now, seconds=drain_seconds(DRAIN_SOFT_TIME_LIMIT))
     if any(counts.values()):
         logger.info("outbox: %s", counts)
     return counts
@@ -67,7 +76,7 @@ def drain_outbox() -> dict[str, int]:
 @shared_task(name="notifications.tasks.send_digests", soft_time_limit=120, time_limit=180)
 def send_digests() -> int:
     """Write today's digests for teams past their local digest hour (idempotent)."""
-    written = outbox.enqueue_digests(timezone.now())
+    written = enqueue_digests(timezone.now())
     if written:
         logger.info("digests written: %s", written)
     return written

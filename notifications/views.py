@@ -14,7 +14,8 @@ from rest_framework.decorators import action
 from rest_framework.request import Request
 from rest_framework.response import Response
 
-from notifications import outbox, services
+from notifications import services
+from notifications.email import retry_failed
 from notifications.models import (
     DEFAULT_DIGEST,
     DEFAULT_IMMEDIATE_MIN_SEVERITY,
@@ -125,7 +126,7 @@ class OutboundEmailViewSet(
     @extend_schema(request=None, responses={200: OutboundEmailSerializer, 409: ERROR})
     @action(detail=True, methods=["post"])
     def retry(self, request: Request, pk: str) -> Response:
-        email = outbox.retry_failed(self.get_object(), timezone.now())
+        email = retry_failed(self.get_object(), timezone.now())
         return Response(OutboundEmailSerializer(email).data)
 
 

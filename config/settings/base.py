@@ -288,7 +288,11 @@ elif env("EMAIL_HOST", default=""):
 else:
     EMAIL_BACKEND = "django.core.mail.backends.filebased.EmailBackend"
     EMAIL_FILE_PATH = str(VAR_DIR / "mail")
-EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
+# SMTP connect and per-command timeout (seconds). Without one, a stalled server (a
+# tarpit, a network hang) would hold a worker and its claimed e-mails forever. The
+# outbox lowers it to a tenth of REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS when that is
+# shorter, so a message always finishes well within its claim.
+EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=30.0)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="rezcourse <rezcourse@localhost>")
 
 # --- rezcourse ---------------------------------------------------------------
@@ -314,7 +318,9 @@ REZCOURSE_ALERT_MAX_SNOOZE_DAYS = env.int("REZCOURSE_ALERT_MAX_SNOOZE_DAYS", def
 REZCOURSE_ALERT_SWEEP_SECONDS = env.float("REZCOURSE_ALERT_SWEEP_SECONDS", default=300.0)
 # The outbox: retries with exponential backoff from BASE to MAX seconds between
 # attempts, MAX_ATTEMPTS in all (the defaults cover an SMTP outage of about 4 hours);
-# a row claimed but not finished after the lease is taken over by another worker.
+# a row claimed but not renewed or finished within the lease is taken over by another
+# worker (a worker renews its claim before each message; a batch starts no message
+# after a quarter of the lease). See notifications/email/delivery.py.
 REZCOURSE_EMAIL_RETRY_BASE_SECONDS = env.int("REZCOURSE_EMAIL_RETRY_BASE_SECONDS", default=60)
 REZCOURSE_EMAIL_RETRY_MAX_SECONDS = env.int("REZCOURSE_EMAIL_RETRY_MAX_SECONDS", default=1800)
 REZCOURSE_EMAIL_MAX_ATTEMPTS = env.int("REZCOURSE_EMAIL_MAX_ATTEMPTS", default=12)

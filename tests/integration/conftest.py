@@ -2,18 +2,20 @@ from __future__ import annotations
 
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 
 import pytest
 from celery.contrib.testing.worker import start_worker
 
 from config.celery import app as celery_app
 from tests.conftest import fresh_broker_connections
+from tests.notifications.conftest import smtp as smtp  # the aiosmtpd fixture, shared
 
 
-@pytest.fixture
-def celery_worker(redis_url: str) -> Iterator[object]:
-    """A real worker thread on Redis, consuming a queue private to this test so
-    leftovers from other runs can neither be eaten nor be served."""
+@contextmanager
+def private_queue(redis_url: str) -> Iterator[str]:
+    """Publish tasks to Redis, on a queue private to this test, so leftovers from other
+    runs can neither be eaten nor be served; yields the queue's name."""
     queue = f"test-{uuid.uuid4().hex[:12]}"
     saved = {
         key: celery_app.conf[key]
@@ -33,7 +35,18 @@ def celery_worker(redis_url: str) -> Iterator[object]:
     celery_app.amqp.queues.select_add(queue)
     fresh_broker_connections()
     try:
-        with start_worker(
+        yield queue
+    finally:
+        celery_app.conf.update(saved)
+        fresh_broker_connections()
+
+
+@pytest.fixture
+def celery_worker(redis_url: str) -> Iterator[object]:
+    """A real worker thread on Redis, consuming a private queue."""
+    with (
+        private_queue(redis_url) as queue,
+        start_worker(
             celery_app,
             pool="solo",
             concurrency=1,
@@ -41,8 +54,6 @@ def celery_worker(redis_url: str) -> Iterator[object]:
             queues=[queue],
             loglevel="WARNING",
             shutdown_timeout=30,
-        ) as worker:
-            yield worker
-    finally:
-        celery_app.conf.update(saved)
-        fresh_broker_connections()
+        ) as worker,
+    ):
+        yield worker

@@ -1,5 +1,6 @@
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Callable
 from datetime import datetime
 from typing import Any
@@ -7,7 +8,7 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
-from notifications.models import Alert, AlertState
+from notifications.models import Alert, AlertState, OutboundEmail
 from notifications.services import SweepResult, alerts_sweep
 
 START = "2026-11-24T10:00:00+00:00"
@@ -39,11 +40,14 @@ def unresolved(course: Any, kind: str) -> list[Alert]:
 
 
 class Recorder:
-    """An aiosmtpd handler that keeps what it receives and refuses listed mailboxes."""
+    """An aiosmtpd handler that keeps what it receives and refuses listed mailboxes;
+    ``delay`` seconds before answering each DATA make it a slow server."""
 
     def __init__(self) -> None:
         self.envelopes: list[Any] = []
         self.refuse: set[str] = set()
+        self.delay = 0.0
+        self.in_flight = self.most_in_flight = 0  # DATA commands being answered at once
 
     async def handle_RCPT(self, server, session, envelope, address, rcpt_options):  # noqa: N802
         if address in self.refuse:
@@ -52,6 +56,13 @@ class Recorder:
         return "250 OK"
 
     async def handle_DATA(self, server, session, envelope):  # noqa: N802
+        self.in_flight += 1
+        self.most_in_flight = max(self.most_in_flight, self.in_flight)
+        try:
+            if self.delay:
+                await asyncio.sleep(self.delay)
+        finally:
+            self.in_flight -= 1
         self.envelopes.append(envelope)
         return "250 Message accepted for delivery"
 
@@ -59,6 +70,25 @@ class Recorder:
         from email import message_from_bytes, policy
 
         return [message_from_bytes(e.content, policy=policy.default) for e in self.envelopes]
+
+
+def pending_emails(team: Any, count: int, key: str = "test") -> list[OutboundEmail]:
+    """Due outbox rows as the sweep writes them, written directly (a committed sweep
+    would also kick a drain)."""
+    now = timezone.now()
+    return OutboundEmail.objects.bulk_create(
+        OutboundEmail(
+            team=team,
+            recipient=f"member{i}@example.org",
+            kind="immediate",
+            subject=f"[rezcourse] notice {i}",
+            body_text="text",
+            idempotency_key=f"{key}:{i}",
+            next_attempt_at=now,
+            created_at=now,
+        )
+        for i in range(count)
+    )
 
 
 def free_port() -> int:

@@ -10,7 +10,7 @@ from django.core.management import call_command
 from django.core.management.base import CommandError
 from django.utils import timezone
 
-from notifications import outbox
+from notifications.email import delivery, digests
 from notifications.models import EmailKind, OutboundEmail
 from teams.models import Role
 
@@ -23,7 +23,7 @@ def digests_for(user) -> list:
 
 def test_no_digest_for_a_team_without_open_alerts(clock, team, clinician, time_machine):
     time_machine.move_to("2026-11-24T08:00:00+00:00", tick=False)  # 09:00 in Berlin
-    assert outbox.enqueue_digests(timezone.now()) == 0
+    assert digests.enqueue_digests(timezone.now()) == 0
     assert not OutboundEmail.objects.exists()
 
 
@@ -36,13 +36,13 @@ def test_the_digest_waits_for_the_teams_local_hour_and_goes_once_a_day(
     team.digest_hour = 12
     team.save()
     time_machine.move_to("2026-12-09T10:59:00+00:00", tick=False)  # 11:59 Berlin
-    assert outbox.enqueue_digests(timezone.now()) == 0
+    assert digests.enqueue_digests(timezone.now()) == 0
     time_machine.move_to("2026-12-09T11:00:00+00:00", tick=False)  # 12:00 Berlin
-    assert outbox.enqueue_digests(timezone.now()) == 1
-    assert outbox.enqueue_digests(timezone.now()) == 0  # again the same day: nothing
+    assert digests.enqueue_digests(timezone.now()) == 1
+    assert digests.enqueue_digests(timezone.now()) == 0  # again the same day: nothing
     [digest] = digests_for(clinician)
     assert digest.subject.startswith("[rezcourse] Daily digest 2026-12-09:")
-    outbox.drain(timezone.now)
+    delivery.drain(timezone.now)
     [message] = [m for m in smtp.handler.messages() if "Daily digest" in m["Subject"]]
     parts = {p.get_content_type(): p.get_content() for p in message.iter_parts()}
     assert set(parts) == {"text/plain", "text/html"}
@@ -59,7 +59,7 @@ def test_a_digest_lists_only_the_recipients_teams(
     theirs = make_course(other_team, member(other_team, Role.COORDINATOR))
     clock("2026-12-08")
     sweep()
-    outbox.enqueue_digests(timezone.now())
+    digests.enqueue_digests(timezone.now())
     [digest] = digests_for(clinician)
     assert mine.patient.reference in digest.body_text
     assert theirs.patient.reference not in digest.body_text + digest.body_html
@@ -75,7 +75,7 @@ def test_a_member_of_two_teams_gets_one_digest_covering_both(
     second = make_course(other_team, member(other_team, Role.COORDINATOR))
     clock("2026-12-08")
     sweep()
-    outbox.enqueue_digests(timezone.now())
+    digests.enqueue_digests(timezone.now())
     [digest] = digests_for(clinician)
     assert first.patient.reference in digest.body_text
     assert second.patient.reference in digest.body_text
@@ -87,13 +87,13 @@ def test_what_changed_since_the_last_digest(clock, sweep, team, clinician, make_
     course = make_course(team, clinician)
     clock("2026-12-08")
     sweep()
-    outbox.enqueue_digests(timezone.now())
+    digests.enqueue_digests(timezone.now())
     clock("2026-12-09")
     course_services.referral_save(
         course, data={"referred_on": timezone.localdate()}, actor=clinician, now=timezone.now()
     )
     sweep()
-    outbox.enqueue_digests(timezone.now())
+    digests.enqueue_digests(timezone.now())
     latest = (
         OutboundEmail.objects.filter(kind=EmailKind.DIGEST, user=clinician)
         .order_by("-created_at")
@@ -114,7 +114,7 @@ def test_a_member_who_turned_the_digest_off_gets_none(
     make_course(team, clinician)
     clock("2026-12-08")
     sweep()
-    outbox.enqueue_digests(timezone.now())
+    digests.enqueue_digests(timezone.now())
     assert digests_for(clinician) == []
 
 
@@ -168,3 +168,34 @@ def test_preferences_api_lists_defaults_and_only_changes_my_own(
         format="json",
     )
     assert bad.status_code == 400 and "immediate_min_severity" in bad.json()["error"]["fields"]
+
+
+@pytest.mark.parametrize("teams, members", [(2, 2), (4, 4)])
+def test_digests_cost_the_same_queries_whatever_the_number_of_recipients(
+    clock, sweep, member, make_course, django_assert_num_queries, teams, members
+):
+    from tests.factories import MembershipFactory, TeamFactory
+
+    everyone = []
+    for _ in range(teams):
+        team = TeamFactory(distribution_email="office@example.org")
+        people = [member(team, Role.CLINICIAN) for _ in range(members)]
+        make_course(team, people[0])
+        everyone += people
+    # Someone in two teams gets one digest covering both.
+    MembershipFactory(team=team, user=everyone[0], role=Role.VIEWER)
+    clock("2026-12-08")
+    sweep()
+    # The first digests (nobody had one yet), then the next day's, which also read
+    # each recipient's last digest and what changed since.
+    with django_assert_num_queries(10):
+        written = digests.enqueue_digests(timezone.now())
+    assert written == teams * (members + 1)
+    clock("2026-12-09")
+    sweep()
+    with django_assert_num_queries(10):
+        assert digests.enqueue_digests(timezone.now()) == written
+    assert all(
+        "Since the last digest" in e.body_text
+        for e in OutboundEmail.objects.filter(kind=EmailKind.DIGEST, created_at=timezone.now())
+    )

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import time
+from collections.abc import Callable
+from datetime import datetime, timedelta
+
 import pytest
 from django.utils import timezone
 
-from notifications import outbox, services
+from notifications import services
+from notifications.email import delivery, digests
 from notifications.models import AlertKind, EmailStatus, OutboundEmail
 from teams.models import Role
 from tests.conftest import run_concurrently
-from tests.notifications.conftest import SmtpServer, unresolved
+from tests.notifications.conftest import SmtpServer, free_port, pending_emails, unresolved
 
 pytestmark = pytest.mark.django_db
 
@@ -21,8 +26,11 @@ def course(clock, team, clinician, make_course):  # noqa: ANN001, ANN201
     return make_course(team, clinician)  # group A, HSCT indicated
 
 
+NOTHING_DONE = {"sent": 0, "retry": 0, "failed": 0, "skipped": 0, "released": 0}
+
+
 def drain() -> dict[str, int]:
-    return outbox.drain(timezone.now)
+    return delivery.drain(timezone.now)
 
 
 def test_an_opened_high_alert_reaches_the_team_by_smtp(clock, sweep, course, clinician, smtp):
@@ -110,7 +118,7 @@ def test_smtp_down_then_up_delivers_every_message_exactly_once(
         time_machine.move_to("2026-12-08T13:00:00+00:00", tick=False)
         assert drain()["sent"] == total
         time_machine.move_to("2026-12-08T14:00:00+00:00", tick=False)
-        assert drain() == {"sent": 0, "retry": 0, "failed": 0}
+        assert drain() == NOTHING_DONE
         ids = [m["Message-ID"] for m in server.handler.messages()]
         assert len(ids) == total == len(set(ids))
     finally:
@@ -119,8 +127,6 @@ def test_smtp_down_then_up_delivers_every_message_exactly_once(
 
 
 def _configure_smtp(settings) -> int:  # noqa: ANN001
-    from tests.notifications.conftest import free_port
-
     port = free_port()
     settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
     settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", port
@@ -161,8 +167,8 @@ def test_only_coordinators_retry_and_only_their_teams_mail_is_listed(
     mine = api(clinician).get("/api/v1/outbox/").json()["results"]
     assert mine and {row["team"] for row in mine} == {course.patient.team_id}
     foreign = OutboundEmail.objects.exclude(team=course.patient.team).first()
-    if foreign is not None:
-        assert api(clinician).get(f"/api/v1/outbox/{foreign.pk}/").status_code == 404
+    assert foreign is not None, "the other team's alert wrote mail too"
+    assert api(clinician).get(f"/api/v1/outbox/{foreign.pk}/").status_code == 404
     assert api(clinician).post(f"/api/v1/outbox/{mine[0]['id']}/retry/").status_code == 403
 
 
@@ -174,8 +180,8 @@ def test_free_text_typed_by_people_never_reaches_an_email(clock, sweep, course, 
         alert, actor=clinician, note="Spoke to Anna's mother", now=timezone.now()
     )
     clock("2026-12-09")
-    digests = outbox.digests_due(timezone.now())
-    texts = [outbox.render_digest(d) for d in digests if not d.empty]
+    due = digests.digests_due(timezone.now())
+    texts = [digests.render_digest(d) for d in due if not d.empty]
     assert texts
     assert all("Anna" not in part for parts in texts for part in parts)
     assert all(
@@ -186,23 +192,8 @@ def test_free_text_typed_by_people_never_reaches_an_email(clock, sweep, course, 
 @pytest.mark.integration
 @pytest.mark.django_db(transaction=True)
 def test_two_workers_draining_at_once_deliver_each_message_once(postgres, clock, team, smtp):
-    # Pending rows as the sweep writes them (written directly: with a committed
-    # transaction the sweep would also kick an eager drain before the workers start).
-    now = timezone.now()
-    OutboundEmail.objects.bulk_create(
-        OutboundEmail(
-            team=team,
-            recipient=f"member{i}@example.org",
-            kind="immediate",
-            subject=f"[rezcourse] notice {i}",
-            body_text="text",
-            idempotency_key=f"test:{i}",
-            next_attempt_at=now,
-            created_at=now,
-        )
-        for i in range(20)
-    )
-    results = run_concurrently(*[lambda: outbox.drain(timezone.now, batch=3)] * 2)
+    pending_emails(team, 20)
+    results = run_concurrently(*[lambda: delivery.drain(timezone.now, batch=3)] * 2)
     assert not [r for r in results if isinstance(r, Exception)]
     assert sum(r["sent"] for r in results) == 20
     assert all(r["sent"] > 0 for r in results), "both workers took part"
@@ -211,15 +202,187 @@ def test_two_workers_draining_at_once_deliver_each_message_once(postgres, clock,
     assert set(OutboundEmail.objects.values_list("status", flat=True)) == {EmailStatus.SENT}
 
 
+def test_a_live_claim_is_not_taken_over(clock, sweep, course, smtp, time_machine):
+    clock("2026-12-08")
+    sweep()
+    [held] = delivery.claim(timezone.now(), limit=1)  # a worker holds one row and works
+    others = delivery.claim(timezone.now(), limit=100)
+    assert others, "the other due rows are claimed"
+    assert held.pk not in {e.pk for e in others}
+    time_machine.move_to("2026-12-08T10:09:00+00:00", tick=False)  # lease (10 min) running
+    assert delivery.drain(timezone.now) == NOTHING_DONE
+    row = OutboundEmail.objects.get(pk=held.pk)
+    assert (row.status, row.claimed_at) == (EmailStatus.SENDING, held.claimed_at)
+    assert delivery.send_claimed([held], timezone.now)["sent"] == 1  # its holder sends it
+    assert [m["Message-ID"] for m in smtp.handler.messages()] == [
+        delivery.message_id(held.idempotency_key)
+    ]
+
+
 def test_a_stale_claim_is_taken_over_after_the_lease(clock, sweep, course, smtp, time_machine):
     clock("2026-12-08")
     sweep()
-    claimed = outbox.claim(timezone.now(), limit=1)  # a worker claims, then dies
-    assert len(claimed) == 1
-    assert outbox.claim(timezone.now(), limit=100) and claimed[0].pk not in [
-        e.pk for e in OutboundEmail.objects.filter(status="pending")
-    ]
+    [claimed] = delivery.claim(timezone.now(), limit=1)  # a worker claims, then dies
     time_machine.move_to("2026-12-08T10:11:00+00:00", tick=False)  # lease (10 min) expired
-    assert drain()["sent"] >= 1
-    claimed[0].refresh_from_db()
-    assert claimed[0].status == EmailStatus.SENT
+    assert drain()["sent"] == OutboundEmail.objects.count()
+    claimed.refresh_from_db()
+    assert claimed.status == EmailStatus.SENT
+    ids = [m["Message-ID"] for m in smtp.handler.messages()]
+    assert ids.count(delivery.message_id(claimed.idempotency_key)) == 1
+
+
+def test_a_worker_whose_claim_was_taken_over_does_not_send(
+    clock, sweep, course, smtp, time_machine
+):
+    clock("2026-12-08")
+    sweep()
+    slow = delivery.claim(timezone.now(), limit=100)  # a worker claims, then stalls
+    time_machine.move_to("2026-12-08T10:11:00+00:00", tick=False)  # lease (10 min) expired
+    fresh = delivery.claim(timezone.now(), limit=100)  # another worker takes them over
+    assert {e.pk for e in fresh} == {e.pk for e in slow}
+    # The stalled worker wakes up: it renews each claim first, finds it lost, skips.
+    counts = delivery.send_claimed(slow, timezone.now)
+    assert counts == {**NOTHING_DONE, "skipped": len(slow)}
+    assert smtp.handler.envelopes == []
+    rows = OutboundEmail.objects.filter(pk__in=[e.pk for e in slow])
+    assert {r.claim_token for r in rows} == {fresh[0].claim_token}
+    assert delivery.send_claimed(fresh, timezone.now)["sent"] == len(fresh)
+    ids = [m["Message-ID"] for m in smtp.handler.messages()]
+    assert sorted(ids) == sorted(delivery.message_id(e.idempotency_key) for e in fresh)
+
+
+def test_marking_a_row_sent_with_a_stale_token_changes_nothing(clock, sweep, course, time_machine):
+    clock("2026-12-08")
+    sweep()
+    [stale] = delivery.claim(timezone.now(), limit=1)
+    time_machine.move_to("2026-12-08T10:11:00+00:00", tick=False)
+    [holder] = delivery.claim(timezone.now(), limit=1)
+    assert holder.pk == stale.pk and holder.claim_token != stale.claim_token
+    now = timezone.now()
+    assert not delivery.renew(stale, now)
+    assert not delivery.finish(stale, status=EmailStatus.SENT, sent_at=now, attempts=1)
+    row = OutboundEmail.objects.get(pk=holder.pk)
+    assert (row.status, row.claim_token, row.claimed_at, row.sent_at, row.attempts) == (
+        EmailStatus.SENDING,
+        holder.claim_token,
+        holder.claimed_at,
+        None,
+        0,
+    )
+    assert delivery.finish(holder, status=EmailStatus.SENT, sent_at=now, attempts=1)
+    row.refresh_from_db()
+    assert (row.status, row.claim_token) == (EmailStatus.SENT, None)
+
+
+def messages_so_far(
+    smtp: SmtpServer, start: datetime, seconds_each: float
+) -> Callable[[], datetime]:
+    """A clock that advances ``seconds_each`` with every message the server accepted:
+    a server that slow, whatever the test machine's pace."""
+    return lambda: start + timedelta(seconds=seconds_each * len(smtp.handler.envelopes))
+
+
+def test_a_batch_stops_at_a_quarter_of_the_lease_and_hands_the_rest_back(clock, team, smtp):
+    pending_emails(team, 10)
+    start = timezone.now()
+    batch = delivery.claim(start, limit=50)
+    deadline = start + timedelta(seconds=150)  # a quarter of the 10-minute lease
+    counts = delivery.send_claimed(batch, messages_so_far(smtp, start, 60), deadline)
+    assert counts == {**NOTHING_DONE, "sent": 3, "released": 7}  # at 0, 60 and 120 s
+    back = OutboundEmail.objects.exclude(status=EmailStatus.SENT)
+    assert {(r.status, r.claim_token, r.attempts) for r in back} == {(EmailStatus.PENDING, None, 0)}
+    # Handed back at once: another worker claims them now, not after the lease.
+    assert {e.pk for e in delivery.claim(timezone.now(), limit=50)} == {r.pk for r in back}
+
+
+def test_after_a_batch_ran_out_of_time_the_drain_claims_only_what_fitted(clock, team, smtp):
+    pending_emails(team, 10)
+    counts = delivery.drain(messages_so_far(smtp, timezone.now(), 60))
+    # 10 claimed, 3 sent, 7 handed back; then batches of 3, which fit in the time.
+    assert counts == {**NOTHING_DONE, "sent": 10, "released": 7}
+    ids = [m["Message-ID"] for m in smtp.handler.messages()]
+    assert len(ids) == len(set(ids)) == 10
+
+
+def test_the_smtp_timeout_is_email_timeout_but_at_most_a_tenth_of_the_lease(settings):
+    settings.REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS = 600
+    settings.EMAIL_TIMEOUT = 30
+    assert delivery.smtp_timeout() == 30
+    settings.REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS = 20
+    assert delivery.smtp_timeout() == 2
+    settings.EMAIL_TIMEOUT = None  # Django's default: no timeout at all
+    assert delivery.smtp_timeout() == 2
+
+
+def test_a_server_that_never_answers_holds_the_drain_for_one_timeout(clock, team, settings):
+    import socket
+
+    pending_emails(team, 5)
+    with socket.create_server(("127.0.0.1", 0)) as silent:  # accepts, never says a word
+        settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+        settings.EMAIL_HOST, settings.EMAIL_PORT = "127.0.0.1", silent.getsockname()[1]
+        settings.EMAIL_TIMEOUT = 30
+        settings.REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS = 3  # the timeout becomes 0.3 s
+        started = time.monotonic()
+        counts = delivery.drain(timezone.now)
+        elapsed = time.monotonic() - started
+    assert counts == {**NOTHING_DONE, "retry": 5}
+    assert elapsed < 2
+    assert all("timed out" in r.last_error for r in OutboundEmail.objects.all())
+
+
+def test_a_server_that_stalls_before_its_250_times_out_and_the_batch_is_retried(
+    clock, team, smtp, settings
+):
+    pending_emails(team, 5)
+    smtp.handler.delay = 2  # the body is in; the 250 comes too late
+    settings.EMAIL_TIMEOUT = 0.3
+    started = time.monotonic()
+    counts = delivery.drain(timezone.now)
+    assert time.monotonic() - started < 1.5, "one timeout, not one per message"
+    assert counts == {**NOTHING_DONE, "retry": 5}
+    rows = OutboundEmail.objects.order_by("id")
+    assert "timed out" in rows[0].last_error
+    # The server may still accept that first message: it goes again after the backoff,
+    # with the same Message-ID (the documented at-least-once window).
+    assert all(r.status == EmailStatus.PENDING and r.claim_token is None for r in rows)
+
+
+def test_a_drain_starts_no_message_after_its_time(clock, team, smtp):
+    pending_emails(team, 10)
+    counts = delivery.drain(messages_so_far(smtp, timezone.now(), 60), seconds=100)
+    assert counts == {**NOTHING_DONE, "sent": 2, "released": 8}  # at 0 and 60 s
+    assert OutboundEmail.objects.filter(status=EmailStatus.PENDING, claim_token=None).count() == 8
+
+
+def test_a_drain_cut_off_mid_message_hands_back_the_rows_it_did_not_reach(clock, team, monkeypatch):
+    from celery.exceptions import SoftTimeLimitExceeded
+    from django.core.mail.backends.locmem import EmailBackend
+
+    rows = pending_emails(team, 5)
+    calls = []
+
+    def send_until_the_time_limit(self: EmailBackend, messages: list) -> int:
+        calls.append(messages)
+        if len(calls) == 2:
+            raise SoftTimeLimitExceeded()  # the task's soft time limit, mid-message
+        return len(messages)
+
+    monkeypatch.setattr(EmailBackend, "send_messages", send_until_the_time_limit)
+    with pytest.raises(SoftTimeLimitExceeded):
+        delivery.drain(timezone.now)
+    first, cut, *rest = OutboundEmail.objects.order_by("id")
+    assert [first.pk, cut.pk] == [rows[0].pk, rows[1].pk]
+    assert first.status == EmailStatus.SENT
+    # Its outcome unknown, the interrupted one keeps its claim until the lease ends,
+    # as if its worker had died; the others are claimable at once, no attempt counted.
+    assert cut.status == EmailStatus.SENDING and cut.claim_token is not None
+    assert {(r.status, r.claim_token, r.attempts) for r in rest} == {(EmailStatus.PENDING, None, 0)}
+
+
+def test_a_drain_task_stops_starting_messages_in_time_for_the_longest_one(settings):
+    settings.REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS = 600
+    settings.EMAIL_TIMEOUT = 30  # one message: at most 5 x 30 s
+    assert delivery.drain_seconds(240) == 90
+    settings.EMAIL_TIMEOUT = 60
+    assert delivery.drain_seconds(240) == 60  # never less than a quarter of the limit

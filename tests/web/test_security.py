@@ -13,8 +13,8 @@ from django.urls import resolve
 from django.utils import timezone
 
 from courses import services as course_services
+from notifications.email.notices import links as _links
 from notifications.models import Alert
-from notifications.outbox import _links
 
 pytestmark = pytest.mark.django_db
 

@@ -2,7 +2,7 @@ from django.contrib.auth import get_user_model
 from django.core.management.base import BaseCommand, CommandError
 from django.utils import timezone
 
-from notifications import outbox
+from notifications.email import build_digest, recipients_for, render_digest
 
 
 class Command(BaseCommand):
@@ -22,7 +22,7 @@ class Command(BaseCommand):
         memberships = person.memberships.select_related("team")
         if not memberships:
             raise CommandError(f"'{user}' belongs to no team.")
-        recipients = outbox.recipients_for([m.team_id for m in memberships])
+        recipients = recipients_for([m.team_id for m in memberships])
         mine = [r for rs in recipients.values() for r in rs if r.user_id == person.pk]
         if not mine:
             raise CommandError(f"'{user}' has no e-mail address; there is nothing to send.")
@@ -30,13 +30,13 @@ class Command(BaseCommand):
         if not team_ids:
             self.stdout.write(f"'{user}' has the daily digest turned off in every team.")
             return
-        digest = outbox.build_digest(mine[0], team_ids, timezone.localdate(now), now)
+        digest = build_digest(mine[0], team_ids, timezone.localdate(now), now)
         if digest.empty:
             self.stdout.write(
                 f"Nothing to say: no open alerts and no changes for '{user}'; "
                 "no digest would be sent."
             )
             return
-        subject, text, html_part = outbox.render_digest(digest)
+        subject, text, html_part = render_digest(digest)
         self.stdout.write(f"To: {mine[0].email}\nSubject: {subject}\n")
         self.stdout.write(html_part if html else text)

@@ -1,0 +1,71 @@
+"""Who hears about a team's alerts: members with an e-mail address (with their
+preferences, or the defaults) and the team's distribution address."""
+
+from __future__ import annotations
+
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+
+from notifications.models import (
+    DEFAULT_DIGEST,
+    DEFAULT_IMMEDIATE_MIN_SEVERITY,
+    SEVERITY_RANK,
+    Alert,
+)
+from teams.models import Membership, Team
+
+
+@dataclass(frozen=True)
+class Recipient:
+    team_id: int
+    user_id: int | None
+    email: str
+    immediate_min_severity: str | None
+    digest: bool
+
+    @property
+    def ident(self) -> str:
+        return f"user:{self.user_id}" if self.user_id else f"address:{self.email.lower()}"
+
+
+def recipients_for(team_ids: Iterable[int]) -> dict[int, list[Recipient]]:
+    """Members with an e-mail address (and their preferences, or the defaults), plus
+    each team's distribution address. Two queries whatever the number of teams."""
+    team_ids = list(team_ids)
+    by_team: dict[int, list[Recipient]] = defaultdict(list)
+    memberships = (
+        Membership.objects.filter(team_id__in=team_ids, user__is_active=True)
+        .exclude(user__email="")
+        .select_related("user", "notification_preference")
+    )
+    for m in memberships:
+        pref = getattr(m, "notification_preference", None)
+        by_team[m.team_id].append(
+            Recipient(
+                m.team_id,
+                m.user_id,
+                m.user.email,
+                pref.immediate_min_severity if pref else DEFAULT_IMMEDIATE_MIN_SEVERITY,
+                pref.digest if pref else DEFAULT_DIGEST,
+            )
+        )
+    for team_id, address in (
+        Team.objects.filter(pk__in=team_ids)
+        .exclude(distribution_email="")
+        .values_list("pk", "distribution_email")
+    ):
+        by_team[team_id].append(
+            Recipient(team_id, None, address, DEFAULT_IMMEDIATE_MIN_SEVERITY, DEFAULT_DIGEST)
+        )
+    return by_team
+
+
+def reaches(alert: Alert, recipient: Recipient) -> bool:
+    """An alert reaches a recipient at or above their severity; each escalation level
+    counts as one step up, so an unacknowledged medium alert reaches the people who
+    only hear about high ones once it has escalated."""
+    if recipient.immediate_min_severity is None:
+        return False
+    rank = SEVERITY_RANK[alert.severity] + alert.escalation_level
+    return rank >= SEVERITY_RANK[recipient.immediate_min_severity]
