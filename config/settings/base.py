@@ -156,9 +156,10 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery ------------------------------------------------------------------
 # Redis when REDIS_URL (or CELERY_BROKER_URL) is set; otherwise kombu's filesystem
-# transport, which needs no server at all (the embedded default).
+# transport, which needs no server at all (the embedded default). It ignores the host,
+# but naming one spares the worker kombu's "No hostname was supplied" warning.
 REDIS_URL = env("REDIS_URL", default="")
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or REDIS_URL or "filesystem://"
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or REDIS_URL or "filesystem://localhost/"
 BROKER_DIR = VAR_DIR / "broker"
 # Publishing retries: kombu's default is to retry forever, which would hang a web
 # request while Redis is down (celery/celery#4627). Fail within about a second
@@ -232,7 +233,8 @@ EMAIL_TIMEOUT = env.int("EMAIL_TIMEOUT", default=30)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="rezcourse <rezcourse@localhost>")
 
 # --- rezcourse ---------------------------------------------------------------
-# Where links in e-mails point (the dashboard or the API root).
+# Where links in e-mails (and the iCal feed) point: the web app's address. `make run
+# HOST=... PORT=...` sets it to where it serves unless it is set already.
 REZCOURSE_BASE_URL = env("REZCOURSE_BASE_URL", default="http://127.0.0.1:8000")
 # Alert thresholds used when a protocol definition does not carry its own (days).
 # Local defaults to confirm; see docs/alerts.md.
