@@ -1,13 +1,14 @@
 """How long a newcomer waits: `make run` in a fresh clone until /api/docs/ answers.
 
-    python3 bench/first_start.py [--repo PATH] [--runs N] [--empty-cache] [--write-docs FILE]
+    python3 bench/first_start.py [--runs N] [--empty-cache] [--rev REVISION]
 
-Each run clones the repository's committed HEAD into a temporary directory, starts
-`make run PORT=<free port>` there with the embedded defaults (no DATABASE_URL,
-REDIS_URL, ... from the caller's environment), polls the API docs and prints the
-seconds to the first answer (cold: venv, installs, migrate, demo and start-up), then
-stops it and starts it again in the same clone (warm restart). Only the standard
-library is used, so it runs before any venv exists.
+Each run clones the repository (with its uncommitted changes, or the given revision)
+into a temporary directory, starts `make run PORT=<free port>` there with the embedded
+defaults (no DATABASE_URL, REDIS_URL, ... from the caller's environment), polls the API
+docs and prints the seconds until it is ready: the docs answer and make run's banner is
+out (cold: venv, installs, migrate, demo and start-up). Then it stops it and starts it
+again in the same clone (warm restart).
+Only the standard library is used, so it runs before any venv exists.
 
 ``--empty-cache`` points the installers' caches (uv's and pip's) at an empty folder,
 so the cold figure includes downloading every wheel; without it the machine's
@@ -18,14 +19,17 @@ from __future__ import annotations
 
 import argparse
 import contextlib
+import io
 import os
 import re
+import resource
 import shutil
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tarfile
 import tempfile
 import time
 import urllib.error
@@ -78,11 +82,26 @@ def clean_environment(**extra: str) -> dict[str, str]:
     return environment
 
 
-def clone(repo: Path, into: Path) -> Path:
+def clone(repo: Path, into: Path, rev: str | None = None) -> Path:
+    """A fresh clone of ``repo`` at ``rev``, or else with its uncommitted changes to
+    tracked files: what the next commit would hold (untracked files stay out, as they
+    would from a clone)."""
     target = into / "rezcourse"
+    git = ["git", "-C", str(repo)]
     subprocess.run(
         ["git", "clone", "--quiet", "--no-hardlinks", str(repo), str(target)], check=True
     )
+    if rev:
+        subprocess.run(["git", "-C", str(target), "checkout", "--quiet", rev], check=True)
+        return target
+    # `stash create` records the working tree as a commit without touching it.
+    changes = subprocess.run(
+        [*git, "stash", "create"], capture_output=True, text=True, check=True
+    ).stdout.strip()
+    if changes:
+        archive = subprocess.run([*git, "archive", changes], capture_output=True, check=True)
+        with tarfile.open(fileobj=io.BytesIO(archive.stdout)) as tar:
+            tar.extractall(target, filter="data")
     return target
 
 
@@ -141,11 +160,12 @@ def make_run(
 
 
 def stop(process: subprocess.Popen[str], grace: float = 15) -> None:
-    """Ctrl-C, as a person would: make's trap stops the web server and the worker."""
+    """SIGTERM to the whole session: make's trap stops the web server and the worker (not
+    SIGINT, which a shell leaves ignored for the jobs it starts in the background)."""
     if process.poll() is not None:
         return
     try:
-        os.killpg(process.pid, signal.SIGINT)
+        os.killpg(process.pid, signal.SIGTERM)
         process.wait(timeout=grace)
     except (ProcessLookupError, subprocess.TimeoutExpired):
         pass
@@ -154,20 +174,29 @@ def stop(process: subprocess.Popen[str], grace: float = 15) -> None:
     process.wait(timeout=grace)
 
 
-def wait_until_answers(running: Running, url: str, timeout: float) -> float:
-    """Seconds from start to the first 200 from ``url``; raises with the output if the
-    run died or did not answer in time."""
+# `make run`'s banner, printed once the demo is loaded and the web server is up (or, in
+# the Makefile before it, just before the server started).
+READY = re.compile(r"^(rezcourse is running:|rezcourse: API docs at)", re.M)
+
+
+def wait_until_ready(running: Running, url: str, timeout: float) -> tuple[float, float]:
+    """Seconds from start until ``url`` first answered, and until make run was ready
+    (its banner printed, and the docs answering); raises with the output if the run
+    died or was not ready in time."""
     deadline = running.started + timeout
+    docs = None
     while time.monotonic() < deadline:
-        if answers(url):
-            return time.monotonic() - running.started
+        if docs is None and answers(url):
+            docs = time.monotonic() - running.started
+        if docs is not None and READY.search(running.output()):
+            return docs, time.monotonic() - running.started
         if running.process.poll() is not None:
             raise RuntimeError(
-                f"make run exited with {running.process.returncode} before {url} answered:\n"
+                f"make run exited with {running.process.returncode} before it was ready:\n"
                 + running.output()
             )
         time.sleep(0.1)
-    raise RuntimeError(f"{url} did not answer within {timeout:.0f} s:\n" + running.output())
+    raise RuntimeError(f"make run was not ready within {timeout:.0f} s:\n" + running.output())
 
 
 # Lines that mark the start of each step in `make run`'s output (this Makefile's and
@@ -175,7 +204,7 @@ def wait_until_answers(running: Running, url: str, timeout: float) -> float:
 STEPS = (
     ("migrate", re.compile(r"migrating the database|manage\.py migrate")),
     ("demo data", re.compile(r"loading the demo|manage\.py load_demo")),
-    ("start web + worker", re.compile(r"starting the web server|rezcourse: API docs at")),
+    ("start web + worker", re.compile(r"starting the (web server|worker)|rezcourse: API docs at")),
 )
 
 
@@ -192,37 +221,43 @@ def breakdown(running: Running, answered: float) -> list[tuple[str, float]]:
 
 
 @dataclass
-class Result:
-    cold: float
-    warm: float
+class Start:
+    docs: float  # seconds until the docs first answered
+    seconds: float  # until make run was ready: its banner printed, the docs answering
+    cpu: float  # user + system seconds of the whole run, stop included
     steps: list[tuple[str, float]]
     output: str
 
 
-def measure_once(repo: Path, empty_cache: bool, timeout: float) -> Result:
+def timed_start(checkout: Path, environment: dict[str, str], timeout: float) -> Start:
+    port = free_port()
+    before = resource.getrusage(resource.RUSAGE_CHILDREN)
+    with make_run(checkout, port, environment) as running:
+        docs, seconds = wait_until_ready(running, f"http://127.0.0.1:{port}/api/docs/", timeout)
+    after = resource.getrusage(resource.RUSAGE_CHILDREN)
+    cpu = (after.ru_utime - before.ru_utime) + (after.ru_stime - before.ru_stime)
+    return Start(docs, seconds, cpu, breakdown(running, seconds), running.output())
+
+
+def measure_once(
+    repo: Path, rev: str | None, empty_cache: bool, timeout: float
+) -> tuple[Start, Start]:
+    """(cold start in a fresh clone, warm restart in the same clone)."""
     with tempfile.TemporaryDirectory(prefix="rezcourse-first-start-") as tmp:
-        checkout = clone(repo, Path(tmp))
+        checkout = clone(repo, Path(tmp), rev)
         extra: dict[str, str] = {}
         if empty_cache:
             cache = Path(tmp) / "cache"
             extra = {"UV_CACHE_DIR": str(cache / "uv"), "PIP_CACHE_DIR": str(cache / "pip")}
         environment = clean_environment(**extra)
-        port = free_port()
-        url = f"http://127.0.0.1:{port}/api/docs/"
-        with make_run(checkout, port, environment) as running:
-            cold = wait_until_answers(running, url, timeout)
-        steps = breakdown(running, cold)
-        output = running.output()
-        port = free_port()
-        url = f"http://127.0.0.1:{port}/api/docs/"
-        with make_run(checkout, port, environment) as running:
-            warm = wait_until_answers(running, url, timeout)
-        return Result(cold, warm, steps, output)
+        cold = timed_start(checkout, environment, timeout)
+        return cold, timed_start(checkout, environment, timeout)
 
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--repo", type=Path, default=REPO, help="repository to clone")
+    parser.add_argument("--rev", help="a revision to measure instead of the working tree")
     parser.add_argument("--runs", type=int, default=1)
     parser.add_argument("--empty-cache", action="store_true", help="installers start empty")
     parser.add_argument("--timeout", type=float, default=600)
@@ -234,20 +269,25 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 2
     results = []
     for run in range(1, options.runs + 1):
-        result = measure_once(options.repo, options.empty_cache, options.timeout)
-        results.append(result)
-        steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in result.steps)
+        load = os.getloadavg()[0]
+        cold, warm = measure_once(options.repo, options.rev, options.empty_cache, options.timeout)
+        results.append((cold, warm))
+        steps = ", ".join(f"{name} {seconds:.1f} s" for name, seconds in cold.steps)
         print(
-            f"run {run}: cold {result.cold:.1f} s, warm restart {result.warm:.1f} s"
-            + (f"  ({steps})" if steps else ""),
+            f"run {run}: cold {cold.seconds:.1f} s (docs {cold.docs:.1f} s, {cold.cpu:.1f} s CPU),"
+            f" warm restart {warm.seconds:.1f} s (docs {warm.docs:.1f} s, {warm.cpu:.1f} s CPU);"
+            f" load average before {load:.1f}"
+            f"\n  cold: {steps}"
+            f"\n  warm: {', '.join(f'{n} {t:.1f} s' for n, t in warm.steps)}",
             flush=True,
         )
         if options.show_output:
-            print(result.output)
+            print(cold.output)
     if len(results) > 1:
         print(
-            f"median of {len(results)}: cold {statistics.median(r.cold for r in results):.1f} s,"
-            f" warm restart {statistics.median(r.warm for r in results):.1f} s"
+            f"median of {len(results)}: "
+            f"cold {statistics.median(c.seconds for c, _ in results):.1f} s, "
+            f"warm restart {statistics.median(w.seconds for _, w in results):.1f} s"
         )
     return 0
 
