@@ -9,20 +9,23 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-# The installer: uv (pinned; about ten times faster than pip for the scientific
-# stack) bootstrapped into $(VENV)/uv with $(PYTHON)'s pip, or pip itself when uv
+# The installer: uv (pinned; several times faster than pip for the scientific stack)
+# bootstrapped into $(VENV)/uv-<version> with $(PYTHON)'s pip, or pip itself when uv
 # cannot be had (no pip for $(PYTHON), no wheel for this platform) or INSTALLER=pip.
 INSTALLER ?= uv
 UV_VERSION ?= 0.13.9
-UV := $(VENV)/uv/bin/uv
+UV := $(VENV)/uv-$(UV_VERSION)/bin/uv
 
 # `make run HOST=... PORT=...`: links in e-mails (and the iCal feed) point where the
-# demo serves unless REZCOURSE_BASE_URL says otherwise; a named HOST is allowed too.
-URL_HOST := $(if $(findstring :,$(HOST)),[$(HOST)],$(HOST))
-URL := http://$(URL_HOST):$(PORT)
+# demo serves unless REZCOURSE_BASE_URL says otherwise, and that host is allowed.
+# BIND_HOST is runserver's address ([::1] for IPv6); URL_HOST the host in URLs, where
+# a wildcard address (0.0.0.0, ::) is reached on this machine as the loopback.
 comma := ,
+BIND_HOST := $(if $(findstring :,$(HOST)),[$(HOST)],$(HOST))
+URL_HOST := $(if $(filter 0.0.0.0,$(HOST)),127.0.0.1,$(if $(filter ::,$(HOST)),[::1],$(BIND_HOST)))
+URL := http://$(URL_HOST):$(PORT)
 REZCOURSE_BASE_URL ?= $(URL)
-DJANGO_ALLOWED_HOSTS ?= 127.0.0.1,localhost$(if $(filter-out 0.0.0.0 :: 127.0.0.1 localhost,$(HOST)),$(comma)$(HOST))
+DJANGO_ALLOWED_HOSTS ?= 127.0.0.1,localhost$(if $(filter-out 127.0.0.1 localhost,$(URL_HOST)),$(comma)$(URL_HOST))
 
 # Where the demo's e-mails go (never printing EMAIL_URL: it may hold a password).
 MAIL = $(if $(EMAIL_URL)$(EMAIL_HOST),sent by SMTP (EMAIL_URL / EMAIL_HOST),written as files to var/mail/)
@@ -66,15 +69,16 @@ export UV_PIP_INSTALL
 # $(call install,REQUIREMENTS-FILE,WHAT): one line before and one after, not pages.
 define install
 	@set -e; started=$$SECONDS; \
-	if [ "$(INSTALLER)" = uv ] && { [ -x $(UV) ] || PIP_ROOT_USER_ACTION=ignore \
-	    $(PYTHON) -m pip install --quiet --quiet --disable-pip-version-check \
-	    --upgrade --target $(VENV)/uv uv==$(UV_VERSION) >/dev/null 2>&1; }; then \
+	if [ "$(INSTALLER)" = uv ] && { [ -x $(UV) ] || \
+	    PIP_ROOT_USER_ACTION=ignore PIP_REQUIRE_VIRTUALENV=0 $(PYTHON) -m pip install \
+	    --quiet --quiet --disable-pip-version-check --upgrade \
+	    --target $(VENV)/uv-$(UV_VERSION) uv==$(UV_VERSION) >/dev/null 2>&1; }; then \
 	  echo "rezcourse: installing $(2) with uv $(UV_VERSION) ..."; \
 	  $(PYTHON) -c "$$UV_PIP_INSTALL" $(UV) $(BIN)/python $(1); \
 	else \
-	  echo "rezcourse: installing $(2) with pip (uv is not available) ..."; \
+	  echo "rezcourse: installing $(2) with pip$(if $(filter uv,$(INSTALLER)), (uv could not be installed)) ..."; \
 	  [ -x $(BIN)/pip ] || $(BIN)/python -m ensurepip --upgrade --default-pip >/dev/null; \
-	  $(BIN)/python -m pip install --quiet --disable-pip-version-check -r $(1); \
+	  $(BIN)/python -m pip install --quiet --quiet --disable-pip-version-check -r $(1); \
 	fi; \
 	echo "rezcourse: installed in $$(( SECONDS - started )) s"
 endef
@@ -124,17 +128,19 @@ demo: venv
 # `wait -n` misses a child that died before it was called).
 run: venv
 	@echo "rezcourse: migrating the database ..."
-	@$(BIN)/python manage.py runserver --noreload --skip-checks $(URL_HOST):$(PORT) \
+	@$(BIN)/python manage.py runserver --noreload --skip-checks $(BIND_HOST):$(PORT) \
 		>/dev/null & web=$$!; \
 	trap 'kill $$worker $$web 2>/dev/null; wait; exit 0' TERM; \
 	trap 'kill $$web 2>/dev/null; wait; exit 0' INT; \
 	$(DEMO) || { kill $$web 2>/dev/null; wait; exit 1; }; \
+	kill -0 $$web 2>/dev/null || { echo "rezcourse: the web server stopped (see above)." >&2; exit 1; }; \
 	echo "rezcourse: starting the worker ..."; \
 	$(BIN)/celery --quiet --skip-checks -A config worker -B --loglevel=WARNING \
 		--concurrency=1 --without-mingle --without-gossip \
 		--schedule=var/celerybeat-schedule & worker=$$!; \
 	alive() { kill -0 $$worker 2>/dev/null && kill -0 $$web 2>/dev/null; }; \
-	until (exec 3<>/dev/tcp/$(HOST)/$(PORT)) 2>/dev/null || ! alive; do sleep 0.1; done; \
+	until (exec 3<>/dev/tcp/$(subst [,,$(subst ],,$(URL_HOST)))/$(PORT)) 2>/dev/null || ! alive; \
+	do sleep 0.1; done; \
 	alive && printf '%s\n' "" \
 	  "rezcourse is running:" \
 	  "  API docs  $(URL)/api/docs/" \
