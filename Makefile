@@ -80,7 +80,7 @@ define install
 	    PIP_ROOT_USER_ACTION=ignore PIP_REQUIRE_VIRTUALENV=0 $(PYTHON) -m pip install \
 	    --quiet --quiet --disable-pip-version-check --upgrade \
 	    --target $(VENV)/uv-$(UV_VERSION) uv==$(UV_VERSION) >/dev/null 2>&1; }; then \
-	  echo "rezcourse: installing $(2) with uv $(UV_VERSION) ..."; \
+	  echo "rezcourse: installing $(2) with $$($(UV) --version | cut -d" " -f1-2) ..."; \
 	  $(PYTHON) -c "$$UV_PIP_INSTALL" $(UV) $(BIN)/python $(1); \
 	  $(BIN)/python -m compileall -q -j0 -x '$(LAZY_PACKAGES)' \
 	    $$($(BIN)/python -c 'import sysconfig; print(sysconfig.get_path("purelib"))') >/dev/null; \

@@ -82,11 +82,20 @@ def clean_environment(**extra: str) -> dict[str, str]:
     return environment
 
 
+# What a copy of a source tree without git leaves out: state, caches, the venv.
+NOT_SOURCE = (".venv", "var", "__pycache__", ".pytest_cache", ".ruff_cache", ".hypothesis")
+
+
 def clone(repo: Path, into: Path, rev: str | None = None) -> Path:
     """A fresh clone of ``repo`` at ``rev``, or else with its uncommitted changes to
     tracked files: what the next commit would hold (untracked files stay out, as they
-    would from a clone)."""
+    would from a clone). A source tree that is not a git checkout is copied instead."""
     target = into / "rezcourse"
+    if not (repo / ".git").exists():
+        if rev:
+            raise ValueError(f"{repo} is not a git checkout: no revision {rev} to clone")
+        shutil.copytree(repo, target, ignore=shutil.ignore_patterns(*NOT_SOURCE))
+        return target
     git = ["git", "-C", str(repo)]
     subprocess.run(
         ["git", "clone", "--quiet", "--no-hardlinks", str(repo), str(target)], check=True
