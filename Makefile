@@ -109,8 +109,8 @@ run demo migrate worker: export DJANGO_ALLOWED_HOSTS := $(DJANGO_ALLOWED_HOSTS)
 # The demo worker runs as whoever runs `make run` — root in a container or CI — and
 # accepts JSON only, where Celery's "superuser privileges" warning is advice, not a
 # risk (with pickle it refuses to start, and this filter does not change that).
-run worker: export PYTHONWARNINGS := ignore:You're running the worker with superuser privileges
-run: export DJANGO_RUNSERVER_HIDE_WARNING := true
+# (Appended: the last filter wins for this message, and the caller's own stay.)
+run worker: export PYTHONWARNINGS := $(if $(PYTHONWARNINGS),$(PYTHONWARNINGS)$(comma))ignore:You're running the worker with superuser privileges
 
 migrate: venv
 	@echo "rezcourse: migrating the database ..."
