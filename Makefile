@@ -17,7 +17,8 @@ UV_VERSION ?= 0.13.9
 UV := $(VENV)/uv-$(UV_VERSION)/bin/uv
 
 # `make run HOST=... PORT=...`: links in e-mails (and the iCal feed) point where the
-# demo serves unless REZCOURSE_BASE_URL says otherwise, and that host is allowed.
+# demo serves unless REZCOURSE_BASE_URL says otherwise, and the host of the URLs it
+# prints is allowed (added to DJANGO_ALLOWED_HOSTS, whether that is set or not).
 # BIND_HOST is runserver's address ([::1] for IPv6); URL_HOST the host in URLs, where
 # a wildcard address (0.0.0.0, ::) is reached on this machine as the loopback.
 comma := ,
@@ -25,7 +26,8 @@ BIND_HOST := $(if $(findstring :,$(HOST)),[$(HOST)],$(HOST))
 URL_HOST := $(if $(filter 0.0.0.0,$(HOST)),127.0.0.1,$(if $(filter ::,$(HOST)),[::1],$(BIND_HOST)))
 URL := http://$(URL_HOST):$(PORT)
 REZCOURSE_BASE_URL ?= $(URL)
-DJANGO_ALLOWED_HOSTS ?= 127.0.0.1,localhost$(if $(filter-out 127.0.0.1 localhost,$(URL_HOST)),$(comma)$(URL_HOST))
+DJANGO_ALLOWED_HOSTS ?= 127.0.0.1,localhost
+ALLOWED_HOSTS := $(DJANGO_ALLOWED_HOSTS)$(if $(filter $(URL_HOST),$(subst $(comma), ,$(DJANGO_ALLOWED_HOSTS))),,$(comma)$(URL_HOST))
 
 # Where the demo's e-mails go (never printing EMAIL_URL: it may hold a password).
 MAIL = $(if $(EMAIL_URL)$(EMAIL_HOST),sent by SMTP (EMAIL_URL / EMAIL_HOST),written as files to var/mail/)
@@ -105,7 +107,7 @@ venv-dev: $(VENV)/.dev-deps
 
 # Variables for every command that serves or writes links (make run, demo, worker).
 run demo migrate worker: export REZCOURSE_BASE_URL := $(REZCOURSE_BASE_URL)
-run demo migrate worker: export DJANGO_ALLOWED_HOSTS := $(DJANGO_ALLOWED_HOSTS)
+run demo migrate worker: override export DJANGO_ALLOWED_HOSTS := $(ALLOWED_HOSTS)
 # The demo worker runs as whoever runs `make run` — root in a container or CI — and
 # accepts JSON only, where Celery's "superuser privileges" warning is advice, not a
 # risk (with pickle it refuses to start, and this filter does not change that).
