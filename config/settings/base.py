@@ -216,9 +216,10 @@ SPECTACULAR_SETTINGS = {
 
 # --- Celery ------------------------------------------------------------------
 # Redis when REDIS_URL (or CELERY_BROKER_URL) is set; otherwise kombu's filesystem
-# transport, which needs no server at all (the embedded default).
+# transport, which needs no server at all (the embedded default). It ignores the host,
+# but naming one spares the worker kombu's "No hostname was supplied" warning.
 REDIS_URL = env("REDIS_URL", default="")
-CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or REDIS_URL or "filesystem://"
+CELERY_BROKER_URL = env("CELERY_BROKER_URL", default="") or REDIS_URL or "filesystem://localhost/"
 BROKER_DIR = VAR_DIR / "broker"
 # Publishing retries: kombu's default is to retry forever, which would hang a web
 # request while Redis is down (celery/celery#4627). Fail within about a second
@@ -296,7 +297,8 @@ EMAIL_TIMEOUT = env.float("EMAIL_TIMEOUT", default=30.0)
 DEFAULT_FROM_EMAIL = env("DEFAULT_FROM_EMAIL", default="rezcourse <rezcourse@localhost>")
 
 # --- rezcourse ---------------------------------------------------------------
-# Where links in e-mails point (the dashboard or the API root).
+# Where links in e-mails (and the iCal feed) point: the web app's address. `make run
+# HOST=... PORT=...` sets it to where it serves unless it is set already.
 REZCOURSE_BASE_URL = env("REZCOURSE_BASE_URL", default="http://127.0.0.1:8000")
 # Alert thresholds used when a protocol definition does not carry its own (days).
 # Local defaults to confirm; see docs/alerts.md.
@@ -340,5 +342,7 @@ LOGGING = {
     "root": {"handlers": ["console"], "level": env("LOG_LEVEL", default="INFO")},
     "loggers": {
         "django.db.backends": {"level": "WARNING"},
+        # django-axes announces its version at every start at INFO; lockouts are WARNING.
+        "axes": {"level": "WARNING"},
     },
 }

@@ -3,8 +3,11 @@ resets the demo passwords and keeps the tokens."""
 
 from __future__ import annotations
 
+import io
+
+from django.conf import settings
 from django.contrib.auth import get_user_model
-from django.core.management import get_commands
+from django.core.management import call_command, get_commands
 from django.core.management.base import BaseCommand
 from django.db import transaction
 
@@ -19,6 +22,10 @@ DEMO_USERS = [
     ("view.north", "north", Role.VIEWER),
     ("coord.south", "south", Role.COORDINATOR),
 ]
+ROLES = (
+    "  viewer: reads the team's courses, alerts and dashboards; clinician: also records and\n"
+    "  moves courses; coordinator: also manages the team; admin: the Django admin (no team)."
+)
 
 
 class Command(BaseCommand):
@@ -59,25 +66,29 @@ class Command(BaseCommand):
 
     def handle(self, *args: object, courses: int, **options: object) -> None:
         rows = self._load_people()
-        self.stdout.write(self.style.SUCCESS("Demo users (sign in at /, or use the token):"))
-        self.stdout.write(f"  {'username':<12} {'team':<6} {'role':<11} {'password':<18} token")
-        for username, team, role, password, token in rows:
-            self.stdout.write(f"  {username:<12} {team:<6} {role:<11} {password:<18} {token}")
         commands = get_commands()
         if "make_cohort" in commands and courses > 0:
-            from django.core.management import call_command
-
             for _, slug in DEMO_TEAMS:
                 # top_up: running the demo again adds no courses.
-                call_command(
-                    "make_cohort",
-                    courses=courses,
-                    team=slug,
-                    seed=2026,
-                    top_up=True,
-                    stdout=self.stdout,
-                )
+                self._summarised("make_cohort", courses=courses, team=slug, seed=2026, top_up=True)
             if "sweep_alerts" in commands:
                 # So the demo's worklist and alerts are filled from the first minute,
                 # not after beat's first sweep.
-                call_command("sweep_alerts", stdout=self.stdout)
+                self._summarised("sweep_alerts")
+        base = settings.REZCOURSE_BASE_URL.rstrip("/")
+        self.stdout.write(
+            self.style.SUCCESS("Demo users")
+            + f" (sign in to the web app at {base}/, or send 'Authorization: Token <token>'):"
+        )
+        self.stdout.write(f"  {'username':<12} {'team':<6} {'role':<11} {'password':<18} token")
+        for username, team, role, password, token in rows:
+            self.stdout.write(f"  {username:<12} {team:<6} {role:<11} {password:<18} {token}")
+        self.stdout.write(ROLES)
+
+    def _summarised(self, name: str, **options: object) -> None:
+        """A sub-command's last line (what it did), without its progress lines."""
+        out = io.StringIO()
+        call_command(name, stdout=out, **options)
+        lines = [line.strip() for line in out.getvalue().splitlines() if line.strip()]
+        if lines:
+            self.stdout.write(f"  {lines[-1]}")
