@@ -136,6 +136,12 @@ class Worklist:
     review: Section
     unfinished: Section = field(default_factory=lambda: Section([]))
 
+    @property
+    def review_count(self) -> int:
+        """The "needs review" badge: decisions awaiting a clinician and relapses whose
+        course was never opened (both listed in that section)."""
+        return len(self.review.rows) + len(self.unfinished.rows)
+
 
 def _filter_courses(courses: QuerySet, filters: WorklistFilters, today: date, prefix: str = ""):
     """The filters that narrow courses, on a queryset of courses (prefix "") or of rows

@@ -54,7 +54,7 @@ def test_the_three_sections_show_what_needs_attention_what_is_due_and_what_await
 
 
 def test_a_relapse_whose_course_was_never_opened_waits_in_needs_review(
-    web, parse, team, clinician, make_patient
+    web, parse, team, clinician, make_patient, make_course
 ):
     patient = make_patient(team, reference="HALF-DONE")
     relapse = course_services.relapse_create(
@@ -62,9 +62,15 @@ def test_a_relapse_whose_course_was_never_opened_waits_in_needs_review(
         data={"relapse_date": date(2024, 3, 1), "site": "isolated_bm", "bm_blast_percent": 80.0},
         now=timezone.now(),
     )
-    page = parse(web(clinician).get("/"))
+    make_course(team, clinician, confirm=False)  # and one decision awaiting a clinician
+    response = web(clinician).get("/")
+    page = parse(response)
     assert "HALF-DONE" in page.text.split("Needs review")[1]
     assert f"/relapses/{relapse.pk}/course/" in page.links
+    # The section's badge counts both kinds of row (it once read 0 with rows below it).
+    assert '<h2 id="review-title">Needs review <span class="count">2</span></h2>' in (
+        response.content.decode()
+    )
 
 
 @pytest.mark.parametrize("query", ["abc", "ABC", "c-00", "C-007"])
