@@ -54,12 +54,12 @@ def client(api, clinician):
         ),
         (
             "mrd",
-            {"sampled_on": "2026-11-20", "time_point": "end_of_induction", "value": 1.5},
-            "value",
-        ),
-        (
-            "mrd",
-            {"sampled_on": "2026-11-20", "time_point": "end_of_induction", "value": -0.1},
+            {
+                "sampled_on": "2026-11-20",
+                "time_point": "end_of_induction",
+                "unit": "fraction",
+                "value": 1.5,
+            },
             "value",
         ),
         (
@@ -67,6 +67,17 @@ def client(api, clinician):
             {
                 "sampled_on": "2026-11-20",
                 "time_point": "end_of_induction",
+                "unit": "fraction",
+                "value": -0.1,
+            },
+            "value",
+        ),
+        (
+            "mrd",
+            {
+                "sampled_on": "2026-11-20",
+                "time_point": "end_of_induction",
+                "unit": "fraction",
                 "value": 0.01,
                 "sensitivity": 0,
             },
@@ -74,7 +85,12 @@ def client(api, clinician):
         ),
         (
             "mrd",
-            {"sampled_on": "2023-01-01", "time_point": "end_of_induction", "value": 0.01},
+            {
+                "sampled_on": "2023-01-01",
+                "time_point": "end_of_induction",
+                "unit": "fraction",
+                "value": 0.01,
+            },
             "sampled_on",
         ),
         ("events", {"kind": "death", "occurred_on": "2030-01-01"}, "occurred_on"),
@@ -185,7 +201,7 @@ def test_a_clinician_reschedules_skips_and_adds_steps_with_reasons(client, cours
 
     added = client.post(
         url(course, "steps"),
-        {"kind": "mrd", "mrd_time_point": "extra", "after": steps[0].key, "offset_days": 7},
+        {"kind": "mrd", "mrd_time_point": "post_hsct", "after": steps[0].key, "offset_days": 7},
         format="json",
     )
     assert added.status_code == 201, added.content
@@ -207,7 +223,7 @@ def test_every_record_write_leaves_an_audit_entry(client, course, clinician):
     )
     client.post(
         url(course, "mrd"),
-        {"sampled_on": "2026-11-24", "time_point": "pre_hsct", "value": 0.0001},
+        {"sampled_on": "2026-11-24", "time_point": "pre_hsct", "unit": "fraction", "value": 0.0001},
         format="json",
     )
     client.put(url(course, "hsct-referral"), {"referred_on": "2026-11-24"}, format="json")

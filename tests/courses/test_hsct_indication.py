@@ -25,7 +25,7 @@ def s2_course(team, clinician, make_course):
 def mrd(client, course, value, time_point="end_of_induction"):
     return client.post(
         f"/api/v1/courses/{course.pk}/mrd/",
-        {"sampled_on": "2026-11-24", "time_point": time_point, "value": value},
+        {"sampled_on": "2026-11-24", "time_point": time_point, "unit": "fraction", "value": value},
         format="json",
     )
 

@@ -81,7 +81,9 @@ def test_hsct_delayed_fires_90_days_after_cr2_and_clears_with_the_transplant(
         clinician,
         sampled_on=date(2027, 2, 20),
         time_point="pre_hsct",
-        value=0.0,
+        unit="fraction",
+        qualitative="negative",
+        sensitivity=1e-4,
     )
     record(services.referral_save, course_a, clinician, performed_on=date(2027, 3, 1))
     sweep()
@@ -111,7 +113,9 @@ def test_mrd_missing_fires_21_days_before_a_planned_transplant(clock, sweep, cou
         clinician,
         sampled_on=date(2026, 12, 31),
         time_point="pre_hsct",
-        value=0.0,
+        unit="fraction",
+        qualitative="negative",
+        sensitivity=1e-4,
     )
     sweep()
     assert unresolved(course_a, AlertKind.MRD_MISSING_BEFORE_HSCT) == [alert]
@@ -122,7 +126,9 @@ def test_mrd_missing_fires_21_days_before_a_planned_transplant(clock, sweep, cou
         clinician,
         sampled_on=date(2027, 1, 10),
         time_point="pre_hsct",
-        value=0.0,
+        unit="fraction",
+        qualitative="negative",
+        sensitivity=1e-4,
     )
     sweep()
     assert unresolved(course_a, AlertKind.MRD_MISSING_BEFORE_HSCT) == []
