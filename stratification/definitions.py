@@ -942,7 +942,6 @@ class _Semantics:
                     f"group {group!r}",
                 )
 
-
     def check_mrd_time_points(self) -> None:
         """The closed list names each time point once and holds every time point the
         file itself uses (MRD steps, the MRD rule of an HSCT indication)."""
@@ -962,9 +961,7 @@ class _Semantics:
                     used.append(([*parts, "mrd_time_point"], step["mrd_time_point"]))
         for parts, point in used:
             if point not in listed:
-                self.fail(
-                    parts, f"{point!r} is not one of mrd_time_points ({', '.join(listed)})"
-                )
+                self.fail(parts, f"{point!r} is not one of mrd_time_points ({', '.join(listed)})")
 
 
 # --- building the objects --------------------------------------------------------------

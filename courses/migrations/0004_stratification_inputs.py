@@ -128,7 +128,9 @@ class Migration(migrations.Migration):
             model_name="patient",
             constraint=models.CheckConstraint(
                 condition=models.Q(
-                    models.Q(("frontline_end_date__isnull", False), ("frontline_status", "completed")),
+                    models.Q(
+                        ("frontline_end_date__isnull", False), ("frontline_status", "completed")
+                    ),
                     models.Q(
                         ("frontline_end_date__isnull", True),
                         ("frontline_status__in", ["on_therapy", "unknown"]),

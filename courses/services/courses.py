@@ -381,7 +381,9 @@ def course_confirm_hsct(
     reason = reason.strip()
     expected = course.hsct_proposed if course.hsct_proposed is not None else course.hsct_indicated
     if hsct_indicated != expected and not reason:
-        if expected is None:
+        if expected is None and course.hsct_proposal_basis:
+            why = f"the MRD result does not decide it ({course.hsct_proposal_basis})"
+        elif expected is None:
             why = "no proposal exists yet (no MRD result at the deciding time point)"
         else:
             why = f"the protocol proposes {'HSCT' if expected else 'no HSCT'}"

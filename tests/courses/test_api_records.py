@@ -341,3 +341,26 @@ def test_records_on_a_closed_course_are_a_409(api, team, clinician, make_course)
     )
     assert response.status_code == 409
     assert BlockAdministration.objects.filter(course=course).count() == 0
+
+
+def test_cr2_after_a_cns_relapse_needs_the_extramedullary_status_assessed(
+    client, team, clinician, make_course
+):
+    # Ponte-di-Legno consensus (Buchmann et al., Blood 2022): remission is judged at
+    # every site the relapse involved.
+    cns = make_course(team, clinician, site="isolated_em", em_sites=["cns"], bm_blast_percent=1.0)
+    body = {"assessed_on": "2026-11-24", "marrow": "M1", "cr2": True, "em_status": "not_assessed"}
+    refused = client.post(url(cns, "assessments"), body, format="json")
+    assert refused.status_code == 400
+    [message] = refused.json()["error"]["fields"]["em_status"]
+    assert "must be assessed for CR2: the relapse involved cns" in message
+    assert client.get(url(cns, "assessments")).json()["count"] == 0
+    no_cr2 = {**body, "cr2": False}
+    assert client.post(url(cns, "assessments"), no_cr2, format="json").status_code == 201
+    assessed = {**body, "em_status": "none"}
+    assert client.post(url(cns, "assessments"), assessed, format="json").status_code == 201
+
+
+def test_cr2_after_an_isolated_marrow_relapse_needs_no_extramedullary_assessment(client, course):
+    body = {"assessed_on": "2026-11-24", "marrow": "M1", "cr2": True, "em_status": "not_assessed"}
+    assert client.post(url(course, "assessments"), body, format="json").status_code == 201
