@@ -344,11 +344,13 @@ def stratification_stale(ctx: Context) -> list[Due]:
             f"{group}: a clinician confirms the new proposal (in doubt since {since})."
         )
 
+    # Two conditions, each its own alert: "re-stratify" clears once a new decision is
+    # made, and "confirm" opens then (an alert's text is written when it opens).
     return [
         Due(
             pk,
             AlertKind.STRATIFICATION_STALE,
-            "course",
+            "decision:stale" if fields else "decision:unconfirmed",
             since,
             partial(text, since, list(fields or []), group, proposed),
         )
