@@ -418,7 +418,10 @@ class MrdForm(WebFormMixin, forms.Form):
         help_text="Its limit, in the same unit (10⁻⁴ is 0.0001 as a fraction, 0.01 as a "
         "percent). Required with a qualitative result.",
     )
-    method = forms.CharField(label="Method", max_length=30, initial="RQ-PCR")
+    method = forms.CharField(label="Method", max_length=30, initial="RQ-PCR", required=False)
+
+    def service_data(self) -> dict[str, Any]:
+        return _drop_empty(dict(self.cleaned_data), "method")
 
     def __init__(self, *args: Any, time_points: list[tuple[str, str]] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
