@@ -484,29 +484,19 @@ def _relay_out(course: TreatmentCourse, protocol: ProtocolDefinition) -> None:
     recompute_due_dates(course)
 
 
-# What a template step specifies (and an open step follows when its template changes).
-TEMPLATE_FIELDS = (
-    "anchor_key",
-    "kind",
-    "label",
-    "block_type",
-    "mrd_time_point",
-    "offset_days",
-    "grace_days",
-    "local_default",
-    "note",
-    "status",
-)
+# What a template step specifies; an open step follows it when its template changes
+# (with the template's basis note), and the re-lay writes these back with the status.
+SPEC_FIELDS = ("kind", "label", "block_type", "mrd_time_point", "offset_days", "grace_days")
+TEMPLATE_FIELDS = ("anchor_key", *SPEC_FIELDS, "local_default", "note", "status")
 
 
 def _follow_template(step: PlannedStep, spec: Step, course: TreatmentCourse) -> None:
     """An open (or cancelled) step takes the template's specification; its note is the
     template's only when the specification differs (a team's reason on a rescheduled
-    step is kept otherwise)."""
+    step is kept otherwise). A cancelled step the template wants again is reopened."""
     fresh = PlannedStep.from_template(course, spec, step.anchor_key)
-    fields = ("kind", "label", "block_type", "mrd_time_point", "offset_days", "grace_days")
-    if any(getattr(step, f) != getattr(fresh, f) for f in fields):
-        for field in (*fields, "local_default", "note"):
+    if any(getattr(step, f) != getattr(fresh, f) for f in SPEC_FIELDS):
+        for field in (*SPEC_FIELDS, "local_default", "note"):
             setattr(step, field, getattr(fresh, field))
     if step.status == StepStatus.CANCELLED:
         step.status = StepStatus.PLANNED

@@ -4,8 +4,6 @@ and the HSCT proposal of ALL-REZ BFM 2002 S2 from each kind of result (issue 12)
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 
 from courses.models import MrdResult
@@ -20,16 +18,6 @@ def url(course, suffix="mrd"):
 def mrd(client, course, **fields):
     body = {"sampled_on": "2026-11-24", "time_point": "end_of_induction", **fields}
     return client.post(url(course), body, format="json")
-
-
-@pytest.fixture
-def s2_course(team, clinician, make_course):
-    # Late isolated marrow relapse of BCP-ALL -> S2 under ALL-REZ BFM 2002.
-    course = make_course(
-        team, clinician, protocol="all-rez-bfm-2002", relapse_date=date(2024, 9, 1)
-    )
-    assert (course.risk_group, course.hsct_indicated) == ("S2", None)
-    return course
 
 
 def test_a_percent_and_a_fraction_of_the_same_result_are_stored_alike(api, clinician, s2_course):
