@@ -16,9 +16,19 @@ from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
+from django.db.models import Min
 
 from config.errors import Invalid
-from courses.models import HsctReferral, Patient, Relapse, TreatmentCourse
+from courses.models import (
+    BlockAdministration,
+    ClinicalEvent,
+    HsctReferral,
+    MrdResult,
+    Patient,
+    Relapse,
+    ResponseAssessment,
+    TreatmentCourse,
+)
 from courses.services.common import audit, lock_course, refresh_staleness
 from courses.services.facts import relapse_facts
 from courses.signals import announce
@@ -241,6 +251,33 @@ def _transplant_before(patient: Patient, day: date) -> HsctReferral | None:
     )
 
 
+# The clinical dates recorded on a course, which must not come before its relapse.
+COURSE_DATES = (
+    (BlockAdministration, "start_date", "a block"),
+    (ResponseAssessment, "assessed_on", "a response assessment"),
+    (MrdResult, "sampled_on", "an MRD result"),
+    (ClinicalEvent, "occurred_on", "an event"),
+    (HsctReferral, "referred_on", "the HSCT referral"),
+)
+
+
+def _first_course_date(relapse: Relapse) -> tuple[date, int, str] | None:
+    """The earliest clinical date recorded on the relapse's course, with the course id
+    and what it is; None without a course or a date."""
+    course = TreatmentCourse.objects.filter(relapse=relapse).only("pk", "start_date").first()
+    if course is None:
+        return None
+    found = [(course.start_date, "the start of therapy")] if course.start_date else []
+    for model, field, what in COURSE_DATES:
+        day = model.objects.filter(course=course).aggregate(first=Min(field))["first"]
+        if day is not None:
+            found.append((day, what))
+    if not found:
+        return None
+    day, what = min(found, key=lambda item: item[0])
+    return day, course.pk, what
+
+
 def _with_relapse_defaults(patient: Patient, data: Mapping[str, Any]) -> dict[str, Any]:
     """Defaults from what the records already say: the relapse number follows the
     patient's recorded earlier relapses (a second relapse recorded as number 1 would be
@@ -308,6 +345,15 @@ def relapse_errors(
                 f"must be below {first.relapse_number}: {relapse_label(first)} came after "
                 "this one.",
             )
+    first = _first_course_date(relapse) if relapse is not None else None
+    if first is not None and day > first[0]:
+        course_id, what = first[1], first[2]
+        _add(
+            errors,
+            "relapse_date",
+            f"must not be after {first[0]}, the first date recorded on course {course_id} "
+            f"({what}): a course's dates are not before its relapse.",
+        )
     if data.get("prior_hsct") is False:
         transplant = _transplant_before(patient, day)
         if transplant is not None:

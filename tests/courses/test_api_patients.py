@@ -298,3 +298,23 @@ def test_a_transplant_recorded_before_the_relapse_means_a_prior_hsct(
         f"course {course.pk} records a transplant"
         in (contradicted.json()["error"]["fields"]["prior_hsct"][0])
     )
+
+
+def test_a_relapse_cannot_move_after_what_its_course_recorded(
+    api, time_machine, team, clinician, make_course
+):
+    from datetime import datetime
+
+    time_machine.move_to(datetime.fromisoformat("2025-01-10T10:00:00+00:00"), tick=False)
+    course = make_course(team, clinician)  # relapse 2024-03-01, therapy from 2025-01-10
+    time_machine.move_to(datetime.fromisoformat("2026-11-24T10:00:00+00:00"), tick=False)
+    client = api(clinician)
+    url = f"/api/v1/relapses/{course.relapse_id}/"
+    refused = patch(client, url, {"relapse_date": "2025-06-01"})
+    assert refused.status_code == 400
+    [message] = refused.json()["error"]["fields"]["relapse_date"]
+    assert message.startswith(
+        f"must not be after 2025-01-10, the first date recorded on course {course.pk} "
+        "(the start of therapy)"
+    )
+    assert patch(client, url, {"relapse_date": "2024-04-01"}).status_code == 200

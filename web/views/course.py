@@ -118,7 +118,7 @@ def course_context(
     moves, other_move, confirm, hsct, restratify = [], None, None, None, None
     stale = course.decision_stale_fields
     outdated = selectors.decision_outdated(course)
-    if writable and active and not course.decision_confirmed and not stale:
+    if writable and active and not course.decision_confirmed and not stale and not outdated:
         # A registered course, or a re-stratified one awaiting confirmation.
         confirm = bound.get("confirm") or _confirm_form(course)
     if writable and active and (stale or outdated):
