@@ -59,6 +59,15 @@ RELAPSE_FIELDS = (
 )
 
 
+def _locked(model: type) -> Any:
+    """Rows of ``model`` (not the joined team's) locked FOR NO KEY UPDATE. It serializes
+    writers of the same patient or relapse, yet lets a course service that updated its
+    course row twice commit: PostgreSQL then re-checks the course's foreign keys (FOR KEY
+    SHARE on the patient and the relapse), which a plain FOR UPDATE held here, by a
+    transaction waiting for that course's lock, would turn into a deadlock."""
+    return model.objects.select_for_update(no_key=True, of=("self",))
+
+
 def _add(errors: dict[str, list[str]], field: str, message: str) -> None:
     errors.setdefault(field, []).append(message)
 
@@ -179,7 +188,7 @@ def patient_update(
     """Change a patient. Relapses recorded with the diagnosis immunophenotype (no
     lineage switch recorded) follow a correction of it. Every course of the patient
     whose decision read a changed fact is marked stale, with an audit entry."""
-    patient = Patient.objects.select_for_update().select_related("team").get(pk=patient.pk)
+    patient = _locked(Patient).select_related("team").get(pk=patient.pk)
     before = {f.attname: getattr(patient, f.attname) for f in Patient._meta.concrete_fields}
     for key, value in _with_frontline_status(data).items():
         setattr(patient, key, value)
@@ -377,7 +386,7 @@ def _relapse_values(patient: Patient, data: Mapping[str, Any]) -> dict[str, Any]
 def relapse_create(*, patient: Patient, data: Mapping[str, Any], now: datetime) -> Relapse:
     # The patient's row lock serializes relapse writes of one patient: the duplicate
     # and numbering checks see every other relapse (the unique constraint backs them).
-    patient = Patient.objects.select_for_update().select_related("team").get(pk=patient.pk)
+    patient = _locked(Patient).select_related("team").get(pk=patient.pk)
     data = _with_relapse_defaults(patient, data)
     Invalid.raise_if(relapse_errors(patient, data, now))
     return Relapse.objects.create(patient=patient, **_relapse_values(patient, data))
@@ -389,8 +398,8 @@ def relapse_update(
 ) -> Relapse:
     """Change a relapse's facts, with the checks of relapse_create; a course whose
     decision read a changed fact is marked stale, with an audit entry."""
-    patient = Patient.objects.select_for_update().select_related("team").get(pk=relapse.patient_id)
-    relapse = Relapse.objects.select_for_update().get(pk=relapse.pk)
+    patient = _locked(Patient).select_related("team").get(pk=relapse.patient_id)
+    relapse = _locked(Relapse).get(pk=relapse.pk)
     before = {f: getattr(relapse, f) for f in RELAPSE_FIELDS}
     merged = {**before, **{k: v for k, v in data.items() if k in RELAPSE_FIELDS}}
     Invalid.raise_if(relapse_errors(patient, merged, now, relapse=relapse))
