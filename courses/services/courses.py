@@ -83,7 +83,12 @@ def course_create(
     """Open a course for a relapse: run the engine and store its proposal. The course
     stays ``registered`` until a clinician confirms the risk group. A case outside the
     protocol's population gets no group (needs review, the exclusion named)."""
-    relapse = Relapse.objects.select_for_update().select_related("patient__team").get(pk=relapse.pk)
+    # The relapse's own row (not its patient's or team's): one course per relapse.
+    relapse = (
+        Relapse.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("patient__team")
+        .get(pk=relapse.pk)
+    )
     existing = TreatmentCourse.objects.filter(relapse=relapse).values_list("pk", flat=True).first()
     if existing is not None:
         raise Invalid({"relapse": [f"already has a treatment course: course {existing}."]})
