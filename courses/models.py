@@ -195,8 +195,9 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
     # induction for ALL-REZ BFM 2002 S2); a clinician confirms it (confirm-hsct).
     hsct_proposed = models.BooleanField(null=True, blank=True)
     hsct_proposal_basis = models.TextField(blank=True)
-    # Whether the current decision is confirmed (False again after a re-stratification,
-    # until a clinician confirms the new proposal).
+    # A clinician confirmed the group the course follows (risk_group). It stays true
+    # while a re-stratification awaits confirmation (the current decision's
+    # confirmed_at is then empty: selectors.awaiting_confirmation).
     decision_confirmed = models.BooleanField(default=False)
     # The stratification inputs (fact names) whose current values differ from the
     # current decision's snapshot: non-empty means the decision is stale.

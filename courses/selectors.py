@@ -30,6 +30,13 @@ def protocol_for(slug: str) -> ProtocolDefinition:
     return protocol
 
 
+def awaiting_confirmation(course: TreatmentCourse) -> bool:
+    """The course follows a confirmed group, and its current decision (a
+    re-stratification) is not confirmed yet."""
+    decision = course.decision
+    return course.risk_group is not None and decision is not None and not decision.is_confirmed
+
+
 def decision_outdated(course: TreatmentCourse) -> bool:
     """The course's current decision was made with a protocol version other than the
     loaded one (re-stratify to decide with it). No query: definitions are loaded data."""

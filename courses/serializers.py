@@ -245,6 +245,10 @@ class CourseSerializer(serializers.ModelSerializer):
         help_text="The team's date since which the decision is stale or a re-stratification "
         "awaits confirmation.",
     )
+    decision_awaiting_confirmation = serializers.SerializerMethodField(
+        help_text="The course was re-stratified and still follows its confirmed group "
+        "(risk_group) until a clinician confirms the new proposal (confirm-stratification)."
+    )
     decision_outdated = serializers.SerializerMethodField(
         help_text="The decision was made with a protocol version that is no longer the "
         "loaded one: re-stratify to decide with the loaded version."
@@ -268,6 +272,7 @@ class CourseSerializer(serializers.ModelSerializer):
             "hsct_proposed",
             "hsct_proposal_basis",
             "decision_confirmed",
+            "decision_awaiting_confirmation",
             "decision_stale",
             "decision_stale_fields",
             "decision_stale_since",
@@ -285,6 +290,11 @@ class CourseSerializer(serializers.ModelSerializer):
 
     def get_decision_stale(self, course: TreatmentCourse) -> bool:
         return bool(course.decision_stale_fields)
+
+    def get_decision_awaiting_confirmation(self, course: TreatmentCourse) -> bool:
+        from courses.selectors import awaiting_confirmation
+
+        return awaiting_confirmation(course)
 
     def get_decision_outdated(self, course: TreatmentCourse) -> bool:
         from courses.selectors import decision_outdated

@@ -326,7 +326,7 @@ def stratification_stale(ctx: Context) -> list[Due]:
             "decision_stale_since",
             "decision_stale_fields",
             "risk_group",
-            "decision_confirmed",
+            "decision__confirmed_at",
             "decision__proposed_group",
         )
     )
@@ -354,8 +354,8 @@ def stratification_stale(ctx: Context) -> list[Due]:
             since,
             partial(text, since, list(fields or []), group, proposed),
         )
-        for pk, since, fields, group, confirmed, proposed in rows
-        if fields or not confirmed
+        for pk, since, fields, group, confirmed_at, proposed in rows
+        if fields or confirmed_at is None
     ]
 
 

@@ -51,6 +51,7 @@ render_outcomes = report_plot.render_outcomes
 course_timeline = report_timeline.course_timeline
 courses_for = course_selectors.courses_for
 decision_outdated = course_selectors.decision_outdated
+awaiting_confirmation = course_selectors.awaiting_confirmation
 protocol_for = course_selectors.protocol_for
 relapse_facts = course_services.relapse_facts
 transition_options = course_selectors.transition_options

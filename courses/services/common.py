@@ -14,7 +14,7 @@ from django.contrib.auth.models import AbstractBaseUser
 
 from config.errors import Refused
 from courses.models import AuditEntry, Patient, Relapse, State, TreatmentCourse
-from courses.selectors import protocol_for
+from courses.selectors import awaiting_confirmation, protocol_for
 from courses.services.facts import changed_facts, relapse_facts
 
 
@@ -106,7 +106,7 @@ def refresh_staleness(
     fields: list[str] = []
     if course.decision is not None:
         fields = changed_facts(course.decision.input_snapshot, relapse_facts(patient, relapse))
-    awaiting = course.risk_group is not None and not course.decision_confirmed
+    awaiting = awaiting_confirmation(course)
     since = (course.decision_stale_since or today) if (fields or awaiting) else None
     if fields != course.decision_stale_fields or since != course.decision_stale_since:
         course.decision_stale_fields = fields

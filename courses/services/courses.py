@@ -174,7 +174,6 @@ def course_restratify(
     CourseDecision.objects.create(course=course, decision=decision, at=now)
     course.decision = decision
     course.proposed_group = decision.proposed_group
-    course.decision_confirmed = False
     course.last_activity_at = now
     if course.risk_group is None:
         # Nothing confirmed yet: the course simply waits for the new proposal's review,
@@ -185,7 +184,6 @@ def course_restratify(
         update_fields=[
             "decision",
             "proposed_group",
-            "decision_confirmed",
             "last_activity_at",
             "protocol_version",
             "hsct_indicated",
@@ -262,7 +260,7 @@ def course_confirm_stratification(
             code="decision_stale",
             decision_stale_fields=stale,
         )
-    if course.decision_confirmed:
+    if course.decision is None or course.decision.is_confirmed:
         raise Refused(
             f"The course is already {course.state}; its stratification was confirmed.",
             code="already_stratified",

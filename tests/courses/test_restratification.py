@@ -115,11 +115,10 @@ def test_a_phenotype_corrected_after_confirmation_is_re_stratified_and_re_laid(
     body = restratified.json()
     assert body["decision"]["proposed_group"] == "PPG"
     assert body["decision"]["id"] != first_decision
-    assert (body["risk_group"], body["decision_confirmed"], body["decision_stale"]) == (
-        "B",
-        False,
-        False,
-    )
+    assert body["risk_group"] == "B" and body["decision"]["confirmed_at"] is None
+    assert (body["decision_awaiting_confirmation"], body["decision_stale"]) == (True, False)
+    # The group it follows was confirmed (outcomes and guards keep counting it so).
+    assert body["decision_confirmed"] is True
     assert [r["rule"] for r in body["decision"]["reasons"]][1] == "ppg_t_lineage_marrow"
     assert CourseDecision.objects.filter(course=course_b).count() == 2
     old = client.get(f"/api/v1/stratification-decisions/{first_decision}/")
@@ -135,6 +134,7 @@ def test_a_phenotype_corrected_after_confirmation_is_re_stratified_and_re_laid(
     body = confirmed.json()
     assert (body["risk_group"], body["hsct_indicated"], body["state"]) == ("PPG", True, "induction")
     assert body["decision_confirmed"] is True and body["decision_stale_since"] is None
+    assert body["decision_awaiting_confirmation"] is False
     steps = {s.key: s for s in PlannedStep.objects.filter(course=course_b)}
     # What was recorded stays as it was.
     for key in ("block_1", "block_2"):

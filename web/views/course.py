@@ -118,7 +118,9 @@ def course_context(
     moves, other_move, confirm, hsct, restratify = [], None, None, None, None
     stale = course.decision_stale_fields
     outdated = selectors.decision_outdated(course)
-    if writable and active and not course.decision_confirmed and not stale and not outdated:
+    awaiting = selectors.awaiting_confirmation(course)
+    unconfirmed = course.decision is not None and not course.decision.is_confirmed
+    if writable and active and unconfirmed and not stale and not outdated:
         # A registered course, or a re-stratified one awaiting confirmation.
         confirm = bound.get("confirm") or _confirm_form(course)
     if writable and active and (stale or outdated):
@@ -152,7 +154,7 @@ def course_context(
         "history": selectors.decision_history(course),
         "stale": stale,
         "outdated": outdated,
-        "awaiting": course.risk_group is not None and not course.decision_confirmed,
+        "awaiting": awaiting,
         "restratify_form": restratify,
         "steps": steps,
         "cards": cards,
