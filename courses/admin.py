@@ -3,8 +3,8 @@ same rules (with the same words), the audit trail, the schedule and the alert
 re-evaluation apply whatever the channel:
 
 * patients: created and edited through patient_create / patient_update;
-* relapses: added through relapse_create, then read-only (they are the input of the
-  stratification decision);
+* relapses: added through relapse_create and changed through relapse_update (a change
+  to a fact a decision read marks it stale);
 * clinical records and the HSCT referral: added (the referral also updated) through
   their record services; records are append-only afterwards;
 * courses, their steps, transitions, decisions and the audit trail: read-only here --
@@ -29,6 +29,7 @@ from courses.models import (
     CourseTransition,
     HsctReferral,
     MrdResult,
+    MrdUnit,
     Patient,
     PlannedStep,
     Relapse,
@@ -94,7 +95,7 @@ class PatientAdmin(admin.ModelAdmin):
     ) -> None:
         data = {k: v for k, v in form.cleaned_data.items() if k != "team"}
         if change:
-            saved = services.patient_update(obj, data, timezone.now())
+            saved = services.patient_update(obj, data, timezone.now(), actor=request.user)
         else:
             team = form.cleaned_data["team"]
             saved = services.patient_create(team_id=team.pk, data=data, now=timezone.now())
@@ -103,24 +104,30 @@ class PatientAdmin(admin.ModelAdmin):
 
 class RelapseForm(ServiceForm):
     def service_errors(self, data: Mapping[str, Any]) -> Mapping[str, list[str]]:
-        values = {k: v for k, v in data.items() if k != "patient"}
-        return services.relapse_errors(data["patient"], values, timezone.now())
+        relapse = self.instance if self.instance.pk is not None else None
+        patient = relapse.patient if relapse is not None else data["patient"]
+        stored = (
+            {f: getattr(relapse, f) for f in services.RELAPSE_FIELDS} if relapse is not None else {}
+        )
+        values = {**stored, **{k: v for k, v in data.items() if k != "patient"}}
+        return services.relapse_errors(patient, values, timezone.now(), relapse=relapse)
 
 
 @admin.register(Relapse)
 class RelapseAdmin(admin.ModelAdmin):
-    """Added through relapse_create; afterwards read-only, because a relapse's facts
-    are what its stratification decision was made on."""
+    """Added through relapse_create and changed through relapse_update, as through the
+    API: the same checks, and a change to a fact its course's decision read marks the
+    decision stale."""
 
     form = RelapseForm
-    list_display = ["patient", "relapse_date", "site", "immunophenotype"]
+    list_display = ["patient", "relapse_date", "relapse_number", "site", "immunophenotype"]
     list_filter = ["site", "immunophenotype"]
     list_select_related = ["patient"]
     search_fields = ["patient__reference"]
     raw_id_fields = ["patient"]
 
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return obj is None and super().has_change_permission(request, obj)
+    def get_readonly_fields(self, request: HttpRequest, obj: Relapse | None = None) -> list[str]:
+        return ["patient"] if obj is not None else []  # a relapse keeps its patient
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
@@ -129,9 +136,12 @@ class RelapseAdmin(admin.ModelAdmin):
         self, request: HttpRequest, obj: Relapse, form: forms.Form, change: bool
     ) -> None:
         data = {k: v for k, v in form.cleaned_data.items() if k != "patient"}
-        saved = services.relapse_create(
-            patient=form.cleaned_data["patient"], data=data, now=timezone.now()
-        )
+        if change:
+            saved = services.relapse_update(obj, data, timezone.now(), actor=request.user)
+        else:
+            saved = services.relapse_create(
+                patient=form.cleaned_data["patient"], data=data, now=timezone.now()
+            )
         obj.pk = saved.pk
 
 
@@ -270,16 +280,30 @@ class ResponseAssessmentAdmin(RecordAdmin):
     fields = ["course", "assessed_on", "marrow", "cr2", "em_status", "recorded_by", "recorded_at"]
 
 
+class MrdAdminForm(RecordAdminForm):
+    """The API's MRD entry: the unit is named, the value and sensitivity are stored as
+    fractions."""
+
+    unit = forms.ChoiceField(choices=MrdUnit.choices, help_text="of value and sensitivity")
+
+    class Meta:
+        model = MrdResult
+        fields = ["course", "sampled_on", "time_point", "value", "qualitative", "sensitivity"]
+
+
 @admin.register(MrdResult)
 class MrdResultAdmin(RecordAdmin):
-    list_display = ["course", "sampled_on", "time_point", "value", "method", "recorded_by"]
+    form = MrdAdminForm
+    list_display = ["course", "sampled_on", "time_point", "value", "qualitative", "recorded_by"]
     fields = [
         "course",
         "sampled_on",
         "time_point",
+        "unit",
         "value",
-        "method",
+        "qualitative",
         "sensitivity",
+        "method",
         "recorded_by",
         "recorded_at",
     ]

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import random
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from datetime import date, datetime, time, timedelta
 from typing import Any
 
@@ -24,6 +24,7 @@ from courses import schedule
 from courses.models import (
     BlockAdministration,
     ClinicalEvent,
+    CourseDecision,
     CourseTransition,
     HsctReferral,
     MrdResult,
@@ -38,8 +39,9 @@ from courses.models import (
 )
 from stratification.definitions import ProtocolDefinition, Step
 from stratification.engine import stratify
-from stratification.facts import RelapseFacts
+from stratification.facts import RelapseFacts, derive_age_at_diagnosis_months
 from stratification.models import StratificationDecision
+from stratification.services import decision_values
 from teams.models import Team
 
 HSCT_STATES = [
@@ -144,11 +146,34 @@ def _facts(rng: random.Random, as_of: date) -> RelapseFacts:
     return RelapseFacts(
         initial_diagnosis_date=diagnosis,
         frontline_therapy_end_date=end,
+        # A draw without an end date is a relapse during front-line therapy (within 800
+        # days of diagnosis: plausible); never "unknown" read as on therapy.
+        frontline_status="on_therapy" if end is None else "completed",
         relapse_date=relapse,
         immunophenotype=phenotype,
         site=site,
         em_sites=em_sites,
         bm_blast_percent=blasts,
+    )
+
+
+def _eligibility(rng: random.Random, facts: RelapseFacts) -> tuple[RelapseFacts, int, int]:
+    """First relapses of children diagnosed at 2 to 16 years, no prior HSCT; BCR::ABL1
+    mostly known negative (the cohort stays inside the protocols' population). Returns
+    the facts with them, and the birth year and month they derive from."""
+    diagnosis = facts.initial_diagnosis_date
+    birth_year = diagnosis.year - rng.randint(2, 16)
+    birth_month = rng.randint(1, 12)
+    return (
+        replace(
+            facts,
+            bcr_abl1="negative" if rng.random() < 0.9 else "unknown",
+            age_at_diagnosis_months=derive_age_at_diagnosis_months(
+                birth_year, birth_month, diagnosis
+            ),
+        ),
+        birth_year,
+        birth_month,
     )
 
 
@@ -166,11 +191,15 @@ class CohortBuilder:
         self.as_of = as_of
         self.actor = actor
         self.seed = seed
+        # The eligibility facts come from their own stream: the original draws (and so
+        # the cohort's shape for a seed) stay as they were before these facts existed.
+        self.eligibility_rng = random.Random(seed * 7919 + 1)
 
     def build(self, index: int) -> Built:
         rng = self.rng
         protocol = self.protocols[index % len(self.protocols)]
         facts = _facts(rng, self.as_of)
+        facts, birth_year, birth_month = _eligibility(self.eligibility_rng, facts)
         # A testicular relapse implies a male patient (the API refuses it otherwise).
         sex = "male" if "testis" in facts.em_sites else rng.choice(["female", "male"])
         decision_result = stratify(facts, protocol)
@@ -188,13 +217,19 @@ class CohortBuilder:
         patient = Patient(
             team=self.team,
             reference=f"SYN-{self.seed}-{index:06d}",
-            birth_year=facts.initial_diagnosis_date.year - rng.randint(1, 16),
+            birth_year=birth_year,
+            birth_month=birth_month,
             sex=sex,
             immunophenotype=facts.immunophenotype,
+            bcr_abl1=facts.bcr_abl1,
             initial_diagnosis_date=facts.initial_diagnosis_date,
             frontline_protocol="AIEOP-BFM ALL 2017",
+            frontline_status=facts.frontline_status,
             frontline_end_date=facts.frontline_therapy_end_date,
         )
+        # The original draw of the birth year, kept so that the rest of the cohort's
+        # draws (states, delays) are the same as before birth months existed.
+        rng.randint(1, 16)
         relapse = Relapse(
             patient=patient,
             relapse_date=facts.relapse_date,
@@ -202,19 +237,13 @@ class CohortBuilder:
             em_sites=list(facts.em_sites),
             bm_blast_percent=facts.bm_blast_percent,
             immunophenotype=facts.immunophenotype,
+            relapse_number=facts.relapse_number,
+            prior_hsct=facts.prior_hsct,
         )
         decided_at = _at(facts.relapse_date + timedelta(days=rng.randint(1, 5)))
         confirmed = state != State.REGISTERED
         decision = StratificationDecision(
-            input_snapshot=facts.as_json(),
-            protocol_slug=protocol.slug,
-            protocol_version=protocol.version,
-            time_point=decision_result.time_point,
-            site=decision_result.site,
-            proposed_group=group,
-            status=decision_result.status,
-            hsct_indicated=decision_result.hsct_indicated,
-            reasons=[r.as_dict() for r in decision_result.reasons],
+            **decision_values(facts, decision_result),
             created_at=decided_at,
             confirmed_by=self.actor if confirmed else None,
             confirmed_at=decided_at if confirmed else None,
@@ -229,7 +258,7 @@ class CohortBuilder:
             protocol_slug=protocol.slug,
             protocol_version=protocol.version,
             decision=decision,
-            proposed_group=group or "",
+            proposed_group=group,
             risk_group=chosen if confirmed else None,
             hsct_indicated=hsct if confirmed else decision_result.hsct_indicated,
             decision_confirmed=confirmed,
@@ -333,7 +362,11 @@ class CohortBuilder:
                 MrdResult(
                     sampled_on=done,
                     time_point=step.mrd_time_point or "end_of_induction",
-                    value=value,
+                    # Undetectable is a negative result at the assay's sensitivity.
+                    value=value or None,
+                    qualitative="" if value else "negative",
+                    sensitivity=1e-4,
+                    entered_unit="fraction",
                     **common,
                 )
             )
@@ -462,6 +495,12 @@ def _write(built: list[Built]) -> None:
         b.course.relapse = b.relapse
         b.course.decision = b.decision
     TreatmentCourse.objects.bulk_create([b.course for b in built])
+    CourseDecision.objects.bulk_create(
+        [
+            CourseDecision(course=b.course, decision=b.decision, at=b.decision.created_at)
+            for b in built
+        ]
+    )
     steps, transitions = [], []
     by_model: dict[type, list[Any]] = {}
     for b in built:

@@ -25,8 +25,14 @@ from courses.transitions import (
     OffProtocolReason,
     TransitionInput,
 )
-from stratification.definitions import StepKind
-from stratification.facts import Immunophenotype, Site
+from stratification.definitions import MrdTimePoint, StepKind
+from stratification.facts import (
+    BCR_ABL1_VALUES,
+    FRONTLINE_STATUSES,
+    MRD_QUALITATIVE_RESULTS,
+    Immunophenotype,
+    Site,
+)
 from teams.models import Team
 
 if TYPE_CHECKING:
@@ -45,16 +51,43 @@ class Sex(models.TextChoices):
     UNKNOWN = "unknown"
 
 
+# The words are the stratification facts' (stratification/facts.py); the labels are
+# what a form shows.
+FRONTLINE_STATUS_CHOICES = [
+    (value, label)
+    for value, label in zip(
+        FRONTLINE_STATUSES,
+        ("completed (end date known)", "on front-line therapy at the relapse", "unknown"),
+        strict=True,
+    )
+]
+BCR_ABL1_CHOICES = [
+    (value, label)
+    for value, label in zip(BCR_ABL1_VALUES, ("positive (Ph+)", "negative", "unknown"), strict=True)
+]
+
+
 class Patient(models.Model):
     team = models.ForeignKey(Team, on_delete=models.PROTECT, related_name="patients")
     reference = models.CharField(max_length=40, validators=[reference_validator])
     birth_year = models.PositiveSmallIntegerField(
         validators=[MinValueValidator(1990), MaxValueValidator(2100)]
     )
+    # Optional: with it the age at diagnosis is known (the infant exclusion); the day of
+    # birth is never recorded.
+    birth_month = models.PositiveSmallIntegerField(
+        null=True, blank=True, validators=[MinValueValidator(1), MaxValueValidator(12)]
+    )
     sex = models.CharField(max_length=10, choices=Sex.choices)
     immunophenotype = models.CharField(max_length=4, choices=Immunophenotype.choices)
+    bcr_abl1 = models.CharField(max_length=8, choices=BCR_ABL1_CHOICES, default="unknown")
     initial_diagnosis_date = models.DateField()
     frontline_protocol = models.CharField(max_length=80, blank=True)
+    # "completed" with its end date; "on_therapy" (the relapse came during front-line
+    # therapy) or "unknown" without one. Unknown is never read as on therapy.
+    frontline_status = models.CharField(
+        max_length=10, choices=FRONTLINE_STATUS_CHOICES, default="unknown"
+    )
     frontline_end_date = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
@@ -62,6 +95,15 @@ class Patient(models.Model):
         ordering = ["team_id", "reference"]
         constraints = [
             models.UniqueConstraint(fields=["team", "reference"], name="patient_unique_reference"),
+            models.CheckConstraint(
+                condition=models.Q(frontline_status="completed", frontline_end_date__isnull=False)
+                | models.Q(
+                    frontline_status__in=["on_therapy", "unknown"], frontline_end_date__isnull=True
+                ),
+                name="patient_frontline_end_date_iff_completed",
+                violation_error_message="frontline_end_date is required when frontline_status "
+                "is completed, and must be empty otherwise.",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -75,10 +117,26 @@ class Relapse(models.Model):
     em_sites = models.JSONField(default=list, blank=True)
     bm_blast_percent = models.FloatField(null=True, blank=True)
     immunophenotype = models.CharField(max_length=4, choices=Immunophenotype.choices)
+    # 1 for a first relapse. Both built-in protocols are for first relapses only.
+    relapse_number = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
+    prior_hsct = models.BooleanField(default=False, help_text="an HSCT before this relapse")
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
         ordering = ["patient_id", "relapse_date"]
+        constraints = [
+            # The service names the existing relapse; this holds against a race.
+            models.UniqueConstraint(
+                fields=["patient", "relapse_date"],
+                name="relapse_unique_patient_date",
+                violation_error_message="This patient already has a relapse on this date.",
+            ),
+            models.CheckConstraint(
+                condition=models.Q(relapse_number__gte=1),
+                name="relapse_number_at_least_one",
+                violation_error_message="relapse_number must be at least 1.",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.patient} relapse {self.relapse_date}"
@@ -127,15 +185,26 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
         null=True,
         blank=True,
     )
-    proposed_group = models.CharField(max_length=10, blank=True)
+    # The current decision's proposal (None: no group proposed, needs review).
+    proposed_group = models.CharField(max_length=10, null=True, blank=True)
+    # The group the course follows, once a clinician confirmed one.
     risk_group = models.CharField(max_length=10, null=True, blank=True)
     # The confirmed HSCT indication (None: undecided, e.g. S2 until MRD is known).
     hsct_indicated = models.BooleanField(null=True, blank=True)
     # What the protocol proposes once the deciding value arrives (MRD at the end of
     # induction for ALL-REZ BFM 2002 S2); a clinician confirms it (confirm-hsct).
     hsct_proposed = models.BooleanField(null=True, blank=True)
-    hsct_proposal_basis = models.CharField(max_length=300, blank=True)
+    hsct_proposal_basis = models.TextField(blank=True)
+    # A clinician confirmed the group the course follows (risk_group). It stays true
+    # while a re-stratification awaits confirmation (the current decision's
+    # confirmed_at is then empty: selectors.awaiting_confirmation).
     decision_confirmed = models.BooleanField(default=False)
+    # The stratification inputs (fact names) whose current values differ from the
+    # current decision's snapshot: non-empty means the decision is stale.
+    decision_stale_fields = models.JSONField(default=list, blank=True)
+    # The team's date since which the confirmed group is in doubt (inputs changed, or a
+    # re-stratification awaits confirmation); None when it is not.
+    decision_stale_since = models.DateField(null=True, blank=True)
     state = FSMField(default=State.REGISTERED, choices=State.choices, protected=True)
     off_protocol_reason = models.CharField(
         max_length=20, choices=OffProtocolReason.choices, blank=True
@@ -230,6 +299,34 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
     )
     def take_off_protocol(self, given: TransitionInput) -> None:
         self.off_protocol_reason = given.off_protocol_reason
+
+
+class CourseDecision(models.Model):
+    """Append-only: every stratification decision made for a course, in order (the
+    first at the opening, one more per re-stratification). The decision rows themselves
+    know nothing of courses (stratification sits below courses)."""
+
+    course = models.ForeignKey(
+        TreatmentCourse, on_delete=models.PROTECT, related_name="decision_links"
+    )
+    decision = models.OneToOneField(
+        "stratification.StratificationDecision",
+        on_delete=models.PROTECT,
+        related_name="course_link",
+    )
+    # When the decision was made (who asked for it is in the course's audit trail).
+    at = models.DateTimeField()
+
+    class Meta:
+        ordering = ["at", "id"]
+
+    def __str__(self) -> str:
+        return f"decision {self.decision_id} of course {self.course_id}"
+
+    def save(self, *args: object, **kwargs: object) -> None:
+        if self.pk is not None:
+            raise ValueError("A course's decision history is append-only.")
+        super().save(*args, **kwargs)
 
 
 class CourseTransition(models.Model):
@@ -375,23 +472,63 @@ class ResponseAssessment(models.Model):
         return f"assessment {self.assessed_on} ({self.marrow}, CR2={self.cr2})"
 
 
+class MrdUnit(models.TextChoices):
+    """The unit an MRD value is entered in. Flow results are often written in percent
+    (0.1 % = 10^-3), PCR results as a fraction: entry must name it (clinical notes)."""
+
+    FRACTION = "fraction", "fraction (0.001 = 10⁻³)"
+    PERCENT = "percent", "percent (0.1 % = 10⁻³)"
+
+
+MRD_QUALITATIVE_CHOICES = [
+    (value, label)
+    for value, label in zip(
+        MRD_QUALITATIVE_RESULTS, ("negative", "positive, not quantifiable"), strict=True
+    )
+]
+
+
 class MrdResult(models.Model):
+    """An MRD result: a quantified ``value`` (always stored as a fraction, whatever unit
+    it was entered in) or a qualitative one (negative / positive, not quantifiable),
+    with the sensitivity of the assay (a fraction)."""
+
     course = models.ForeignKey(
         TreatmentCourse, on_delete=models.PROTECT, related_name="mrd_results"
     )
     sampled_on = models.DateField()
-    time_point = models.CharField(max_length=30)
-    value = models.FloatField(help_text="fraction of cells, e.g. 0.001 = 10^-3")
+    time_point = models.CharField(max_length=30, choices=MrdTimePoint.choices)
+    value = models.FloatField(
+        null=True, blank=True, help_text="fraction of cells, e.g. 0.001 = 10^-3"
+    )
+    entered_unit = models.CharField(max_length=8, choices=MrdUnit.choices, default="fraction")
+    qualitative = models.CharField(max_length=26, choices=MRD_QUALITATIVE_CHOICES, blank=True)
     method = models.CharField(max_length=30, default="RQ-PCR")
-    sensitivity = models.FloatField(default=1e-4)
+    sensitivity = models.FloatField(
+        null=True, blank=True, help_text="fraction, e.g. 0.0001 = 10^-4"
+    )
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
     recorded_at = models.DateTimeField()
 
     class Meta:
         ordering = ["sampled_on", "id"]
+        constraints = [
+            models.CheckConstraint(
+                condition=models.Q(value__isnull=False, qualitative="")
+                | models.Q(value__isnull=True, qualitative__in=list(MRD_QUALITATIVE_RESULTS)),
+                name="mrd_value_or_qualitative",
+                violation_error_message="Give a measured value or a qualitative result, not both.",
+            ),
+        ]
 
     def __str__(self) -> str:
-        return f"MRD {self.value:g} at {self.time_point} ({self.sampled_on})"
+        return f"MRD {self.result_words} at {self.time_point} ({self.sampled_on})"
+
+    @property
+    def result_words(self) -> str:
+        if self.value is not None:
+            return f"{self.value:g}"
+        return dict(MRD_QUALITATIVE_CHOICES).get(self.qualitative, self.qualitative)
 
 
 class DonorSearch(models.TextChoices):

@@ -30,6 +30,25 @@ def protocol_for(slug: str) -> ProtocolDefinition:
     return protocol
 
 
+def awaiting_confirmation(course: TreatmentCourse) -> bool:
+    """The course follows a confirmed group, and its current decision (a
+    re-stratification) is not confirmed yet."""
+    decision = course.decision
+    return course.risk_group is not None and decision is not None and not decision.is_confirmed
+
+
+def decision_outdated(course: TreatmentCourse) -> bool:
+    """The course's current decision was made with a protocol version other than the
+    loaded one (re-stratify to decide with it). No query: definitions are loaded data."""
+    protocol = protocol_get(course.protocol_slug)
+    decision = course.decision
+    return (
+        protocol is not None
+        and decision is not None
+        and decision.protocol_version != (protocol.version)
+    )
+
+
 @dataclass(frozen=True)
 class Option:
     """A transition a client may request now, and the request fields it needs."""

@@ -6,6 +6,7 @@ from __future__ import annotations
 from rest_framework import serializers
 
 from courses.models import (
+    MRD_QUALITATIVE_CHOICES,
     AuditEntry,
     BlockAdministration,
     ClinicalEvent,
@@ -16,6 +17,7 @@ from courses.models import (
     HsctReferral,
     Marrow,
     MrdResult,
+    MrdUnit,
     OffProtocolReason,
     Patient,
     PlannedStep,
@@ -24,13 +26,42 @@ from courses.models import (
     StepStatus,
     TreatmentCourse,
 )
-from stratification.definitions import StepKind
-from stratification.facts import EmSite, Immunophenotype, Site
+from stratification.definitions import MrdTimePoint, StepKind
+from stratification.facts import (
+    BCR_ABL1_VALUES,
+    FRONTLINE_STATUSES,
+    EmSite,
+    Immunophenotype,
+    Site,
+)
+from stratification.serializers import StratificationDecisionSerializer
 from teams.serializers import TeamPrimaryKeyField
 
 
 class PatientSerializer(serializers.ModelSerializer):
     team = TeamPrimaryKeyField()
+    birth_month = serializers.IntegerField(
+        required=False,
+        allow_null=True,
+        min_value=1,
+        max_value=12,
+        help_text="1-12; optional. With it the age at diagnosis is known (the protocols "
+        "exclude infants, diagnosed before 12 months); without it the decision carries a "
+        "warning.",
+    )
+    bcr_abl1 = serializers.ChoiceField(
+        choices=BCR_ABL1_VALUES,
+        required=False,
+        help_text="BCR::ABL1 (Ph) status at diagnosis; default unknown (stratified with a "
+        "warning). positive is outside both protocols' population (needs review).",
+    )
+    frontline_status = serializers.ChoiceField(
+        choices=FRONTLINE_STATUSES,
+        required=False,
+        help_text="completed (requires frontline_end_date), on_therapy (the relapse came "
+        "during front-line therapy) or unknown (no end date: never read as on therapy). "
+        "Absent: completed if frontline_end_date is given, else unknown.",
+    )
 
     class Meta:
         model = Patient
@@ -39,10 +70,13 @@ class PatientSerializer(serializers.ModelSerializer):
             "team",
             "reference",
             "birth_year",
+            "birth_month",
             "sex",
             "immunophenotype",
+            "bcr_abl1",
             "initial_diagnosis_date",
             "frontline_protocol",
+            "frontline_status",
             "frontline_end_date",
             "created_at",
         ]
@@ -64,7 +98,23 @@ class RelapseSerializer(serializers.ModelSerializer):
     bm_blast_percent = serializers.FloatField(
         required=False, allow_null=True, min_value=0, max_value=100
     )
-    immunophenotype = serializers.ChoiceField(choices=Immunophenotype.choices, required=False)
+    immunophenotype = serializers.ChoiceField(
+        choices=Immunophenotype.choices,
+        required=False,
+        help_text="At relapse; absent: the immunophenotype at diagnosis.",
+    )
+    relapse_number = serializers.IntegerField(
+        required=False,
+        min_value=1,
+        help_text="1 for a first relapse. Absent: one more than the patient's recorded "
+        "earlier relapses (give it when an earlier relapse is not recorded here). Both "
+        "built-in protocols are for first relapses: 2 or more is needs_review.",
+    )
+    prior_hsct = serializers.BooleanField(
+        required=False,
+        help_text="An HSCT before this relapse. Absent: true if a transplant of this "
+        "patient is recorded before the relapse date, else false.",
+    )
     course = serializers.PrimaryKeyRelatedField(read_only=True)
 
     class Meta:
@@ -73,14 +123,17 @@ class RelapseSerializer(serializers.ModelSerializer):
             "id",
             "patient",
             "relapse_date",
+            "relapse_number",
             "site",
             "em_sites",
             "bm_blast_percent",
             "immunophenotype",
+            "prior_hsct",
             "course",
             "created_at",
         ]
         read_only_fields = ["id", "created_at", "course"]
+        validators: list = []  # one relapse per patient and date: checked by the service
 
     def __init__(self, *args, **kwargs) -> None:
         super().__init__(*args, **kwargs)
@@ -91,6 +144,15 @@ class RelapseSerializer(serializers.ModelSerializer):
             self.fields["patient"].queryset = Patient.objects.filter(
                 team_id__in=team_ids_for(request.user)
             )
+
+
+class RelapseUpdateSerializer(RelapseSerializer):
+    """PATCH: the relapse's facts, checked as on creation; the patient stays."""
+
+    patient = serializers.PrimaryKeyRelatedField(read_only=True)
+    em_sites = serializers.ListField(
+        child=serializers.ChoiceField(choices=EmSite.choices), allow_empty=True, required=False
+    )
 
 
 class PlannedStepSerializer(serializers.ModelSerializer):
@@ -125,7 +187,12 @@ class StepCreateSerializer(serializers.Serializer):
     kind = serializers.ChoiceField(choices=StepKind.choices)
     label = serializers.CharField(max_length=80, required=False, allow_blank=True)
     block_type = serializers.CharField(max_length=10, required=False, allow_blank=True)
-    mrd_time_point = serializers.CharField(max_length=30, required=False, allow_blank=True)
+    mrd_time_point = serializers.ChoiceField(
+        choices=MrdTimePoint.choices,
+        required=False,
+        allow_blank=True,
+        help_text="For kind mrd (required there): one of the protocol's MRD time points.",
+    )
     after = serializers.CharField(
         max_length=40, required=False, help_text="key of the step this one follows"
     )
@@ -151,6 +218,41 @@ class StepUpdateSerializer(serializers.Serializer):
 class CourseSerializer(serializers.ModelSerializer):
     patient_reference = serializers.CharField(source="patient.reference", read_only=True)
     team = serializers.IntegerField(source="patient.team_id", read_only=True)
+    proposed_group = serializers.CharField(
+        allow_null=True,
+        read_only=True,
+        help_text="The current decision's proposed group; null when it needs review.",
+    )
+    decision = StratificationDecisionSerializer(
+        read_only=True,
+        help_text="The current stratification decision, with its reasons and warnings "
+        "(each with rule id, text, source and confidence) and the time point's cut-off "
+        "dates. GET /api/v1/stratification-decisions/{id}/ adds its input snapshot.",
+    )
+    decision_stale = serializers.SerializerMethodField(
+        help_text="A fact the current decision read has changed since (see "
+        "decision_stale_fields): re-stratify (POST .../restratify/), then confirm."
+    )
+    decision_stale_fields = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="The facts (stratification input names) whose recorded values differ "
+        "from the decision's input snapshot.",
+    )
+    decision_stale_since = serializers.DateField(
+        read_only=True,
+        allow_null=True,
+        help_text="The team's date since which the decision is stale or a re-stratification "
+        "awaits confirmation.",
+    )
+    decision_awaiting_confirmation = serializers.SerializerMethodField(
+        help_text="The course was re-stratified and still follows its confirmed group "
+        "(risk_group) until a clinician confirms the new proposal (confirm-stratification)."
+    )
+    decision_outdated = serializers.SerializerMethodField(
+        help_text="The decision was made with a protocol version that is no longer the "
+        "loaded one: re-stratify to decide with the loaded version."
+    )
     allowed_transitions = serializers.SerializerMethodField()
 
     class Meta:
@@ -170,6 +272,11 @@ class CourseSerializer(serializers.ModelSerializer):
             "hsct_proposed",
             "hsct_proposal_basis",
             "decision_confirmed",
+            "decision_awaiting_confirmation",
+            "decision_stale",
+            "decision_stale_fields",
+            "decision_stale_since",
+            "decision_outdated",
             "state",
             "off_protocol_reason",
             "version",
@@ -181,6 +288,19 @@ class CourseSerializer(serializers.ModelSerializer):
         ]
         read_only_fields = fields
 
+    def get_decision_stale(self, course: TreatmentCourse) -> bool:
+        return bool(course.decision_stale_fields)
+
+    def get_decision_awaiting_confirmation(self, course: TreatmentCourse) -> bool:
+        from courses.selectors import awaiting_confirmation
+
+        return awaiting_confirmation(course)
+
+    def get_decision_outdated(self, course: TreatmentCourse) -> bool:
+        from courses.selectors import decision_outdated
+
+        return decision_outdated(course)
+
     def get_allowed_transitions(self, course: TreatmentCourse) -> list[str] | None:
         # Only on the detail view: evaluating guards reads the record (queries per row).
         if not self.context.get("with_transitions"):
@@ -190,7 +310,24 @@ class CourseSerializer(serializers.ModelSerializer):
         return allowed_transitions(course)
 
 
-class CourseCreateSerializer(serializers.Serializer):
+class ImplausibleConfirmationMixin(serializers.Serializer):
+    confirm_implausible = serializers.BooleanField(
+        required=False,
+        default=False,
+        help_text="Confirms an implausible fact (front-line status on_therapy long after "
+        "diagnosis, refused otherwise); needs implausible_reason. The decision then "
+        "carries a warning quoting it.",
+    )
+    implausible_reason = serializers.CharField(
+        required=False,
+        allow_blank=True,
+        default="",
+        max_length=500,
+        help_text="Why the implausible fact is right (required with confirm_implausible).",
+    )
+
+
+class CourseCreateSerializer(ImplausibleConfirmationMixin):
     relapse = serializers.PrimaryKeyRelatedField(queryset=Relapse.objects.none())
     protocol = serializers.CharField(max_length=60)
 
@@ -212,6 +349,19 @@ class CourseCreateSerializer(serializers.Serializer):
         except KeyError as exc:
             raise serializers.ValidationError("unknown protocol.") from exc
         return value
+
+
+class RestratifySerializer(serializers.Serializer):
+    confirm_implausible = serializers.BooleanField(
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="As on course creation; absent: the current decision's confirmation of "
+        "an implausible front-line status carries over.",
+    )
+    implausible_reason = serializers.CharField(
+        required=False, allow_blank=True, allow_null=True, default=None, max_length=500
+    )
 
 
 class ConfirmSerializer(serializers.Serializer):
@@ -273,19 +423,54 @@ class AssessmentSerializer(_RecordSerializer):
 
 
 class MrdSerializer(_RecordSerializer):
+    time_point = serializers.ChoiceField(
+        choices=MrdTimePoint.choices,
+        help_text="One of the course's protocol's MRD time points (mrd_time_points in "
+        "docs/protocols.md); another is a 400.",
+    )
+    unit = serializers.ChoiceField(
+        choices=MrdUnit.choices,
+        write_only=True,
+        help_text="The unit of value and sensitivity as entered: fraction (0.001 = 10^-3) "
+        "or percent (0.1 = 10^-3). Required. Both are answered (and stored) as fractions; "
+        "entered_unit says which unit was used.",
+    )
+    value = serializers.FloatField(
+        required=False,
+        allow_null=True,
+        help_text="The quantified result in unit; answered as a fraction. Omit it for a "
+        "qualitative result; 0 is refused (record negative with its sensitivity).",
+    )
+    qualitative = serializers.ChoiceField(
+        choices=MRD_QUALITATIVE_CHOICES,
+        required=False,
+        allow_blank=True,
+        help_text="negative, or positive_not_quantifiable, instead of a value; needs the "
+        "sensitivity (the limit the result lies below).",
+    )
+    sensitivity = serializers.FloatField(
+        required=False,
+        allow_null=True,
+        help_text="The assay's limit, in unit (answered as a fraction); required with a "
+        "qualitative result.",
+    )
+
     class Meta:
         model = MrdResult
         fields = [
             "id",
             "sampled_on",
             "time_point",
+            "unit",
             "value",
-            "method",
+            "qualitative",
             "sensitivity",
+            "entered_unit",
+            "method",
             "recorded_by",
             "recorded_at",
         ]
-        read_only_fields = ["id", "recorded_by", "recorded_at"]
+        read_only_fields = ["id", "entered_unit", "recorded_by", "recorded_at"]
 
 
 class ReferralSerializer(_RecordSerializer):
@@ -326,9 +511,15 @@ class AuditEntrySerializer(serializers.ModelSerializer):
 
 
 class CourseCsvSerializer(CourseSerializer):
-    """One CSV row per course: the list's columns without computed ones."""
+    """One CSV row per course: the list's columns without computed ones; the decision
+    as its id and the stale facts as one cell."""
 
     allowed_transitions = None  # type: ignore[assignment]
+    decision = serializers.PrimaryKeyRelatedField(read_only=True)  # type: ignore[assignment]
+    decision_stale_fields = serializers.SerializerMethodField()  # type: ignore[assignment]
+
+    def get_decision_stale_fields(self, course: TreatmentCourse) -> str:
+        return " ".join(course.decision_stale_fields)
 
     class Meta(CourseSerializer.Meta):
         fields = [f for f in CourseSerializer.Meta.fields if f != "allowed_transitions"]

@@ -7,6 +7,11 @@ router = SimpleRouter()
 router.register("patients", views.PatientViewSet, basename="patient")
 router.register("relapses", views.RelapseViewSet, basename="relapse")
 router.register("courses", views.CourseViewSet, basename="course")
+router.register(
+    "stratification-decisions",
+    views.StratificationDecisionViewSet,
+    basename="stratification-decision",
+)
 
 LIST = {"get": "list", "post": "create"}
 nested = [

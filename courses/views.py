@@ -53,10 +53,14 @@ from courses.serializers import (
     PlannedStepSerializer,
     ReferralSerializer,
     RelapseSerializer,
+    RelapseUpdateSerializer,
+    RestratifySerializer,
     StepCreateSerializer,
     StepUpdateSerializer,
     TransitionRequestSerializer,
 )
+from stratification.models import StratificationDecision
+from stratification.serializers import StratificationDecisionDetailSerializer
 from teams.models import WRITE_ROLES
 from teams.permissions import TeamScopedMixin, require_team_role
 from teams.selectors import file_date, team_dates
@@ -90,8 +94,11 @@ class PatientViewSet(
         )
 
     def perform_update(self, serializer: PatientSerializer) -> None:
+        """A change to a fact a course's stratification read marks that decision stale
+        (the course shows it, an alert says so); the same checks as on creation apply,
+        including against the patient's relapses."""
         serializer.instance = services.patient_update(
-            serializer.instance, serializer.validated_data, timezone.now()
+            serializer.instance, serializer.validated_data, timezone.now(), actor=self.request.user
         )
 
 
@@ -100,6 +107,7 @@ class RelapseViewSet(
     mixins.ListModelMixin,
     mixins.CreateModelMixin,
     mixins.RetrieveModelMixin,
+    mixins.UpdateModelMixin,
     viewsets.GenericViewSet,
 ):
     queryset = Relapse.objects.select_related("course")
@@ -107,6 +115,10 @@ class RelapseViewSet(
     team_lookup = "patient__team"
     filterset_fields = ["patient", "site"]
     ordering_fields = ["relapse_date", "created_at"]
+    http_method_names = ["get", "post", "patch", "head", "options"]
+
+    def get_serializer_class(self) -> type:
+        return RelapseUpdateSerializer if self.action == "partial_update" else RelapseSerializer
 
     def perform_create(self, serializer: RelapseSerializer) -> None:
         data = dict(serializer.validated_data)
@@ -114,6 +126,13 @@ class RelapseViewSet(
         require_team_role(self.request, patient.team_id, WRITE_ROLES)
         serializer.instance = services.relapse_create(
             patient=patient, data=data, now=timezone.now()
+        )
+
+    def perform_update(self, serializer: RelapseUpdateSerializer) -> None:
+        """The relapse's facts, checked as on creation; a change to one that its course's
+        stratification read marks the decision stale."""
+        serializer.instance = services.relapse_update(
+            serializer.instance, serializer.validated_data, timezone.now(), actor=self.request.user
         )
 
 
@@ -150,7 +169,8 @@ class CourseViewSet(
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
 ):
-    queryset = TreatmentCourse.objects.select_related("patient")
+    # The current decision is embedded in every row: joined, not fetched per course.
+    queryset = TreatmentCourse.objects.select_related("patient", "decision")
     serializer_class = CourseSerializer
     team_lookup = "patient__team"
     filterset_class = CourseFilter
@@ -217,14 +237,21 @@ class CourseViewSet(
     @extend_schema(request=CourseCreateSerializer, responses={201: CourseSerializer, 400: ERROR})
     def create(self, request: Request) -> Response:
         """Open a course for a relapse: the engine proposes a risk group, which a
-        clinician then confirms (confirm-stratification)."""
+        clinician then confirms (confirm-stratification). A case outside the protocol's
+        population (second relapse, prior HSCT, BCR::ABL1-positive, infant, MPAL) is
+        ``needs_review`` with no group, the exclusion named in the decision's reasons.
+        ``on_therapy`` long after diagnosis is a 400 on ``frontline_status`` unless
+        confirmed (``confirm_implausible`` with ``implausible_reason``)."""
         serializer = CourseCreateSerializer(data=request.data, context={"request": request})
         serializer.is_valid(raise_exception=True)
-        relapse = serializer.validated_data["relapse"]
+        data = serializer.validated_data
+        relapse = data["relapse"]
         require_team_role(request, relapse.patient.team_id, WRITE_ROLES)
         course = services.course_create(
             relapse=relapse,
-            protocol_slug=serializer.validated_data["protocol"],
+            protocol_slug=data["protocol"],
+            confirm_implausible=data["confirm_implausible"],
+            implausible_reason=data["implausible_reason"],
             actor=request.user,
             now=timezone.now(),
         )
@@ -237,12 +264,33 @@ class CourseViewSet(
         ).data
 
     @extend_schema(
+        request=RestratifySerializer, responses={200: CourseSerializer, 400: ERROR, 409: ERROR}
+    )
+    @action(detail=True, methods=["post"])
+    def restratify(self, request: Request, pk: str) -> Response:
+        """Stratify again with the facts recorded now and the loaded protocol version,
+        when the current decision is stale (``decision_stale``) or was made with another
+        version (``decision_outdated``); 409 ``decision_current`` otherwise. The new
+        decision is appended and becomes ``decision``; a course under way keeps its
+        confirmed group until a clinician confirms again (confirm-stratification)."""
+        course = self.get_object()
+        serializer = RestratifySerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        course = services.course_restratify(
+            course, actor=request.user, now=timezone.now(), **serializer.validated_data
+        )
+        return Response(self._detail(course))
+
+    @extend_schema(
         request=ConfirmSerializer, responses={200: CourseSerializer, 400: ERROR, 409: ERROR}
     )
     @action(detail=True, methods=["post"], url_path="confirm-stratification")
     def confirm_stratification(self, request: Request, pk: str) -> Response:
-        """Confirm the proposed risk group, or choose another with a reason. Lays out the
-        schedule and moves the course to ``stratified``."""
+        """Confirm the proposed risk group, or choose another with a reason. A registered
+        course gets its schedule and moves to ``stratified``; a course under way confirms
+        its re-stratification (if the group changes, the open part of the schedule is laid
+        out anew from the new group's template, everything recorded kept). A stale
+        decision is refused (409 ``decision_stale``): re-stratify first."""
         course = self.get_object()
         serializer = ConfirmSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -463,3 +511,16 @@ class StepViewSet(CourseChildViewSet):
             step, data=serializer.validated_data, actor=request.user, now=timezone.now()
         )
         return Response(PlannedStepSerializer(step).data)
+
+
+class StratificationDecisionViewSet(
+    TeamScopedMixin, mixins.RetrieveModelMixin, viewsets.GenericViewSet
+):
+    """One stratification decision of a course of the requester's teams, with the facts
+    it was given (``input_snapshot``); another team's is not found. Every decision a
+    course had stays readable (re-stratification appends, never replaces)."""
+
+    queryset = StratificationDecision.objects.select_related("course_link")
+    serializer_class = StratificationDecisionDetailSerializer
+    team_lookup = "course_link__course__patient__team"
+    http_method_names = ["get", "head", "options"]

@@ -30,6 +30,7 @@ class AlertKind(models.TextChoices):
     MRD_MISSING_BEFORE_HSCT = "mrd_missing_before_hsct", "No MRD before HSCT"
     STEP_OVERDUE = "step_overdue", "Planned step overdue"
     COURSE_STALLED = "course_stalled", "Course stalled"
+    STRATIFICATION_STALE = "stratification_stale", "Stratification stale"
 
 
 class Severity(models.TextChoices):

@@ -306,6 +306,59 @@ def course_stalled(ctx: Context) -> list[Due]:
     ]
 
 
+def stratification_stale(ctx: Context) -> list[Due]:
+    """An active course that follows a confirmed group whose decision is in doubt: a
+    fact the decision read was changed since (patient or relapse), or a
+    re-stratification awaits a clinician's confirmation. Holds from the day it became
+    so until the group is confirmed again."""
+    rows = (
+        ctx.scope(
+            TreatmentCourse.objects.filter(
+                state__in=ACTIVE_STATES,
+                risk_group__isnull=False,
+                decision_stale_since__isnull=False,
+            )
+        )
+        .annotate(today=ctx.today("patient__team"))
+        .filter(decision_stale_since__lte=F("today"))
+        .values_list(
+            "pk",
+            "decision_stale_since",
+            "decision_stale_fields",
+            "risk_group",
+            "decision__confirmed_at",
+            "decision__proposed_group",
+        )
+    )
+
+    def text(since: date, fields: list[str], group: str, proposed: str | None) -> str:
+        if fields:
+            return (
+                f"The stratification the course follows (group {group}) read facts that have "
+                f"changed since {since}: {', '.join(fields)}. Re-stratify and confirm the "
+                "group again."
+            )
+        proposal = f"group {proposed}" if proposed else "no group (needs review)"
+        return (
+            f"The course was re-stratified ({proposal} proposed) and still follows group "
+            f"{group}: a clinician confirms the new proposal (in doubt since {since})."
+        )
+
+    # Two conditions, each its own alert: "re-stratify" clears once a new decision is
+    # made, and "confirm" opens then (an alert's text is written when it opens).
+    return [
+        Due(
+            pk,
+            AlertKind.STRATIFICATION_STALE,
+            "decision:stale" if fields else "decision:unconfirmed",
+            since,
+            partial(text, since, list(fields or []), group, proposed),
+        )
+        for pk, since, fields, group, confirmed_at, proposed in rows
+        if fields or confirmed_at is None
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One alert rule, declared once: what it is, how serious, why it matters, which
@@ -353,6 +406,18 @@ RULES: tuple[Rule, ...] = (
         "features from being found late (timely HSCT referral).",
         (),  # each step carries its own grace days from the protocol's template
         step_overdue,
+    ),
+    # High: the group decides the HSCT indication. A phenotype corrected to T-lineage
+    # can make a course without HSCT a PPG/S4 course, and a wrong indication either way
+    # costs (timely referral; transplant-related mortality, Borgmann et al., Blood 2003).
+    Rule(
+        AlertKind.STRATIFICATION_STALE,
+        Severity.HIGH,
+        "(Local rationale) A risk group confirmed on facts that have since changed may give "
+        "the wrong HSCT indication; early identification of high-risk features is critical "
+        "for timely HSCT referral.",
+        (),
+        stratification_stale,
     ),
     Rule(
         AlertKind.COURSE_STALLED,

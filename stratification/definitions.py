@@ -78,11 +78,19 @@ class StepKind(Vocabulary):
     END_OF_THERAPY = "end_of_therapy", "End of therapy"
 
 
-MRD_TIME_POINT_WORDS: dict[str, str] = {
-    "at_relapse": "at relapse",
-    "end_of_induction": "end of induction",
-    "pre_hsct": "before HSCT",
-}
+class MrdTimePoint(Vocabulary):
+    """When an MRD sample was taken. A protocol file lists the ones its courses record
+    (``mrd_time_points``): a closed list, so a result can always find its planned step
+    ("pre-HSCT" typed by hand once missed the ``pre_hsct`` step)."""
+
+    AT_RELAPSE = "at_relapse", "at relapse"
+    END_OF_INDUCTION = "end_of_induction", "end of induction"
+    PRE_HSCT = "pre_hsct", "before HSCT"
+    POST_HSCT = "post_hsct", "after HSCT"
+    FOLLOW_UP = "follow_up", "during follow-up"
+
+
+MRD_TIME_POINT_WORDS: dict[str, str] = {point.value: point.label for point in MrdTimePoint}
 # The eligibility facts a population must declare, each once. Facts with an "unknown"
 # value (None, or the word) need the file to say what unknown means (warn or review).
 POPULATION_FACTS: tuple[str, ...] = (
@@ -433,6 +441,8 @@ class ProtocolDefinition:
     hsct_indication: Mapping[str, HsctIndication]
     schedule_templates: tuple[ScheduleTemplate, ...]
     alert_thresholds: Mapping[str, AlertThreshold]
+    # The MRD time points a course on this protocol records results at (closed list).
+    mrd_time_points: tuple[MrdTimePoint, ...] = ()
     # Derived lookups, filled in __post_init__.
     group_ids: frozenset[str] = field(init=False)
     _schedule_by_group: Mapping[str, ScheduleTemplate] = field(init=False, repr=False)
@@ -658,6 +668,7 @@ class _Semantics:
         self.check_rules(group_ids, phenotypes)
         self.check_hsct(group_ids)
         self.check_schedules(group_ids)
+        self.check_mrd_time_points()
 
     def _cited(self) -> Iterator[tuple[list[str | int], dict[str, Any]]]:
         """(path, entry) of every entry that names a reason in a decision: it has an id,
@@ -931,6 +942,27 @@ class _Semantics:
                     f"group {group!r}",
                 )
 
+    def check_mrd_time_points(self) -> None:
+        """The closed list names each time point once and holds every time point the
+        file itself uses (MRD steps, the MRD rule of an HSCT indication)."""
+        listed = self.data["mrd_time_points"]
+        for i, point in enumerate(listed):
+            if point in listed[:i]:
+                self.fail(["mrd_time_points", i], f"{point!r} is listed twice")
+        used: list[tuple[list[str | int], str]] = [
+            (["hsct_indication", group, "mrd_time_point"], entry["mrd_time_point"])
+            for group, entry in self.data["hsct_indication"].items()
+            if "mrd_time_point" in entry
+        ]
+        for t, template in enumerate(self.data["schedule_templates"]):
+            for s, step in enumerate(template["steps"]):
+                if "mrd_time_point" in step:
+                    parts: list[str | int] = ["schedule_templates", t, "steps", s]
+                    used.append(([*parts, "mrd_time_point"], step["mrd_time_point"]))
+        for parts, point in used:
+            if point not in listed:
+                self.fail(parts, f"{point!r} is not one of mrd_time_points ({', '.join(listed)})")
+
 
 # --- building the objects --------------------------------------------------------------
 
@@ -1100,6 +1132,7 @@ def _build(path: Path, data: dict[str, Any]) -> ProtocolDefinition:
         hsct_indication=MappingProxyType(hsct),
         schedule_templates=tuple(templates),
         alert_thresholds=MappingProxyType(thresholds),
+        mrd_time_points=tuple(MrdTimePoint(p) for p in data["mrd_time_points"]),
     )
 
 

@@ -296,6 +296,14 @@ def render_definition(definition: ProtocolDefinition) -> str:
 
     lines += _mrd_rules(d)
 
+    lines += [
+        "",
+        "### MRD time points",
+        "",
+        "An MRD result is recorded at one of these (a closed list; anything else is "
+        "refused): " + ", ".join(f"`{p}` ({p.label})" for p in d.mrd_time_points) + ".",
+    ]
+
     lines += ["", "### Alert thresholds", ""]
     lines += _table(
         ["Threshold", "Days", "Basis"],

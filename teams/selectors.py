@@ -37,6 +37,13 @@ def team_ids_for(user: AbstractBaseUser | AnonymousUser) -> list[int]:
     return list(_memberships(user))
 
 
+def sole_team(user: AbstractBaseUser | AnonymousUser) -> Team | None:
+    """The user's team when they belong to exactly one, else None (no query beyond the
+    membership one)."""
+    memberships = _memberships(user)
+    return next(iter(memberships.values())).team if len(memberships) == 1 else None
+
+
 def teams_for(user: AbstractBaseUser | AnonymousUser) -> QuerySet[Team]:
     return Team.objects.filter(pk__in=team_ids_for(user))
 

@@ -30,8 +30,39 @@ class TeamSerializer(serializers.ModelSerializer):
         return team_roles(self.context["request"].user).get(team.pk)
 
 
+class OnlyTeamDefault:
+    """The default of a team field on create: the requester's team when they belong to
+    exactly one (a member of one team is never asked for it); otherwise the field is
+    required, and its absence is a 400 naming it."""
+
+    requires_context = True
+
+    def __call__(self, field: serializers.Field) -> Team:
+        from teams.selectors import sole_team, team_ids_for
+
+        user = field.context["request"].user
+        team = sole_team(user)
+        if team is not None:
+            return team
+        raise serializers.ValidationError(
+            "is required: you belong to several teams; give the id of one of them."
+            if team_ids_for(user)
+            else "is required: you belong to no team."
+        )
+
+
 class TeamPrimaryKeyField(serializers.PrimaryKeyRelatedField):
-    """A team the requester belongs to; any other id reads as 'does not exist'."""
+    """A team the requester belongs to; any other id reads as 'does not exist'.
+    Optional on create for a member of exactly one team (OnlyTeamDefault)."""
+
+    def __init__(self, **kwargs) -> None:
+        kwargs.setdefault("default", OnlyTeamDefault())
+        kwargs.setdefault(
+            "help_text",
+            "A team you belong to. Optional when you belong to exactly one team (that team "
+            "is used); required otherwise.",
+        )
+        super().__init__(**kwargs)
 
     def get_queryset(self):
         from teams.selectors import teams_for

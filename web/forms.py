@@ -15,6 +15,9 @@ from typing import Any
 from django import forms
 
 from courses.models import (
+    BCR_ABL1_CHOICES,
+    FRONTLINE_STATUS_CHOICES,
+    MRD_QUALITATIVE_CHOICES,
     BlockAdministration,
     ClinicalEvent,
     DonorSearch,
@@ -22,7 +25,7 @@ from courses.models import (
     EventKind,
     HsctReferral,
     Marrow,
-    MrdResult,
+    MrdUnit,
     OffProtocolReason,
     Patient,
     ResponseAssessment,
@@ -71,31 +74,99 @@ class WebFormMixin:
         """What the service takes: the cleaned fields, minus presentation-only ones."""
         return dict(self.cleaned_data)  # type: ignore[attr-defined]
 
+    # Model fields whose cross-field rules (the model's check constraints) the service
+    # states in its own words: the model's check is not run on them here.
+    service_checked: tuple[str, ...] = ()
+
+    def _get_validation_exclusions(self) -> set[str]:
+        exclude = super()._get_validation_exclusions()  # type: ignore[misc]
+        return {*exclude, *self.service_checked}
+
 
 # --- registration ----------------------------------------------------------------------
+
+
+MONTHS = [
+    (n, name)
+    for n, name in enumerate(
+        (
+            "January",
+            "February",
+            "March",
+            "April",
+            "May",
+            "June",
+            "July",
+            "August",
+            "September",
+            "October",
+            "November",
+            "December",
+        ),
+        start=1,
+    )
+]
+
+
+def _drop_empty(data: dict[str, Any], *fields: str) -> dict[str, Any]:
+    """Fields left empty are not sent: the service then derives them (as the API does
+    for an absent field)."""
+    for name in fields:
+        if data.get(name) in (None, ""):
+            data.pop(name, None)
+    return data
 
 
 class PatientForm(WebFormMixin, forms.ModelForm):
     """A team field appears only for someone who may register in several teams."""
 
+    service_checked = ("frontline_status", "frontline_end_date")
+
     team = forms.ModelChoiceField(queryset=Team.objects.none(), empty_label=None)
+    birth_month = forms.TypedChoiceField(
+        label="Birth month",
+        choices=[("", "Not known"), *MONTHS],
+        coerce=int,
+        empty_value=None,
+        required=False,
+        help_text="With the birth year it gives the age at diagnosis (the protocols exclude "
+        "infants, diagnosed before 12 months). The day of birth is never recorded.",
+    )
+    bcr_abl1 = forms.ChoiceField(
+        label="BCR::ABL1 (Ph) at diagnosis",
+        choices=BCR_ABL1_CHOICES,
+        initial="unknown",
+        required=False,
+        help_text="Ph+ ALL is outside both protocols (it needs a TKI); unknown stratifies "
+        "with a warning.",
+    )
+    frontline_status = forms.ChoiceField(
+        label="Front-line therapy at the relapse",
+        choices=FRONTLINE_STATUS_CHOICES,
+        widget=forms.RadioSelect,
+        required=False,
+        help_text='Completed needs the end date. Unknown is never read as "on therapy": '
+        "where it decides the time point, the stratification needs review.",
+    )
 
     class Meta:
         model = Patient
         fields = [
             "reference",
             "birth_year",
+            "birth_month",
             "sex",
             "immunophenotype",
+            "bcr_abl1",
             "initial_diagnosis_date",
             "frontline_protocol",
+            "frontline_status",
             "frontline_end_date",
         ]
         help_texts = {
             "reference": "The team's pseudonymous code for the patient: letters, digits, "
             "'.', '_' or '-'. Never a name, initials or a hospital number.",
-            "frontline_end_date": "Leave empty if front-line therapy had not ended "
-            "when the relapse was found.",
+            "frontline_end_date": "Only when front-line therapy is completed.",
         }
         labels = {
             "initial_diagnosis_date": "Initial diagnosis date",
@@ -120,11 +191,18 @@ class PatientForm(WebFormMixin, forms.ModelForm):
     def service_data(self) -> dict[str, Any]:
         data = dict(self.cleaned_data)
         data.pop("team", None)
-        return data
+        return _drop_empty(data, "frontline_status", "bcr_abl1")
 
 
 class RelapseForm(WebFormMixin, forms.Form):
     relapse_date = forms.DateField(label="Relapse date")
+    relapse_number = forms.IntegerField(
+        label="Relapse number",
+        required=False,
+        min_value=1,
+        help_text="Leave empty: one more than this patient's relapses recorded here. Give "
+        "it when an earlier relapse is not recorded here (2 for a second relapse).",
+    )
     site = forms.ChoiceField(label="Site", choices=Site.choices, widget=forms.RadioSelect)
     em_sites = forms.MultipleChoiceField(
         label="Extramedullary sites",
@@ -140,15 +218,39 @@ class RelapseForm(WebFormMixin, forms.Form):
         choices=[("", "Same as at diagnosis"), *Immunophenotype.choices],
         required=False,
     )
+    prior_hsct = forms.TypedChoiceField(
+        label="HSCT before this relapse?",
+        choices=YES_NO,
+        coerce=_yes_no,
+        empty_value=None,
+        widget=forms.RadioSelect,
+        required=False,
+        help_text="Left unanswered: yes if a transplant of this patient is recorded here "
+        "before the relapse, else no.",
+    )
 
     def service_data(self) -> dict[str, Any]:
-        data = dict(self.cleaned_data)
-        if not data.get("immunophenotype"):
-            data.pop("immunophenotype", None)
-        return data
+        return _drop_empty(
+            dict(self.cleaned_data), "immunophenotype", "relapse_number", "prior_hsct"
+        )
 
 
-class CourseOpenForm(WebFormMixin, forms.Form):
+class ImplausibleForm(WebFormMixin, forms.Form):
+    """A clinician's confirmation of an implausible fact (front-line therapy still
+    running long after diagnosis), which the services otherwise refuse."""
+
+    confirm_implausible = forms.BooleanField(
+        label="Confirm: the relapse came during front-line therapy", required=False
+    )
+    implausible_reason = forms.CharField(
+        label="Why (required to confirm)",
+        required=False,
+        max_length=500,
+        widget=forms.Textarea(attrs={"rows": 2, "maxlength": 500}),
+    )
+
+
+class CourseOpenForm(ImplausibleForm):
     """Open the course on a protocol; confirm the proposed group (or another with a
     reason) now, or leave it for a clinician's review."""
 
@@ -157,17 +259,37 @@ class CourseOpenForm(WebFormMixin, forms.Form):
     reason = reason_field(
         help_text="Required when you confirm a group other than the proposed one."
     )
+    field_order = ["protocol", "risk_group", "reason", "confirm_implausible", "implausible_reason"]
 
     def __init__(
         self,
         *args: Any,
         protocols: list[tuple[str, str]],
         groups: list[tuple[str, str]],
+        implausible: bool = False,
         **kwargs: Any,
     ) -> None:
         super().__init__(*args, **kwargs)
         self.fields["protocol"].choices = protocols
         self.fields["risk_group"].choices = [("", "Choose the group")] + groups
+        if not implausible:
+            # Asked only where the proposal says a fact is implausible.
+            del self.fields["confirm_implausible"], self.fields["implausible_reason"]
+
+    def service_data(self) -> dict[str, Any]:
+        data = dict(self.cleaned_data)
+        data.setdefault("confirm_implausible", False)
+        data.setdefault("implausible_reason", "")
+        return data
+
+
+class RestratifyForm(ImplausibleForm):
+    def service_data(self) -> dict[str, Any]:
+        data = self.cleaned_data
+        if not data.get("confirm_implausible"):
+            # The current decision's confirmation (if any) carries over.
+            return {"confirm_implausible": None, "implausible_reason": None}
+        return {"confirm_implausible": True, "implausible_reason": data["implausible_reason"]}
 
 
 # --- course decisions and moves -----------------------------------------------------------
@@ -263,23 +385,48 @@ class AssessmentForm(WebFormMixin, forms.ModelForm):
         labels = {"assessed_on": "Assessed on"}
 
 
-class MrdForm(WebFormMixin, forms.ModelForm):
-    class Meta:
-        model = MrdResult
-        fields = ["sampled_on", "time_point", "value", "method", "sensitivity"]
-        labels = {"sampled_on": "Sampled on", "time_point": "Time point", "value": "MRD value"}
-        help_texts = {
-            "value": "As a fraction of cells: 0.001 is 10⁻³ (0.1 %); 0 for negative.",
-            "sensitivity": "The assay's sensitivity as a fraction, e.g. 0.0001 (10⁻⁴).",
-        }
+class MrdForm(WebFormMixin, forms.Form):
+    """An MRD result that cannot be misread: a measured value with its unit, or a
+    qualitative result (negative / positive, not quantifiable) with the assay's
+    sensitivity; the time point from the protocol's list. (A plain form: which of these
+    go together is the service's rule, said in its words.)"""
 
-    def __init__(self, *args: Any, time_points: list[str] = (), **kwargs: Any) -> None:
+    sampled_on = forms.DateField(label="Sampled on")
+    time_point = forms.ChoiceField(label="Time point", required=False)
+    unit = forms.ChoiceField(
+        label="Unit of the value and the sensitivity",
+        choices=MrdUnit.choices,
+        widget=forms.RadioSelect(attrs={"required": True}),
+        required=False,
+    )
+    value = forms.FloatField(
+        label="Measured MRD value",
+        required=False,
+        help_text="In the unit chosen above: 0.001 as a fraction is 0.1 as a percent (10⁻³). "
+        "Stored as a fraction.",
+    )
+    qualitative = forms.ChoiceField(
+        label="Or a qualitative result",
+        choices=[("", "— (a measured value)"), *MRD_QUALITATIVE_CHOICES],
+        required=False,
+        help_text="Negative, or positive but below the quantitative range: leave the value "
+        "empty and give the sensitivity.",
+    )
+    sensitivity = forms.FloatField(
+        label="Sensitivity of the assay",
+        required=False,
+        help_text="Its limit, in the same unit (10⁻⁴ is 0.0001 as a fraction, 0.01 as a "
+        "percent). Required with a qualitative result.",
+    )
+    method = forms.CharField(label="Method", max_length=30, initial="RQ-PCR", required=False)
+
+    def service_data(self) -> dict[str, Any]:
+        return _drop_empty(dict(self.cleaned_data), "method")
+
+    def __init__(self, *args: Any, time_points: list[tuple[str, str]] = (), **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
-        if time_points:
-            self.fields["time_point"].widget.attrs["list"] = "mrd-time-points"
-            self.fields["time_point"].help_text = "This course's schedule names: " + ", ".join(
-                time_points
-            )
+        self.fields["time_point"].choices = [("", "Choose the time point"), *time_points]
+        self.fields["time_point"].widget.attrs["required"] = True
 
 
 class ReferralForm(WebFormMixin, forms.ModelForm):

@@ -26,6 +26,7 @@ from courses.models import (
     PlannedStep,
     Relapse,
     State,
+    StepKind,
     StepStatus,
     TreatmentCourse,
 )
@@ -34,8 +35,9 @@ from reports import outcomes as report_outcomes
 from reports import plot as report_plot
 from reports import timeline as report_timeline
 from reports import worklist as report_worklist
-from stratification.engine import Decision, stratify
+from stratification.engine import ON_THERAPY_IMPLAUSIBLE_RULE, Decision, stratify
 from stratification.facts import RelapseFacts
+from stratification.models import StratificationDecision
 from stratification.selectors import protocol_list
 from teams.models import WRITE_ROLES, Membership, Team
 from teams.selectors import team_roles
@@ -48,6 +50,8 @@ efs_report = report_outcomes.efs_report
 render_outcomes = report_plot.render_outcomes
 course_timeline = report_timeline.course_timeline
 courses_for = course_selectors.courses_for
+decision_outdated = course_selectors.decision_outdated
+awaiting_confirmation = course_selectors.awaiting_confirmation
 protocol_for = course_selectors.protocol_for
 relapse_facts = course_services.relapse_facts
 transition_options = course_selectors.transition_options
@@ -276,11 +280,19 @@ def course_records(course: TreatmentCourse) -> dict[str, list[dict[str, Any]]]:
 
 
 def record_vocabulary(steps: Sequence[PlannedStep]) -> dict[str, list[str]]:
-    """Block types and MRD time points the course's schedule names (suggestions for
-    the record forms; the protocol file owns the lists)."""
-    blocks = sorted({s.block_type for s in steps if s.block_type})
-    points = sorted({s.mrd_time_point for s in steps if s.mrd_time_point})
-    return {"block_types": blocks, "mrd_time_points": points}
+    """Block types the course's schedule names (suggestions for the block form; the
+    protocol file owns the list). MRD time points are a closed list: see
+    mrd_time_point_choices."""
+    return {"block_types": sorted({s.block_type for s in steps if s.block_type})}
+
+
+def mrd_time_point_choices(course: TreatmentCourse) -> list[tuple[str, str]]:
+    """The course's protocol's MRD time points (a closed list), those the schedule
+    plans first."""
+    planned = set(course.steps.filter(kind=StepKind.MRD).values_list("mrd_time_point", flat=True))
+    points = protocol_for(course.protocol_slug).mrd_time_points
+    ordered = [p for p in points if p in planned] + [p for p in points if p not in planned]
+    return [(p.value, f"{p.label} (planned)" if p in planned else p.label) for p in ordered]
 
 
 def protocol_groups(slug: str) -> list[tuple[str, str]]:
@@ -354,6 +366,72 @@ def stratification_preview(relapse: Relapse, protocol_slug: str) -> Decision | N
         return None
     facts = RelapseFacts.from_mapping(relapse_facts(relapse.patient, relapse))
     return stratify(facts, protocol)
+
+
+# The cut-off dates a decision's time point turns on, in the words a clinician reads.
+CUT_OFF_WORDS = {
+    "very_early_before": "Very early if the relapse is before",
+    "late_from": "Late if the relapse is on or after",
+    "late_if_frontline_ended_on_or_before": "Late if front-line therapy ended on or before",
+    "on_therapy_implausible_after": "\u201cOn front-line therapy\u201d is implausible for a "
+    "relapse after",
+}
+
+
+def _as_dict(entry: Any) -> dict[str, Any]:
+    return entry if isinstance(entry, dict) else entry.as_dict()
+
+
+def decision_summary(decision: Decision | StratificationDecision) -> dict[str, Any]:
+    """A decision as the pages show it, whether the engine's proposal (the registration
+    preview) or a stored one: status, group, time point with its cut-off dates, HSCT,
+    warnings and reasons (each with rule, text, source and confidence)."""
+    if isinstance(decision, StratificationDecision):
+        group, reasons, warnings = (
+            decision.proposed_group,
+            decision.reason_list,
+            decision.warning_list,
+        )
+        cut_offs = decision.cut_offs
+        protocol, version = decision.protocol_slug, decision.protocol_version
+    else:
+        group = decision.risk_group
+        reasons = [_as_dict(r) for r in decision.reasons]
+        warnings = [_as_dict(w) for w in decision.warnings]
+        cut_offs = decision.cut_offs.as_dict() if decision.cut_offs else None
+        protocol, version = decision.protocol, decision.protocol_version
+    return {
+        "status": decision.status,
+        "group": group,
+        "time_point": decision.time_point,
+        "site": decision.site,
+        "hsct_indicated": decision.hsct_indicated,
+        "reasons": reasons,
+        "warnings": warnings,
+        "cut_offs": [
+            (CUT_OFF_WORDS[key], date.fromisoformat(value))
+            for key, value in (cut_offs or {}).items()
+            if value and key in CUT_OFF_WORDS
+        ],
+        "protocol": protocol,
+        "version": version,
+    }
+
+
+def asks_implausible_confirmation(decision: Decision) -> bool:
+    """Whether the proposal refuses a fact as implausible until a clinician confirms it
+    (front-line therapy still running long after diagnosis)."""
+    return any(r.rule == ON_THERAPY_IMPLAUSIBLE_RULE for r in decision.reasons)
+
+
+def decision_history(course: TreatmentCourse) -> list[StratificationDecision]:
+    """Every decision the course had, oldest first: one query."""
+    return [
+        link.decision
+        for link in course.decision_links.select_related("decision__confirmed_by").order_by(
+            "at", "id"
+        )
+    ]
 
 
 def protocol_choices() -> list[tuple[str, str]]:

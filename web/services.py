@@ -48,13 +48,20 @@ def course_open(
     reason: str,
     actor: AbstractBaseUser,
     now: datetime,
+    confirm_implausible: bool = False,
+    implausible_reason: str = "",
 ) -> TreatmentCourse:
     """Open the course (the engine proposes) and, unless ``risk_group`` is None,
     confirm that group in the same transaction: a refused confirmation (no group, or
     another group without a reason) leaves no half-registered course behind. With
     None the course waits in "needs review" for a clinician."""
     course = course_services.course_create(
-        relapse=relapse, protocol_slug=protocol_slug, actor=actor, now=now
+        relapse=relapse,
+        protocol_slug=protocol_slug,
+        confirm_implausible=confirm_implausible,
+        implausible_reason=implausible_reason,
+        actor=actor,
+        now=now,
     )
     if risk_group is not None:
         course = course_services.course_confirm_stratification(

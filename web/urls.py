@@ -54,6 +54,7 @@ urlpatterns = [
     path("worklist.csv", worklist.worklist_csv, name="worklist-csv"),
     path("courses/<int:pk>/", course.course_page, name="course"),
     path("courses/<int:pk>/confirm/", course.confirm_stratification, name="course-confirm"),
+    path("courses/<int:pk>/restratify/", course.restratify, name="course-restratify"),
     path("courses/<int:pk>/hsct/", course.confirm_hsct, name="course-hsct"),
     path("courses/<int:pk>/move/", course.move, name="course-move"),
     path("courses/<int:pk>/record/<slug:kind>/", records.record, name="record"),

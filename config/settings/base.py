@@ -211,6 +211,10 @@ SPECTACULAR_SETTINGS = {
         "ImmunophenotypeEnum": "stratification.facts.Immunophenotype.choices",
         "SeverityEnum": "notifications.models.Severity",
         "AlertKindEnum": "notifications.models.AlertKind",
+        "MrdTimePointEnum": "stratification.definitions.MrdTimePoint.choices",
+        "MrdUnitEnum": "courses.models.MrdUnit",
+        "FrontlineStatusEnum": "stratification.facts.FRONTLINE_STATUSES",
+        "BcrAbl1Enum": "stratification.facts.BCR_ABL1_VALUES",
     },
 }
 

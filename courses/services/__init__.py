@@ -7,24 +7,28 @@ config/errors.py) if its action no longer applies -- never a lost update. Every 
 leaves an audit entry or a CourseTransition. ``now`` is read once by the caller and
 passed down; clinical dates are judged on the team's calendar (``Team.today``).
 
-Modules: ``patients`` (patients and relapses), ``courses`` (open a course, confirm the
-stratification and the HSCT indication, lay out the schedule), ``transitions`` (the
-state machine), ``steps`` (planned steps), ``records`` (clinical records); ``common``
-holds what they share and is not part of the API.
+Modules: ``patients`` (patients and relapses), ``courses`` (open a course, stratify it
+again, confirm the stratification and the HSCT indication, lay out the schedule),
+``transitions`` (the state machine), ``steps`` (planned steps), ``records`` (clinical
+records); ``facts`` (the stratification facts the records hold) and ``common`` hold
+what they share and are not part of the API, apart from ``relapse_facts``.
 """
 
 from courses.services.courses import (
     course_confirm_hsct,
     course_confirm_stratification,
     course_create,
+    course_restratify,
 )
+from courses.services.facts import relapse_facts
 from courses.services.patients import (
+    RELAPSE_FIELDS,
     patient_create,
     patient_errors,
     patient_update,
     relapse_create,
     relapse_errors,
-    relapse_facts,
+    relapse_update,
 )
 from courses.services.records import (
     RECORD_SERVICES,
@@ -39,6 +43,7 @@ from courses.services.steps import step_add, step_update
 from courses.services.transitions import TransitionRefused, course_transition
 
 __all__ = [
+    "RELAPSE_FIELDS",
     "RECORD_SERVICES",
     "TransitionRefused",
     "assessment_record",
@@ -46,6 +51,7 @@ __all__ = [
     "course_confirm_hsct",
     "course_confirm_stratification",
     "course_create",
+    "course_restratify",
     "course_transition",
     "event_record",
     "mrd_record",
@@ -57,6 +63,7 @@ __all__ = [
     "relapse_create",
     "relapse_errors",
     "relapse_facts",
+    "relapse_update",
     "step_add",
     "step_update",
 ]

@@ -13,7 +13,9 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 
 from config.errors import Refused
-from courses.models import AuditEntry, State, TreatmentCourse
+from courses.models import AuditEntry, Patient, Relapse, State, TreatmentCourse
+from courses.selectors import awaiting_confirmation, protocol_for
+from courses.services.facts import changed_facts, relapse_facts
 
 
 def lock_course(course: TreatmentCourse | int) -> TreatmentCourse:
@@ -81,3 +83,35 @@ def record_date_errors(
     elif value > today:
         errors[field] = [f"must not be in the future (today is {today})."]
     return errors
+
+
+def mrd_time_point_errors(course: TreatmentCourse, field: str, point: Any) -> dict[str, list[str]]:
+    """An MRD time point must come from the course's protocol's closed list, so that a
+    result always finds its planned step (a typed "pre-HSCT" once missed ``pre_hsct``)."""
+    points = protocol_for(course.protocol_slug).mrd_time_points
+    if point in points:
+        return {}
+    words = ", ".join(f"{p} ({p.label})" for p in points)
+    return {field: [f"must be one of the protocol's MRD time points: {words}."]}
+
+
+def refresh_staleness(
+    course: TreatmentCourse, patient: Patient, relapse: Relapse, today: date
+) -> list[str]:
+    """Compare the course's current decision with the facts the records hold now and
+    store the result: ``decision_stale_fields`` (the facts that changed) and
+    ``decision_stale_since`` (the team's date since which the decision is stale or a
+    re-stratification awaits confirmation; kept while either holds). ``course`` is
+    locked by the caller. Returns the changed facts."""
+    fields: list[str] = []
+    if course.decision is not None:
+        fields = changed_facts(course.decision.input_snapshot, relapse_facts(patient, relapse))
+    awaiting = awaiting_confirmation(course)
+    since = (course.decision_stale_since or today) if (fields or awaiting) else None
+    if fields != course.decision_stale_fields or since != course.decision_stale_since:
+        course.decision_stale_fields = fields
+        course.decision_stale_since = since
+        TreatmentCourse.objects.filter(pk=course.pk).update(
+            decision_stale_fields=fields, decision_stale_since=since
+        )
+    return fields

@@ -1,10 +1,11 @@
 """Opening a course and the clinical decisions that shape it: the risk group (the
-engine proposes, a clinician confirms) and the HSCT indication; each lays out or
-re-lays the protocol's schedule from the course's clinical start."""
+engine proposes, a clinician confirms; stratified again when a fact it read changed)
+and the HSCT indication; each lays out or re-lays the protocol's schedule from the
+course's clinical start."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -12,31 +13,93 @@ from django.db.models import F
 
 from config.errors import Invalid, Refused
 from courses import schedule
-from courses.models import PlannedStep, Relapse, State, StepStatus, TreatmentCourse
+from courses.models import (
+    CourseDecision,
+    PlannedStep,
+    Relapse,
+    State,
+    StepStatus,
+    TreatmentCourse,
+)
 from courses.selectors import allowed_transitions, protocol_for
-from courses.services.common import audit, lock_course, require_active, require_schedule
-from courses.services.patients import relapse_facts
-from courses.services.steps import recompute_due_dates
+from courses.services.common import (
+    audit,
+    lock_course,
+    refresh_staleness,
+    require_active,
+    require_schedule,
+)
+from courses.services.facts import relapse_facts
+from courses.services.records import propose_hsct_from_recorded_mrd
+from courses.services.steps import is_added, recompute_due_dates
 from courses.services.transitions import apply_transition
 from courses.signals import announce
 from courses.transitions import TransitionInput
 from stratification import services as stratification_services
-from stratification.definitions import ProtocolDefinition
-from stratification.facts import RelapseFacts
-from stratification.models import DecisionAlreadyConfirmedError
+from stratification.definitions import ProtocolDefinition, Step
+from stratification.engine import on_therapy_errors
+from stratification.facts import RelapseFacts, validate_facts
+from stratification.models import DecisionAlreadyConfirmedError, StratificationDecision
+
+
+def _checked_facts(
+    relapse: Relapse,
+    protocol: ProtocolDefinition,
+    today: date,
+    *,
+    confirm_implausible: bool,
+    implausible_reason: str,
+) -> RelapseFacts:
+    """The relapse's facts as the records hold them, checked as the dry run checks a
+    request: the facts validator, then the protocol's own checks ("on therapy" long
+    after diagnosis is refused unless confirmed with a reason)."""
+    values = relapse_facts(
+        relapse.patient,
+        relapse,
+        confirm_implausible=confirm_implausible,
+        implausible_reason=implausible_reason,
+    )
+    errors = validate_facts(values, today)
+    # The facts validator names the stratification input; the records name the
+    # front-line end date so.
+    if "frontline_therapy_end_date" in errors:
+        errors["frontline_end_date"] = errors.pop("frontline_therapy_end_date")
+    Invalid.raise_if(errors)
+    facts = RelapseFacts.from_mapping(values)
+    Invalid.raise_if(on_therapy_errors(facts, protocol))
+    return facts
 
 
 @transaction.atomic
 def course_create(
-    *, relapse: Relapse, protocol_slug: str, actor: AbstractBaseUser, now: datetime
+    *,
+    relapse: Relapse,
+    protocol_slug: str,
+    actor: AbstractBaseUser,
+    now: datetime,
+    confirm_implausible: bool = False,
+    implausible_reason: str = "",
 ) -> TreatmentCourse:
     """Open a course for a relapse: run the engine and store its proposal. The course
-    stays ``registered`` until a clinician confirms the risk group."""
-    relapse = Relapse.objects.select_for_update().select_related("patient__team").get(pk=relapse.pk)
-    if TreatmentCourse.objects.filter(relapse=relapse).exists():
-        raise Invalid({"relapse": ["already has a treatment course."]})
+    stays ``registered`` until a clinician confirms the risk group. A case outside the
+    protocol's population gets no group (needs review, the exclusion named)."""
+    # The relapse's own row (not its patient's or team's): one course per relapse.
+    relapse = (
+        Relapse.objects.select_for_update(no_key=True, of=("self",))
+        .select_related("patient__team")
+        .get(pk=relapse.pk)
+    )
+    existing = TreatmentCourse.objects.filter(relapse=relapse).values_list("pk", flat=True).first()
+    if existing is not None:
+        raise Invalid({"relapse": [f"already has a treatment course: course {existing}."]})
     protocol = protocol_for(protocol_slug)
-    facts = RelapseFacts.from_mapping(relapse_facts(relapse.patient, relapse))
+    facts = _checked_facts(
+        relapse,
+        protocol,
+        relapse.patient.team.today(now),
+        confirm_implausible=confirm_implausible,
+        implausible_reason=implausible_reason,
+    )
     decision = stratification_services.decision_propose(facts=facts, protocol=protocol, now=now)
     course = TreatmentCourse.objects.create(
         patient=relapse.patient,
@@ -44,10 +107,11 @@ def course_create(
         protocol_slug=protocol.slug,
         protocol_version=protocol.version,
         decision=decision,
-        proposed_group=decision.proposed_group or "",
+        proposed_group=decision.proposed_group,
         hsct_indicated=decision.hsct_indicated,
         last_activity_at=now,
     )
+    CourseDecision.objects.create(course=course, decision=decision, at=now)
     audit(
         course,
         actor,
@@ -58,8 +122,88 @@ def course_create(
         {
             "protocol": protocol.slug,
             "version": protocol.version,
+            "decision": decision.pk,
             "proposed_group": decision.proposed_group,
             "status": decision.status,
+        },
+    )
+    announce(course.pk)
+    return course
+
+
+@transaction.atomic
+def course_restratify(
+    course: TreatmentCourse,
+    *,
+    actor: AbstractBaseUser,
+    now: datetime,
+    confirm_implausible: bool | None = None,
+    implausible_reason: str | None = None,
+) -> TreatmentCourse:
+    """Stratify the course again, with the facts the records hold now and the loaded
+    protocol version, when its decision is stale (a fact it read changed) or was made
+    with another version. The new decision is appended to the course's history and
+    becomes the current one; a course that follows a confirmed group keeps it until a
+    clinician confirms again (course_confirm_stratification). Without
+    ``confirm_implausible``, the previous decision's confirmation of an implausible
+    front-line status carries over (the clinician's statement about the same patient)."""
+    course = lock_course(course)
+    require_active(course)
+    protocol = protocol_for(course.protocol_slug)
+    previous = course.decision
+    today = course.patient.team.today(now)
+    changed = refresh_staleness(course, course.patient, course.relapse, today)
+    if previous is not None and not changed and previous.protocol_version == protocol.version:
+        raise Refused(
+            "The current decision still holds: no fact it read has changed and it was made "
+            f"with the loaded protocol version ({protocol.version}). Nothing to re-stratify.",
+            code="decision_current",
+        )
+    snapshot = previous.input_snapshot if previous is not None else {}
+    if confirm_implausible is None:
+        confirm_implausible = bool(snapshot.get("confirm_implausible"))
+        implausible_reason = snapshot.get("implausible_reason") or ""
+    facts = _checked_facts(
+        course.relapse,
+        protocol,
+        today,
+        confirm_implausible=confirm_implausible,
+        implausible_reason=implausible_reason or "",
+    )
+    decision = stratification_services.decision_propose(facts=facts, protocol=protocol, now=now)
+    CourseDecision.objects.create(course=course, decision=decision, at=now)
+    course.decision = decision
+    course.proposed_group = decision.proposed_group
+    course.last_activity_at = now
+    if course.risk_group is None:
+        # Nothing confirmed yet: the course simply waits for the new proposal's review,
+        # on the version it was made with.
+        course.protocol_version = protocol.version
+        course.hsct_indicated = decision.hsct_indicated
+    course.save(
+        update_fields=[
+            "decision",
+            "proposed_group",
+            "last_activity_at",
+            "protocol_version",
+            "hsct_indicated",
+        ]
+    )
+    refresh_staleness(course, course.patient, course.relapse, today)
+    audit(
+        course,
+        actor,
+        now,
+        "restratified",
+        "decision",
+        decision.pk,
+        {
+            "previous_decision": previous.pk if previous is not None else None,
+            "changed_facts": changed,
+            "protocol_version": protocol.version,
+            "proposed_group": decision.proposed_group,
+            "status": decision.status,
+            "confirmed_group": course.risk_group,
         },
     )
     announce(course.pk)
@@ -71,29 +215,11 @@ def _hsct_for_group(protocol: ProtocolDefinition, group: str) -> bool | None:
     return rule if isinstance(rule, bool) else None
 
 
-@transaction.atomic
-def course_confirm_stratification(
-    course: TreatmentCourse,
-    *,
-    risk_group: str,
-    reason: str,
-    actor: AbstractBaseUser,
-    now: datetime,
-) -> TreatmentCourse:
-    """A clinician confirms the proposed group (or chooses another with a reason); the
-    course becomes ``stratified`` and its schedule is laid out from the protocol."""
-    course = lock_course(course)
-    if course.state != State.REGISTERED:
-        raise Refused(
-            f"The course is already {course.state}; its stratification was confirmed.",
-            code="already_stratified",
-            allowed_transitions=allowed_transitions(course),
-        )
-    protocol = protocol_for(course.protocol_slug)
-    if risk_group not in protocol.group_ids:
-        raise Invalid({"risk_group": [f"must be one of {', '.join(sorted(protocol.group_ids))}."]})
+def _confirm_decision(
+    course: TreatmentCourse, risk_group: str, reason: str, actor: AbstractBaseUser, now: datetime
+) -> StratificationDecision:
     try:
-        decision = stratification_services.decision_confirm(
+        return stratification_services.decision_confirm(
             decision=course.decision, user=actor, chosen_group=risk_group, reason=reason, now=now
         )
     except Invalid as exc:
@@ -106,8 +232,49 @@ def course_confirm_stratification(
             "This stratification was confirmed a moment ago by someone else; reload.",
             code="already_stratified",
         ) from exc
+
+
+@transaction.atomic
+def course_confirm_stratification(
+    course: TreatmentCourse,
+    *,
+    risk_group: str,
+    reason: str,
+    actor: AbstractBaseUser,
+    now: datetime,
+) -> TreatmentCourse:
+    """A clinician confirms the proposed group (or chooses another with a reason).
+
+    A registered course becomes ``stratified`` and its schedule is laid out from the
+    protocol. A course already under way confirms its re-stratification: the group it
+    follows becomes the chosen one, and if that changed, the open part of the schedule
+    is laid out anew from the new group's template, everything recorded kept. A
+    decision whose facts changed since it was made is not confirmed: stratify again."""
+    course = lock_course(course)
+    today = course.patient.team.today(now)
+    stale = refresh_staleness(course, course.patient, course.relapse, today)
+    if stale:
+        raise Refused(
+            f"The facts this decision read have changed since ({', '.join(stale)}): "
+            "re-stratify the course, then confirm the new proposal.",
+            code="decision_stale",
+            decision_stale_fields=stale,
+        )
+    if course.decision is None or course.decision.is_confirmed:
+        raise Refused(
+            f"The course is already {course.state}; its stratification was confirmed.",
+            code="already_stratified",
+            allowed_transitions=allowed_transitions(course),
+        )
+    protocol = protocol_for(course.protocol_slug)
+    if risk_group not in protocol.group_ids:
+        raise Invalid({"risk_group": [f"must be one of {', '.join(sorted(protocol.group_ids))}."]})
+    if course.state != State.REGISTERED:
+        return _reconfirm(course, protocol, risk_group, reason, actor, now)
+    decision = _confirm_decision(course, risk_group, reason, actor, now)
     course.risk_group = risk_group
     course.decision_confirmed = True
+    course.protocol_version = decision.protocol_version
     course.hsct_indicated = (
         decision.hsct_indicated
         if risk_group == decision.proposed_group
@@ -134,6 +301,71 @@ def course_confirm_stratification(
     return course
 
 
+def _reconfirm(
+    course: TreatmentCourse,
+    protocol: ProtocolDefinition,
+    risk_group: str,
+    reason: str,
+    actor: AbstractBaseUser,
+    now: datetime,
+) -> TreatmentCourse:
+    """Confirm a re-stratification of a course under way (see
+    course_confirm_stratification)."""
+    require_active(course)
+    decision = _confirm_decision(course, risk_group, reason, actor, now)
+    previous_group = course.risk_group
+    course.risk_group = risk_group
+    course.decision_confirmed = True
+    course.protocol_version = decision.protocol_version
+    course.decision_stale_fields = []
+    course.decision_stale_since = None
+    course.last_activity_at = now
+    relaid = risk_group != previous_group
+    if relaid:
+        # The new group's HSCT indication; an MRD-dependent one is proposed again from
+        # the MRD already recorded at its deciding time point.
+        course.hsct_indicated = (
+            decision.hsct_indicated
+            if risk_group == decision.proposed_group
+            else _hsct_for_group(protocol, risk_group)
+        )
+        course.hsct_proposed = None
+        course.hsct_proposal_basis = ""
+    course.save(
+        update_fields=[
+            "risk_group",
+            "decision_confirmed",
+            "protocol_version",
+            "decision_stale_fields",
+            "decision_stale_since",
+            "last_activity_at",
+            "hsct_indicated",
+            "hsct_proposed",
+            "hsct_proposal_basis",
+        ]
+    )
+    if relaid:
+        _relay_out(course, protocol)
+        propose_hsct_from_recorded_mrd(course, actor, now)
+    audit(
+        course,
+        actor,
+        now,
+        "stratification_reconfirmed",
+        "decision",
+        decision.pk,
+        {
+            "previous_group": previous_group,
+            "proposed_group": decision.proposed_group,
+            "chosen_group": risk_group,
+            "reason": reason,
+            "schedule_relaid": relaid,
+        },
+    )
+    announce(course.pk)
+    return course
+
+
 @transaction.atomic
 def course_confirm_hsct(
     course: TreatmentCourse,
@@ -152,7 +384,9 @@ def course_confirm_hsct(
     reason = reason.strip()
     expected = course.hsct_proposed if course.hsct_proposed is not None else course.hsct_indicated
     if hsct_indicated != expected and not reason:
-        if expected is None:
+        if expected is None and course.hsct_proposal_basis:
+            why = f"the MRD result does not decide it ({course.hsct_proposal_basis})"
+        elif expected is None:
             why = "no proposal exists yet (no MRD result at the deciding time point)"
         else:
             why = f"the protocol proposes {'HSCT' if expected else 'no HSCT'}"
@@ -162,7 +396,7 @@ def course_confirm_hsct(
     course.last_activity_at = now
     course.save(update_fields=["hsct_indicated", "last_activity_at"])
     if previous != hsct_indicated:
-        _relay_out_branch(course, protocol_for(course.protocol_slug))
+        _relay_out(course, protocol_for(course.protocol_slug))
     audit(
         course,
         actor,
@@ -202,26 +436,30 @@ def _lay_out_steps(course: TreatmentCourse, protocol: ProtocolDefinition) -> Non
     )
 
 
-def _relay_out_branch(course: TreatmentCourse, protocol: ProtocolDefinition) -> None:
-    """Bring the schedule in line with the (new) HSCT indication: add the chosen
-    branch's steps, cancel the open steps of the other branch, keep what happened and
-    the clinicians' own steps, and re-order so every step follows its anchor."""
+def _relay_out(course: TreatmentCourse, protocol: ProtocolDefinition) -> None:
+    """Bring the schedule in line with the course's group and HSCT indication (a new
+    indication, or a new group after a re-stratification): what happened stays (done
+    and skipped steps), open template steps the chosen template no longer holds are
+    cancelled, open ones it still holds follow its specification, missing ones are
+    added (a cancelled one it wants again is reopened), the clinicians' own steps stay,
+    and the steps are re-ordered so that every step follows its anchor."""
     template = protocol.schedule_for(course.risk_group)
     wanted = template.steps_for(course.hsct_indicated)
     wanted_keys = [s.id for s in wanted]
     existing = {s.key: s for s in course.steps.all()}
-    template_keys = {s.id for s in template.steps}
     for key, step in existing.items():
-        if key in template_keys and key not in wanted_keys and step.status == StepStatus.PLANNED:
+        if not is_added(step) and key not in wanted_keys and step.status == StepStatus.PLANNED:
             step.status = StepStatus.CANCELLED
             step.save(update_fields=["status"])
     ordered: list[PlannedStep] = []
-    customs = [s for s in existing.values() if s.key not in template_keys]
+    customs = [s for s in existing.values() if is_added(s)]
     for spec in wanted:
         step = existing.get(spec.id)
         anchor = spec.anchor if spec.anchor in wanted_keys else ""
         if step is None:
             step = PlannedStep.from_template(course, spec, anchor)
+        elif step.status in (StepStatus.PLANNED, StepStatus.CANCELLED):
+            _follow_template(step, spec, course)
         step.anchor_key = anchor
         ordered.append(step)
         ordered += [c for c in customs if c.anchor_key == spec.id]
@@ -238,7 +476,7 @@ def _relay_out_branch(course: TreatmentCourse, protocol: ProtocolDefinition) -> 
             new_steps.append(step)
         else:
             PlannedStep.objects.filter(pk=step.pk).update(
-                sequence=index, anchor_key=step.anchor_key
+                sequence=index, **{f: getattr(step, f) for f in TEMPLATE_FIELDS}
             )
     # New steps are planned from today's schedule: their plan date is their first due
     # date, so their own delay counts from now.
@@ -247,3 +485,21 @@ def _relay_out_branch(course: TreatmentCourse, protocol: ProtocolDefinition) -> 
         step.planned_on = step.due_on
     PlannedStep.objects.bulk_create(new_steps)
     recompute_due_dates(course)
+
+
+# What a template step specifies; an open step follows it when its template changes
+# (with the template's basis note), and the re-lay writes these back with the status.
+SPEC_FIELDS = ("kind", "label", "block_type", "mrd_time_point", "offset_days", "grace_days")
+TEMPLATE_FIELDS = ("anchor_key", *SPEC_FIELDS, "local_default", "note", "status")
+
+
+def _follow_template(step: PlannedStep, spec: Step, course: TreatmentCourse) -> None:
+    """An open (or cancelled) step takes the template's specification; its note is the
+    template's only when the specification differs (a team's reason on a rescheduled
+    step is kept otherwise). A cancelled step the template wants again is reopened."""
+    fresh = PlannedStep.from_template(course, spec, step.anchor_key)
+    if any(getattr(step, f) != getattr(fresh, f) for f in SPEC_FIELDS):
+        for field in (*SPEC_FIELDS, "local_default", "note"):
+            setattr(step, field, getattr(fresh, field))
+    if step.status == StepStatus.CANCELLED:
+        step.status = StepStatus.PLANNED

@@ -19,8 +19,10 @@ from config.errors import Invalid
 from courses.models import (
     BlockAdministration,
     ClinicalEvent,
+    EmStatus,
     HsctReferral,
     MrdResult,
+    MrdUnit,
     ResponseAssessment,
     StepKind,
     TreatmentCourse,
@@ -30,12 +32,15 @@ from courses.services.common import (
     audit,
     is_closed,
     lock_course,
+    mrd_time_point_errors,
     record_date_errors,
     require_active,
     touch,
 )
 from courses.services.steps import complete_step
 from courses.signals import announce
+from stratification.engine import hsct_from_mrd
+from stratification.facts import EM_DISEASE_SITES, MRD_QUALITATIVE_RESULTS
 
 # --- validation -----------------------------------------------------------------------
 
@@ -73,20 +78,91 @@ def assessment_errors(
         errors["cr2"] = ["CR2 requires an M1 marrow (< 5 % blasts)."]
     elif data.get("cr2") and data.get("em_status") in ("residual", "progressive"):
         errors["cr2"] = ["CR2 requires no extramedullary disease."]
+    elif (
+        data.get("cr2")
+        and data.get("em_status") == EmStatus.NOT_ASSESSED
+        and course.relapse.site in EM_DISEASE_SITES
+    ):
+        # Remission is judged at every site the relapse involved (Ponte-di-Legno
+        # consensus, Buchmann et al., Blood 2022): marrow alone cannot show it.
+        sites = ", ".join(course.relapse.em_sites or []) or "an extramedullary site"
+        errors["em_status"] = [
+            f"must be assessed for CR2: the relapse involved {sites}, and CR2 requires no "
+            "extramedullary disease there (Ponte-di-Legno consensus, Buchmann et al., "
+            "Blood 2022)."
+        ]
     return errors
+
+
+# The largest number each MRD unit allows (a whole sample), and how a value reads in it.
+MRD_UNIT_MAX = {MrdUnit.FRACTION: 1.0, MrdUnit.PERCENT: 100.0}
+MRD_UNIT_EXAMPLE = {MrdUnit.FRACTION: "0.001 for 10^-3", MrdUnit.PERCENT: "0.1 for 10^-3"}
 
 
 def mrd_errors(
     course: TreatmentCourse, data: Mapping[str, Any], today: date
 ) -> dict[str, list[str]]:
+    """An MRD result cannot be misread: the unit of its value (and sensitivity) is
+    named, a result is either a value or a qualitative one (negative / positive, not
+    quantifiable), a qualitative result carries the sensitivity it lies below, and the
+    time point is one of the protocol's."""
     errors = _dates_errors(course, data, ("sampled_on",), today)
-    value = data.get("value")
-    if value is None or not 0 <= value <= 1:
-        errors["value"] = ["must be a fraction between 0 and 1 (e.g. 0.001 for 10^-3)."]
+    errors.update(mrd_time_point_errors(course, "time_point", data.get("time_point")))
+    unit = data.get("unit")
+    if unit not in MrdUnit.values:
+        errors["unit"] = [
+            "is required: fraction (0.001 = 10^-3) or percent (0.1 = 10^-3), the unit of "
+            "value and sensitivity."
+        ]
+        return errors
+    value, qualitative = data.get("value"), data.get("qualitative") or ""
     sensitivity = data.get("sensitivity")
-    if sensitivity is not None and not 0 < sensitivity <= 1:
-        errors["sensitivity"] = ["must be a fraction above 0 and at most 1 (e.g. 0.0001)."]
+    top = MRD_UNIT_MAX[unit]
+    if value is not None and qualitative:
+        errors["value"] = [f"give a value or a qualitative result ({qualitative}), not both."]
+    elif value is None and not qualitative:
+        errors["value"] = [
+            "is required, unless the result is qualitative (negative, or "
+            "positive_not_quantifiable)."
+        ]
+    elif value is not None and value == 0:
+        errors["value"] = [
+            "0 is not a measured value: record an undetectable result as qualitative "
+            "negative, with the sensitivity of the assay."
+        ]
+    elif value is not None and not 0 < value <= top:
+        errors["value"] = [
+            f"must be above 0 and at most {top:g} in {unit} (e.g. {MRD_UNIT_EXAMPLE[unit]})."
+        ]
+    if qualitative and qualitative not in MRD_QUALITATIVE_RESULTS:
+        errors["qualitative"] = [f"must be one of {', '.join(MRD_QUALITATIVE_RESULTS)}."]
+    if sensitivity is None and qualitative:
+        errors["sensitivity"] = [
+            f"is required with a {qualitative.replace('_', ' ')} result: the limit of the "
+            "assay it lies below (e.g. 10^-4), in the same unit."
+        ]
+    elif sensitivity is not None and not 0 < sensitivity <= top:
+        errors["sensitivity"] = [f"must be above 0 and at most {top:g} in {unit}."]
     return errors
+
+
+def _as_fraction(number: float | None, unit: str) -> float | None:
+    # 0.1 / 100 is 0.0010000000000000002 in binary floating point: rounded to 12
+    # significant digits, percent and fraction entries of one result store the same.
+    if number is None or unit == MrdUnit.FRACTION:
+        return number
+    return float(f"{number / 100:.12g}")
+
+
+def mrd_fields(data: Mapping[str, Any]) -> dict[str, Any]:
+    """The stored fields of a valid MRD entry: value and sensitivity as fractions, and
+    the unit they were entered in."""
+    fields = {k: v for k, v in data.items() if k != "unit"}
+    fields["entered_unit"] = data["unit"]
+    fields["value"] = _as_fraction(data.get("value"), data["unit"])
+    fields["sensitivity"] = _as_fraction(data.get("sensitivity"), data["unit"])
+    fields["qualitative"] = data.get("qualitative") or ""
+    return fields
 
 
 def event_errors(
@@ -118,6 +194,12 @@ RECORD_ERRORS: dict[type, Callable[[TreatmentCourse, Mapping[str, Any], date], d
 }
 
 
+# How a record's input becomes its stored fields, where they differ (MRD: the unit).
+RECORD_FIELDS: dict[type, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
+    MrdResult: mrd_fields,
+}
+
+
 def record_errors(
     model: type, course: TreatmentCourse, data: Mapping[str, Any], now: datetime
 ) -> dict[str, list[str]]:
@@ -141,8 +223,9 @@ def _record(
     course = lock_course(course)
     require_active(course)
     Invalid.raise_if(RECORD_ERRORS[model](course, data, course.patient.team.today(now)))
-    record = model.objects.create(course=course, recorded_by=actor, recorded_at=now, **data)
-    audit(course, actor, now, "recorded", model.__name__, record.pk, data)
+    stored = RECORD_FIELDS.get(model, dict)(data)
+    record = model.objects.create(course=course, recorded_by=actor, recorded_at=now, **stored)
+    audit(course, actor, now, "recorded", model.__name__, record.pk, {**data, **stored})
     touch(course, now)
     announce(course.pk)
     return course, record
@@ -198,7 +281,8 @@ def _propose_hsct_from_mrd(
 ) -> None:
     """Where the group's HSCT indication hangs on MRD (ALL-REZ BFM 2002 S2: indicated
     at >= 10^-3 at the end of induction, Eckert 2013), the MRD result turns into a
-    proposal. It is only a proposal: a clinician confirms it (course_confirm_hsct)."""
+    proposal -- undecided for a qualitative result the protocol file says does not
+    decide. It is only a proposal: a clinician confirms it (course_confirm_hsct)."""
     if course.risk_group is None or course.hsct_indicated is not None:
         return
     rule = protocol_for(course.protocol_slug).hsct_indication.get(course.risk_group)
@@ -206,14 +290,15 @@ def _propose_hsct_from_mrd(
         return
     if result.time_point != rule.mrd_time_point:
         return
-    proposed = result.value >= rule.mrd_threshold
+    outcome = hsct_from_mrd(rule, result.value, result.qualitative or None, result.sensitivity)
     basis = (
-        f"MRD {result.value:g} at {result.time_point} ({result.sampled_on}) is "
-        f"{'at or above' if proposed else 'below'} {rule.mrd_threshold:g}: {rule.citation}"
-    )[:300]
-    TreatmentCourse.objects.filter(pk=course.pk).update(
-        hsct_proposed=proposed, hsct_proposal_basis=basis
+        f"Sample of {result.sampled_on}: {outcome.basis} Rule {outcome.rule}: "
+        f"{outcome.source} ({outcome.confidence})."
     )
+    TreatmentCourse.objects.filter(pk=course.pk).update(
+        hsct_proposed=outcome.indicated, hsct_proposal_basis=basis
+    )
+    course.hsct_proposed, course.hsct_proposal_basis = outcome.indicated, basis
     audit(
         course,
         actor,
@@ -221,8 +306,25 @@ def _propose_hsct_from_mrd(
         "hsct_proposed",
         "course",
         course.pk,
-        {"hsct_proposed": proposed, "basis": basis},
+        {"hsct_proposed": outcome.indicated, "basis": basis, "mrd_result": result.pk},
     )
+
+
+def propose_hsct_from_recorded_mrd(
+    course: TreatmentCourse, actor: AbstractBaseUser, now: datetime
+) -> None:
+    """After a change of group: the latest MRD result already recorded at the new
+    group's deciding time point (if its indication hangs on MRD) becomes the proposal."""
+    rule = protocol_for(course.protocol_slug).hsct_indication.get(course.risk_group or "")
+    if rule is None or rule.indicated != "mrd_threshold":
+        return
+    latest = (
+        course.mrd_results.filter(time_point=rule.mrd_time_point)
+        .order_by("-sampled_on", "-id")
+        .first()
+    )
+    if latest is not None:
+        _propose_hsct_from_mrd(course, latest, actor, now)
 
 
 @transaction.atomic

@@ -13,16 +13,25 @@ from django.db import transaction
 
 from config.errors import Invalid
 from courses import schedule
-from courses.models import PlannedStep, StepStatus, TreatmentCourse
+from courses.models import PlannedStep, StepKind, StepStatus, TreatmentCourse
 from courses.services.common import (
     audit,
     lock_course,
+    mrd_time_point_errors,
     record_date_errors,
     require_active,
     require_schedule,
     touch,
 )
 from courses.signals import announce
+
+# A step a clinician added (step_add) has a key with this prefix; every other key is a
+# template step id of the course's protocol.
+ADDED_STEP_PREFIX = "added_"
+
+
+def is_added(step: PlannedStep) -> bool:
+    return step.key.startswith(ADDED_STEP_PREFIX)
 
 
 def recompute_due_dates(course: TreatmentCourse) -> None:
@@ -63,14 +72,21 @@ def step_add(
     steps = list(course.steps.order_by("sequence"))
     after_key = data.get("after") or (steps[-1].key if steps else "")
     after = next((s for s in steps if s.key == after_key), None)
+    errors: dict[str, list[str]] = {}
     if after_key and after is None:
-        raise Invalid({"after": ["no step with this key in the course."]})
+        errors["after"] = ["no step with this key in the course."]
+    point = data.get("mrd_time_point") or ""
+    if data["kind"] == StepKind.MRD:
+        errors.update(mrd_time_point_errors(course, "mrd_time_point", point))
+    elif point:
+        errors["mrd_time_point"] = ["is only for a step of kind mrd."]
+    Invalid.raise_if(errors)
     position = (after.sequence + 1) if after else 0
     # Shift the sequence numbers after the insertion point (from the end, so the
     # unique (course, sequence) constraint holds at every row).
     for step in sorted((s for s in steps if s.sequence >= position), key=lambda s: -s.sequence):
         PlannedStep.objects.filter(pk=step.pk).update(sequence=step.sequence + 1)
-    key = f"added_{len(steps) + 1}"
+    key = f"{ADDED_STEP_PREFIX}{len(steps) + 1}"
     while any(s.key == key for s in steps):
         key += "_"
     base = (after.done_on or after.due_on) if after else course.start_date

@@ -1,6 +1,7 @@
 from __future__ import annotations
 
-from datetime import datetime
+from collections.abc import Callable
+from datetime import date, datetime
 from typing import Any
 
 import pytest
@@ -13,3 +14,12 @@ def frozen_time(time_machine: Any) -> datetime:
     return timezone.now()
 
 
+@pytest.fixture
+def s2_course(team: Any, clinician: Any, make_course: Callable[..., Any]) -> Any:
+    """A late isolated marrow relapse of BCP-ALL: S2 under ALL-REZ BFM 2002, its HSCT
+    indication waiting for MRD at the end of induction."""
+    course = make_course(
+        team, clinician, protocol="all-rez-bfm-2002", relapse_date=date(2024, 9, 1)
+    )
+    assert (course.risk_group, course.hsct_indicated) == ("S2", None)
+    return course

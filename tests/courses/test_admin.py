@@ -69,13 +69,14 @@ def test_the_admin_refuses_what_the_api_refuses(client, staff, team, clinician, 
             "course": course.pk,
             "sampled_on": "2026-11-24",
             "time_point": "end_of_induction",
+            "unit": "fraction",
             "value": "1.5",
             "method": "RQ-PCR",
             "sensitivity": "0.0001",
         },
     )
     assert response.status_code == 200
-    assert "must be a fraction between 0 and 1" in response.content.decode()
+    assert "must be above 0 and at most 1 in fraction" in response.content.decode()
     assert not MrdResult.objects.exists()
 
 
@@ -206,7 +207,10 @@ PATIENT = {
     "immunophenotype": "B",
     "initial_diagnosis_date": "2022-01-10",
     "frontline_protocol": "",
+    "frontline_status": "completed",
     "frontline_end_date": "2024-01-10",
+    "bcr_abl1": "negative",
+    "birth_month": "",
 }
 
 
@@ -240,11 +244,14 @@ def test_a_patient_changed_in_the_admin_is_checked_by_the_service(admin, team, m
     assert (patient.sex, patient.team_id) == ("other", team.pk)
 
 
-def test_a_relapse_is_added_through_the_service_and_then_read_only(admin, team, make_patient):
+def test_a_relapse_is_added_and_changed_through_the_services(admin, team, make_patient):
+    # Relapses were read-only here; they now change through relapse_update, with the
+    # checks of their creation (issue 11: the same validation on create and update).
     patient = make_patient(team)
     relapse = {
         "patient": patient.pk,
         "relapse_date": "2024-03-01",
+        "relapse_number": "1",
         "site": "isolated_bm",
         "em_sites": '["cns"]',
         "bm_blast_percent": "80",
@@ -257,10 +264,14 @@ def test_a_relapse_is_added_through_the_service_and_then_read_only(admin, team, 
         admin.post("/admin/courses/relapse/add/", {**relapse, "em_sites": "[]"}).status_code == 302
     )
     stored = Relapse.objects.get(patient=patient)
-    change = admin.post(
-        f"/admin/courses/relapse/{stored.pk}/change/", {**relapse, "em_sites": "[]"}
-    )
-    assert change.status_code == 403
+    url = f"/admin/courses/relapse/{stored.pk}/change/"
+    refused = admin.post(url, {**relapse, "em_sites": "[]", "relapse_date": "2021-12-01"})
+    assert refused.status_code == 200
+    assert "must not be before initial_diagnosis_date (2022-01-10)" in refused.content.decode()
+    changed = admin.post(url, {**relapse, "em_sites": "[]", "bm_blast_percent": "60"})
+    assert changed.status_code == 302, changed.content.decode()[:2000]
+    stored.refresh_from_db()
+    assert (stored.bm_blast_percent, stored.patient_id) == (60.0, patient.pk)
 
 
 # --- change lists: a fixed number of queries ---------------------------------------------
@@ -281,7 +292,12 @@ def _course_with_everything(team: Any, actor: Any, make_course: Any) -> Treatmen
     )
     services.mrd_record(
         course,
-        data={"sampled_on": date(2026, 11, 21), "time_point": "end_of_induction", "value": 0.0001},
+        data={
+            "sampled_on": date(2026, 11, 21),
+            "time_point": "end_of_induction",
+            "unit": "fraction",
+            "value": 0.0001,
+        },
         actor=actor,
         now=now,
     )

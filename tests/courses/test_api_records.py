@@ -54,12 +54,12 @@ def client(api, clinician):
         ),
         (
             "mrd",
-            {"sampled_on": "2026-11-20", "time_point": "end_of_induction", "value": 1.5},
-            "value",
-        ),
-        (
-            "mrd",
-            {"sampled_on": "2026-11-20", "time_point": "end_of_induction", "value": -0.1},
+            {
+                "sampled_on": "2026-11-20",
+                "time_point": "end_of_induction",
+                "unit": "fraction",
+                "value": 1.5,
+            },
             "value",
         ),
         (
@@ -67,6 +67,17 @@ def client(api, clinician):
             {
                 "sampled_on": "2026-11-20",
                 "time_point": "end_of_induction",
+                "unit": "fraction",
+                "value": -0.1,
+            },
+            "value",
+        ),
+        (
+            "mrd",
+            {
+                "sampled_on": "2026-11-20",
+                "time_point": "end_of_induction",
+                "unit": "fraction",
                 "value": 0.01,
                 "sensitivity": 0,
             },
@@ -74,7 +85,12 @@ def client(api, clinician):
         ),
         (
             "mrd",
-            {"sampled_on": "2023-01-01", "time_point": "end_of_induction", "value": 0.01},
+            {
+                "sampled_on": "2023-01-01",
+                "time_point": "end_of_induction",
+                "unit": "fraction",
+                "value": 0.01,
+            },
             "sampled_on",
         ),
         ("events", {"kind": "death", "occurred_on": "2030-01-01"}, "occurred_on"),
@@ -185,7 +201,7 @@ def test_a_clinician_reschedules_skips_and_adds_steps_with_reasons(client, cours
 
     added = client.post(
         url(course, "steps"),
-        {"kind": "mrd", "mrd_time_point": "extra", "after": steps[0].key, "offset_days": 7},
+        {"kind": "mrd", "mrd_time_point": "post_hsct", "after": steps[0].key, "offset_days": 7},
         format="json",
     )
     assert added.status_code == 201, added.content
@@ -207,7 +223,7 @@ def test_every_record_write_leaves_an_audit_entry(client, course, clinician):
     )
     client.post(
         url(course, "mrd"),
-        {"sampled_on": "2026-11-24", "time_point": "pre_hsct", "value": 0.0001},
+        {"sampled_on": "2026-11-24", "time_point": "pre_hsct", "unit": "fraction", "value": 0.0001},
         format="json",
     )
     client.put(url(course, "hsct-referral"), {"referred_on": "2026-11-24"}, format="json")
@@ -325,3 +341,26 @@ def test_records_on_a_closed_course_are_a_409(api, team, clinician, make_course)
     )
     assert response.status_code == 409
     assert BlockAdministration.objects.filter(course=course).count() == 0
+
+
+def test_cr2_after_a_cns_relapse_needs_the_extramedullary_status_assessed(
+    client, team, clinician, make_course
+):
+    # Ponte-di-Legno consensus (Buchmann et al., Blood 2022): remission is judged at
+    # every site the relapse involved.
+    cns = make_course(team, clinician, site="isolated_em", em_sites=["cns"], bm_blast_percent=1.0)
+    body = {"assessed_on": "2026-11-24", "marrow": "M1", "cr2": True, "em_status": "not_assessed"}
+    refused = client.post(url(cns, "assessments"), body, format="json")
+    assert refused.status_code == 400
+    [message] = refused.json()["error"]["fields"]["em_status"]
+    assert "must be assessed for CR2: the relapse involved cns" in message
+    assert client.get(url(cns, "assessments")).json()["count"] == 0
+    no_cr2 = {**body, "cr2": False}
+    assert client.post(url(cns, "assessments"), no_cr2, format="json").status_code == 201
+    assessed = {**body, "em_status": "none"}
+    assert client.post(url(cns, "assessments"), assessed, format="json").status_code == 201
+
+
+def test_cr2_after_an_isolated_marrow_relapse_needs_no_extramedullary_assessment(client, course):
+    body = {"assessed_on": "2026-11-24", "marrow": "M1", "cr2": True, "em_status": "not_assessed"}
+    assert client.post(url(course, "assessments"), body, format="json").status_code == 201

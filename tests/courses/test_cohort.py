@@ -98,3 +98,28 @@ def test_top_up_adds_only_what_is_missing():
 def test_an_unknown_team_is_a_clear_error():
     with pytest.raises(CommandError, match="No team with slug 'nope'"):
         call_command("make_cohort", courses=1, team="nope")
+
+
+def test_the_cohort_carries_the_stratification_facts_and_full_decisions():
+    from courses.models import CourseDecision, MrdResult
+    from courses.services.facts import changed_facts, relapse_facts
+
+    courses = cohort("c4", 120)
+    statuses = {c.patient.frontline_status for c in courses}
+    assert statuses == {"completed", "on_therapy"}  # never unknown read as on therapy
+    for course in courses:
+        patient = course.patient
+        assert (patient.frontline_status == "completed") == (patient.frontline_end_date is not None)
+        assert patient.birth_month is not None and patient.bcr_abl1 in ("negative", "unknown")
+        decision = course.decision
+        # Built with decision_values: warnings and cut-off dates are stored, not null.
+        assert decision.warnings is not None and decision.cut_offs is not None
+        assert decision.input_snapshot["frontline_status"] == patient.frontline_status
+        assert course.proposed_group == decision.proposed_group  # None, never ""
+        # The decision read exactly what the records say (age from the birth month...).
+        assert changed_facts(decision.input_snapshot, relapse_facts(patient, course.relapse)) == []
+    links = CourseDecision.objects.filter(course__in=courses)
+    assert sorted(links.values_list("decision_id", flat=True)) == sorted(
+        c.decision_id for c in courses
+    )
+    assert not MrdResult.objects.filter(course__in=courses, value=0).exists()

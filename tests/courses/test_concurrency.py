@@ -68,3 +68,50 @@ def test_concurrent_stale_versions_never_lose_an_update(postgres, team, clinicia
         course.state
         == {"start_induction": "induction", "take_off_protocol": "off_protocol"}[winner]
     )
+
+
+def test_two_concurrent_entries_of_one_relapse_leave_one_and_name_it(postgres, team, make_patient):
+    from datetime import date
+
+    from config.errors import Invalid
+    from courses.models import Relapse
+
+    patient = make_patient(team)
+    data = {"relapse_date": date(2024, 3, 1), "site": "isolated_bm", "bm_blast_percent": 80.0}
+
+    def enter() -> Relapse:
+        return services.relapse_create(patient=patient, data=data, now=timezone.now())
+
+    results = run_concurrently(enter, enter)
+    [created] = [r for r in results if isinstance(r, Relapse)]
+    [refused] = [r for r in results if isinstance(r, Invalid)]
+    # The patient's row lock serialized them: the second saw the first and named it
+    # (never an IntegrityError from the unique constraint behind the check).
+    assert f"relapse {created.pk} (relapse number 1)" in refused.fields["relapse_date"][0]
+    assert Relapse.objects.filter(patient=patient).count() == 1
+
+
+def test_a_fact_changed_while_re_stratifying_leaves_the_course_stale(
+    postgres, team, clinician, make_course
+):
+    course = make_course(team, clinician)
+    services.patient_update(
+        course.patient, {"bcr_abl1": "negative"}, timezone.now(), actor=clinician
+    )
+
+    def restratify() -> Any:
+        return services.course_restratify(course.pk, actor=clinician, now=timezone.now())
+
+    def correct() -> Any:
+        return services.patient_update(
+            course.patient, {"immunophenotype": "T"}, timezone.now(), actor=clinician
+        )
+
+    results = run_concurrently(restratify, correct)
+    assert not [r for r in results if isinstance(r, Exception)], [str(r) for r in results]
+    # Whichever committed first, the decision is judged against the facts as they end up.
+    course = TreatmentCourse.objects.select_related("decision").get(pk=course.pk)
+    if course.decision.input_snapshot["immunophenotype"] == "T":
+        assert course.decision_stale_fields == []
+    else:
+        assert course.decision_stale_fields == ["immunophenotype"]

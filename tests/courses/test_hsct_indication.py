@@ -3,8 +3,6 @@ becomes a proposal when it arrives, and a clinician confirms it (Eckert 2013).""
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 
 from courses.models import AuditEntry, PlannedStep
@@ -12,20 +10,10 @@ from courses.models import AuditEntry, PlannedStep
 pytestmark = pytest.mark.django_db
 
 
-@pytest.fixture
-def s2_course(team, clinician, make_course):
-    # Late isolated marrow relapse of BCP-ALL -> S2 under ALL-REZ BFM 2002.
-    course = make_course(
-        team, clinician, protocol="all-rez-bfm-2002", relapse_date=date(2024, 9, 1)
-    )
-    assert (course.risk_group, course.hsct_indicated) == ("S2", None)
-    return course
-
-
 def mrd(client, course, value, time_point="end_of_induction"):
     return client.post(
         f"/api/v1/courses/{course.pk}/mrd/",
-        {"sampled_on": "2026-11-24", "time_point": time_point, "value": value},
+        {"sampled_on": "2026-11-24", "time_point": time_point, "unit": "fraction", "value": value},
         format="json",
     )
 

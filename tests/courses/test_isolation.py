@@ -41,7 +41,12 @@ def endpoints(course):
         (
             "post",
             f"/api/v1/courses/{c}/mrd/",
-            {"sampled_on": "2026-11-24", "time_point": "x", "value": 0.1},
+            {
+                "sampled_on": "2026-11-24",
+                "time_point": "pre_hsct",
+                "unit": "fraction",
+                "value": 0.1,
+            },
         ),
         ("get", f"/api/v1/courses/{c}/events/", None),
         ("post", f"/api/v1/courses/{c}/events/", {"kind": "death", "occurred_on": "2026-11-24"}),
@@ -250,7 +255,12 @@ def test_nested_lists_cost_the_same_queries_for_one_or_many_rows(
             )
             services.mrd_record(
                 course,
-                data={"sampled_on": now.date(), "time_point": "x", "value": 0.01},
+                data={
+                    "sampled_on": now.date(),
+                    "time_point": "pre_hsct",
+                    "unit": "fraction",
+                    "value": 0.01,
+                },
                 actor=clinician,
                 now=now,
             )

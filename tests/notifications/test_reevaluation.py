@@ -98,7 +98,12 @@ def test_nothing_is_queued_when_the_write_is_refused(
         # audit entries.
         (
             "mrd/",
-            {"sampled_on": "2026-11-24", "time_point": "end_of_induction", "value": 0.002},
+            {
+                "sampled_on": "2026-11-24",
+                "time_point": "end_of_induction",
+                "unit": "fraction",
+                "value": 0.002,
+            },
             {"audit": 2, "transitions": 0},
         ),
     ],

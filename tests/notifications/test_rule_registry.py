@@ -23,3 +23,10 @@ def test_every_threshold_is_read_by_a_rule_and_has_a_settings_default():
 def test_every_rule_states_its_condition_and_caveat():
     for rule in rules.RULES:
         assert rule.condition and rule.caveat and rule.severity
+
+
+def test_every_caveat_fits_the_alerts_column():
+    from notifications.models import Alert
+
+    limit = Alert._meta.get_field("caveat").max_length
+    assert all(len(rule.caveat) <= limit for rule in rules.RULES)

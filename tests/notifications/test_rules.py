@@ -81,7 +81,9 @@ def test_hsct_delayed_fires_90_days_after_cr2_and_clears_with_the_transplant(
         clinician,
         sampled_on=date(2027, 2, 20),
         time_point="pre_hsct",
-        value=0.0,
+        unit="fraction",
+        qualitative="negative",
+        sensitivity=1e-4,
     )
     record(services.referral_save, course_a, clinician, performed_on=date(2027, 3, 1))
     sweep()
@@ -111,7 +113,9 @@ def test_mrd_missing_fires_21_days_before_a_planned_transplant(clock, sweep, cou
         clinician,
         sampled_on=date(2026, 12, 31),
         time_point="pre_hsct",
-        value=0.0,
+        unit="fraction",
+        qualitative="negative",
+        sensitivity=1e-4,
     )
     sweep()
     assert unresolved(course_a, AlertKind.MRD_MISSING_BEFORE_HSCT) == [alert]
@@ -122,7 +126,9 @@ def test_mrd_missing_fires_21_days_before_a_planned_transplant(clock, sweep, cou
         clinician,
         sampled_on=date(2027, 1, 10),
         time_point="pre_hsct",
-        value=0.0,
+        unit="fraction",
+        qualitative="negative",
+        sensitivity=1e-4,
     )
     sweep()
     assert unresolved(course_a, AlertKind.MRD_MISSING_BEFORE_HSCT) == []
@@ -228,3 +234,61 @@ def test_a_protocol_threshold_changes_the_day(clock, sweep, course_a, settings):
     clock("2026-11-28")  # 4 days: the protocol's 14 wins over the settings default
     sweep()
     assert unresolved(course_a, AlertKind.HSCT_REFERRAL_MISSING) == []
+
+
+def test_stratification_stale_is_silent_then_open_then_resolved_on_confirmation(
+    clock, sweep, course_a, clinician
+):
+    def stale() -> list[Alert]:
+        return unresolved(course_a, AlertKind.STRATIFICATION_STALE)
+
+    clock("2026-12-01")
+    sweep()
+    assert stale() == []  # the decision still holds
+    services.patient_update(
+        course_a.patient, {"immunophenotype": "T"}, timezone.now(), actor=clinician
+    )
+    sweep()
+    [alert] = stale()
+    assert (alert.severity, alert.subject, alert.condition_since) == (
+        "high",
+        "decision:stale",
+        date(2026, 12, 1),
+    )
+    assert "changed since 2026-12-01: immunophenotype" in alert.message
+    assert "HSCT" in alert.caveat
+    clock("2026-12-02")
+    course = services.course_restratify(course_a, actor=clinician, now=timezone.now())
+    sweep()
+    alert.refresh_from_db()
+    assert (alert.state, alert.resolution) == ("resolved", Resolution.CONDITION_CLEARED)
+    [waiting] = stale()
+    # Still in doubt since the change: nobody has confirmed the new proposal yet.
+    assert (waiting.subject, waiting.condition_since) == ("decision:unconfirmed", date(2026, 12, 1))
+    assert "PPG proposed" in waiting.message and "still follows group A" in waiting.message
+    services.course_confirm_stratification(
+        course, risk_group="PPG", reason="", actor=clinician, now=timezone.now()
+    )
+    sweep()
+    assert stale() == []
+
+
+def test_stratification_stale_is_silent_for_courses_without_a_confirmed_group_or_ended(
+    clock, sweep, team, clinician, make_course, course_a
+):
+    registered = make_course(team, clinician, confirm=False)
+    for course in (registered, course_a):
+        services.patient_update(
+            course.patient, {"bcr_abl1": "negative"}, timezone.now(), actor=clinician
+        )
+    services.course_transition(
+        course_a,
+        name="take_off_protocol",
+        reason="family moved",
+        off_protocol_reason="lost_to_follow_up",
+        actor=clinician,
+        now=timezone.now(),
+    )
+    sweep()
+    assert registered.__class__.objects.get(pk=registered.pk).decision_stale_fields == ["bcr_abl1"]
+    assert not Alert.objects.filter(kind=AlertKind.STRATIFICATION_STALE).exists()

@@ -73,7 +73,13 @@ def cohort(time_machine, team, other_team, clinician, member, make_course, make_
     at(time_machine, "2025-09-01")
     services.mrd_record(
         b2,
-        data={"sampled_on": date(2025, 9, 1), "time_point": "follow_up", "value": 0.0},
+        data={
+            "sampled_on": date(2025, 9, 1),
+            "time_point": "follow_up",
+            "unit": "fraction",
+            "qualitative": "negative",
+            "sensitivity": 1e-4,
+        },
         actor=clinician,
         now=timezone.now(),
     )

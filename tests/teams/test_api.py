@@ -192,3 +192,22 @@ def test_a_coordinator_sets_the_digest_hour_and_distribution_address(api, team, 
     assert response.status_code == 200
     team.refresh_from_db()
     assert (team.digest_hour, team.distribution_email) == (6, "office@example.org")
+
+
+def test_a_coordinator_of_one_team_adds_a_member_without_naming_the_team(
+    api, team, other_team, coordinator, member
+):
+    newcomer = member(other_team, Role.VIEWER)
+    created = api(coordinator).post(
+        "/api/v1/memberships/", {"username": newcomer.username, "role": "viewer"}
+    )
+    assert created.status_code == 201, created.content
+    assert created.json()["team"] == team.pk
+    # With a second team the field is required again.
+    MembershipFactory(team=other_team, user=coordinator, role=Role.COORDINATOR)
+    third = member(other_team, Role.VIEWER)
+    refused = api(coordinator).post(
+        "/api/v1/memberships/", {"username": third.username, "role": "viewer"}
+    )
+    assert refused.status_code == 400
+    assert refused.json()["error"]["fields"].keys() == {"team"}

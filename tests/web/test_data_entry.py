@@ -183,6 +183,7 @@ RECORDS = [
         {
             "sampled_on": "2026-11-20",
             "time_point": "end_of_induction",
+            "unit": "fraction",
             "value": "0.0001",
             "method": "RQ-PCR",
             "sensitivity": "0.0001",

@@ -22,13 +22,13 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
 from courses import services as course_services
-from courses.models import ACTIVE_STATES, State, TreatmentCourse
+from courses.models import ACTIVE_STATES, TreatmentCourse
 from notifications import services as alert_services
 from notifications.models import UNRESOLVED, Alert, AlertKind, AlertState
 from notifications.selectors import alerts_for
 from web import selectors, timeline
 from web.errors import Outcome, Refusal, submit
-from web.forms import ALERT_FORMS, ConfirmForm, ConfirmHsctForm, TransitionForm
+from web.forms import ALERT_FORMS, ConfirmForm, ConfirmHsctForm, RestratifyForm, TransitionForm
 from web.templatetags.web import humanize, move_label
 from web.views.base import page, writable_course
 
@@ -115,9 +115,16 @@ def course_context(
             }
         )
 
-    moves, other_move, confirm, hsct = [], None, None, None
-    if writable and course.state == State.REGISTERED:
+    moves, other_move, confirm, hsct, restratify = [], None, None, None, None
+    stale = course.decision_stale_fields
+    outdated = selectors.decision_outdated(course)
+    awaiting = selectors.awaiting_confirmation(course)
+    unconfirmed = course.decision is not None and not course.decision.is_confirmed
+    if writable and active and unconfirmed and not stale and not outdated:
+        # A registered course, or a re-stratified one awaiting confirmation.
         confirm = bound.get("confirm") or _confirm_form(course)
+    if writable and active and (stale or outdated):
+        restratify = bound.get("restratify") or RestratifyForm(prefix="restratify")
     if writable and active and course.start_date and course.hsct_indicated is None:
         hsct = bound.get("hsct") or ConfirmHsctForm(
             prefix="hsct",
@@ -143,6 +150,12 @@ def course_context(
         "writable": writable,
         "active": active,
         "decision": course.decision,
+        "summary": selectors.decision_summary(course.decision) if course.decision else None,
+        "history": selectors.decision_history(course),
+        "stale": stale,
+        "outdated": outdated,
+        "awaiting": awaiting,
+        "restratify_form": restratify,
         "steps": steps,
         "cards": cards,
         "open_alerts": sum(1 for a in alerts if a.state in UNRESOLVED),
@@ -212,8 +225,33 @@ def confirm_stratification(request: HttpRequest, pk: int) -> HttpResponse:
         lambda data: course_services.course_confirm_stratification(
             course, **data, actor=request.user, now=now
         ),
-        lambda done: (f"Group {done.risk_group} confirmed; the schedule is laid out.", "timeline"),
+        lambda done: (f"Group {done.risk_group} confirmed; the schedule follows it.", "timeline"),
         key="confirm",
+        at="stratification",
+    )
+
+
+@require_POST
+@login_required
+def restratify(request: HttpRequest, pk: int) -> HttpResponse:
+    course = writable_course(request, pk)
+    now = timezone.now()
+    return _act(
+        request,
+        course,
+        RestratifyForm(request.POST, prefix="restratify"),
+        lambda data: course_services.course_restratify(course, **data, actor=request.user, now=now),
+        lambda done: (
+            "Stratified again: "
+            + (
+                f"group {done.proposed_group} proposed"
+                if done.proposed_group
+                else "no group proposed (needs review)"
+            )
+            + "; confirm it to apply it.",
+            "stratification",
+        ),
+        key="restratify",
         at="stratification",
     )
 

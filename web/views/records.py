@@ -70,9 +70,7 @@ RECORD_KINDS: dict[str, RecordKind] = {
         MrdForm,
         course_services.mrd_record,
         "MRD result recorded.",
-        lambda course, steps: {
-            "time_points": selectors.record_vocabulary(steps)["mrd_time_points"]
-        },
+        lambda course, steps: {"time_points": selectors.mrd_time_point_choices(course)},
     ),
     "referral": RecordKind(
         "Record the HSCT referral",
