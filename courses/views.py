@@ -56,6 +56,7 @@ from courses.serializers import (
     StepCreateSerializer,
     StepUpdateSerializer,
     TransitionRequestSerializer,
+    VoidSerializer,
 )
 from teams.models import WRITE_ROLES
 from teams.permissions import TeamScopedMixin, require_team_role
@@ -150,7 +151,7 @@ class CourseViewSet(
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
 ):
-    queryset = TreatmentCourse.objects.select_related("patient")
+    queryset = selectors.with_relapse_number(TreatmentCourse.objects.select_related("patient"))
     serializer_class = CourseSerializer
     team_lookup = "patient__team"
     filterset_class = CourseFilter
@@ -241,8 +242,10 @@ class CourseViewSet(
     )
     @action(detail=True, methods=["post"], url_path="confirm-stratification")
     def confirm_stratification(self, request: Request, pk: str) -> Response:
-        """Confirm the proposed risk group, or choose another with a reason. Lays out the
-        schedule and moves the course to ``stratified``."""
+        """Confirm the proposed risk group, or choose another with a reason, and give the
+        day therapy began (``start_date``; default: the first recorded block's start,
+        else today). Lays out the schedule from that date, links what was recorded
+        before, and moves the course to ``stratified``."""
         course = self.get_object()
         serializer = ConfirmSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -306,8 +309,10 @@ class CourseViewSet(
     )
     @transitions.mapping.post
     def transition_apply(self, request: Request, pk: str) -> Response:
-        """``{"transition": name, "reason": text}``: 200 with the new state, or 409
-        with the reason and the transitions allowed now."""
+        """``{"transition": name, "reason": text, "on": date}``: 200 with the new
+        state, or 409 with the reason and the transitions allowed now. ``on`` is the
+        move's clinical date (default today; never in the future, never before the
+        previous move's date)."""
         course = self.get_object()
         serializer = TransitionRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -317,6 +322,7 @@ class CourseViewSet(
             name=data["transition"],
             reason=data["reason"],
             off_protocol_reason=data["off_protocol_reason"],
+            on=data.get("on"),
             expected_version=data.get("version"),
             actor=request.user,
             now=timezone.now(),
@@ -376,42 +382,88 @@ class CourseChildViewSet(viewsets.GenericViewSet):
         return Response(self.get_serializer(record).data, status=status.HTTP_201_CREATED)
 
 
-class BlockViewSet(CourseChildViewSet):
-    queryset = BlockAdministration.objects.all()
+class RecordViewSet(CourseChildViewSet):
+    """A kind of clinical record: listed (voided ones too, marked), recorded, read one
+    by one, amended (PATCH: the old values go to the audit trail) and voided (POST
+    .../void/ with a reason). Never deleted."""
+
+    related = ("recorded_by", "voided_by")
+
+    def get_record(self, pk: str) -> Any:
+        try:
+            return self.get_queryset().get(pk=int(pk))
+        except (self.queryset.model.DoesNotExist, ValueError) as exc:
+            raise Http404 from exc
+
+    def retrieve(self, request: Request, course_pk: str, pk: str) -> Response:
+        return Response(self.get_serializer(self.get_record(pk)).data)
+
+    def partial_update(self, request: Request, course_pk: str, pk: str) -> Response:
+        """Amend the record: the fields given change, checked like a new record; the
+        old values are kept in the audit trail. The schedule and alerts follow."""
+        self.get_writable_course()  # 404 or 403 before anything is parsed
+        record = self.get_record(pk)
+        serializer = self.get_serializer(record, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        record = services.record_amend(
+            record, data=serializer.validated_data, actor=request.user, now=timezone.now()
+        )
+        return Response(self.get_serializer(record).data)
+
+    @extend_schema(request=VoidSerializer, responses={200: None, 400: ERROR, 409: ERROR})
+    def void(self, request: Request, course_pk: str, pk: str) -> Response:
+        """Void the record, with the reason: it is kept and shown as voided, and the
+        schedule (its step reopens), guards, alert rules and figures ignore it."""
+        self.get_writable_course()
+        record = self.get_record(pk)
+        serializer = VoidSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        record = services.record_void(
+            record,
+            reason=serializer.validated_data["reason"],
+            actor=request.user,
+            now=timezone.now(),
+        )
+        return Response(self.get_serializer(record).data)
+
+
+class BlockViewSet(RecordViewSet):
+    queryset = BlockAdministration.with_voided.all()
     serializer_class = BlockSerializer
-    related = ("recorded_by",)
     record_service = staticmethod(services.block_record)
 
 
-class AssessmentViewSet(CourseChildViewSet):
-    queryset = ResponseAssessment.objects.all()
+class AssessmentViewSet(RecordViewSet):
+    queryset = ResponseAssessment.with_voided.all()
     serializer_class = AssessmentSerializer
-    related = ("recorded_by",)
     record_service = staticmethod(services.assessment_record)
 
 
-class MrdViewSet(CourseChildViewSet):
-    queryset = MrdResult.objects.all()
+class MrdViewSet(RecordViewSet):
+    queryset = MrdResult.with_voided.all()
     serializer_class = MrdSerializer
-    related = ("recorded_by",)
     record_service = staticmethod(services.mrd_record)
 
 
-class EventViewSet(CourseChildViewSet):
-    queryset = ClinicalEvent.objects.all()
+class EventViewSet(RecordViewSet):
+    """Clinical events and follow-up contacts; a completed or off-protocol course
+    still takes these."""
+
+    queryset = ClinicalEvent.with_voided.all()
     serializer_class = EventSerializer
-    related = ("recorded_by",)
     record_service = staticmethod(services.event_record)
 
 
 class ReferralViewSet(CourseChildViewSet):
-    """The course's one HSCT referral: GET it, PUT/PATCH to record or update it."""
+    """The course's one valid HSCT referral: GET it, PUT/PATCH to record or update it
+    (an update keeps the old values in the audit trail), POST .../void/ to void it
+    with a reason (a new one can then be recorded)."""
 
     queryset = HsctReferral.objects.all()
     serializer_class = ReferralSerializer
 
     def get_referral(self) -> Any:
-        referral = getattr(self.get_course(), "hsct_referral", None)
+        referral = HsctReferral.objects.filter(course=self.get_course()).first()
         if referral is None:
             raise Http404
         return referral
@@ -429,6 +481,20 @@ class ReferralViewSet(CourseChildViewSet):
         serializer.is_valid(raise_exception=True)
         referral = services.referral_save(
             course, data=serializer.validated_data, actor=request.user, now=timezone.now()
+        )
+        return Response(self.get_serializer(referral).data)
+
+    @extend_schema(request=VoidSerializer, responses={200: ReferralSerializer, 409: ERROR})
+    def void(self, request: Request, course_pk: str) -> Response:
+        self.get_writable_course()
+        referral = self.get_referral()
+        serializer = VoidSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        referral = services.record_void(
+            referral,
+            reason=serializer.validated_data["reason"],
+            actor=request.user,
+            now=timezone.now(),
         )
         return Response(self.get_serializer(referral).data)
 

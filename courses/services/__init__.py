@@ -9,7 +9,8 @@ passed down; clinical dates are judged on the team's calendar (``Team.today``).
 
 Modules: ``patients`` (patients and relapses), ``courses`` (open a course, confirm the
 stratification and the HSCT indication, lay out the schedule), ``transitions`` (the
-state machine), ``steps`` (planned steps), ``records`` (clinical records); ``common``
+state machine), ``steps`` (planned steps), ``records`` (clinical records, their voids and
+amendments); ``common``
 holds what they share and is not part of the API.
 """
 
@@ -28,11 +29,14 @@ from courses.services.patients import (
 )
 from courses.services.records import (
     RECORD_SERVICES,
+    amendable_fields,
     assessment_record,
     block_record,
     event_record,
     mrd_record,
+    record_amend,
     record_errors,
+    record_void,
     referral_save,
 )
 from courses.services.steps import step_add, step_update
@@ -41,6 +45,7 @@ from courses.services.transitions import TransitionRefused, course_transition
 __all__ = [
     "RECORD_SERVICES",
     "TransitionRefused",
+    "amendable_fields",
     "assessment_record",
     "block_record",
     "course_confirm_hsct",
@@ -52,7 +57,9 @@ __all__ = [
     "patient_create",
     "patient_errors",
     "patient_update",
+    "record_amend",
     "record_errors",
+    "record_void",
     "referral_save",
     "relapse_create",
     "relapse_errors",

@@ -4,7 +4,7 @@ re-lays the protocol's schedule from the course's clinical start."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -12,11 +12,21 @@ from django.db.models import F
 
 from config.errors import Invalid, Refused
 from courses import schedule
-from courses.models import PlannedStep, Relapse, State, StepStatus, TreatmentCourse
+from courses.models import (
+    ACTIVE_STATES,
+    ClinicalEvent,
+    EventKind,
+    OffProtocolReason,
+    PlannedStep,
+    Relapse,
+    State,
+    StepStatus,
+    TreatmentCourse,
+)
 from courses.selectors import allowed_transitions, protocol_for
-from courses.services.common import audit, lock_course, require_active, require_schedule
+from courses.services.common import audit, lock_course, require_active, require_schedule, touch
 from courses.services.patients import relapse_facts
-from courses.services.steps import recompute_due_dates
+from courses.services.steps import link_records
 from courses.services.transitions import apply_transition
 from courses.signals import announce
 from courses.transitions import TransitionInput
@@ -35,6 +45,7 @@ def course_create(
     relapse = Relapse.objects.select_for_update().select_related("patient__team").get(pk=relapse.pk)
     if TreatmentCourse.objects.filter(relapse=relapse).exists():
         raise Invalid({"relapse": ["already has a treatment course."]})
+    previous = _previous_course(relapse)
     protocol = protocol_for(protocol_slug)
     facts = RelapseFacts.from_mapping(relapse_facts(relapse.patient, relapse))
     decision = stratification_services.decision_propose(facts=facts, protocol=protocol, now=now)
@@ -46,6 +57,7 @@ def course_create(
         decision=decision,
         proposed_group=decision.proposed_group or "",
         hsct_indicated=decision.hsct_indicated,
+        previous_course=previous,
         last_activity_at=now,
     )
     audit(
@@ -60,15 +72,69 @@ def course_create(
             "version": protocol.version,
             "proposed_group": decision.proposed_group,
             "status": decision.status,
+            "previous_course": previous.pk if previous else None,
         },
     )
     announce(course.pk)
     return course
 
 
+def _previous_course(relapse: Relapse) -> TreatmentCourse | None:
+    """The course of the patient's latest earlier relapse, which a course for this
+    (later) relapse links to. That course must have ended with the relapse recorded on
+    it: its event-free survival ends there, and the two courses must not run side by
+    side. A course entered in error is no earlier course."""
+    earlier = (
+        TreatmentCourse.objects.filter(
+            patient_id=relapse.patient_id, relapse__relapse_date__lt=relapse.relapse_date
+        )
+        .exclude(off_protocol_reason=OffProtocolReason.ENTERED_IN_ERROR)
+        .order_by("-relapse__relapse_date", "-pk")
+        .first()
+    )
+    if earlier is None:
+        return None
+    if earlier.state in ACTIVE_STATES:
+        raise Refused(
+            f"Course {earlier.pk} (relapse of {earlier.relapse.relapse_date}) is still "
+            f"{earlier.state}: record the second relapse on it first (that ends it), then "
+            "open a course for this relapse.",
+            code="earlier_course_active",
+            course=earlier.pk,
+        )
+    recorded = ClinicalEvent.objects.filter(
+        course=earlier, kind=EventKind.SECOND_RELAPSE, occurred_on__lte=relapse.relapse_date
+    ).exists()
+    if not recorded and earlier.off_protocol_reason != OffProtocolReason.SECOND_RELAPSE:
+        raise Refused(
+            f"Course {earlier.pk} (relapse of {earlier.relapse.relapse_date}) has no second "
+            f"relapse recorded on or before {relapse.relapse_date}: record it there first, "
+            "so that course's event-free survival ends with it.",
+            code="second_relapse_not_recorded",
+            course=earlier.pk,
+        )
+    return earlier
+
+
 def _hsct_for_group(protocol: ProtocolDefinition, group: str) -> bool | None:
     rule = protocol.hsct_indication[group].indicated
     return rule if isinstance(rule, bool) else None
+
+
+def _start_date_errors(course: TreatmentCourse, start: date, today: date) -> list[str]:
+    """The clinical start: not in the future, not before the relapse, and not after a
+    block already recorded (therapy began with it at the latest)."""
+    if start > today:
+        return [f"must not be in the future (today is {today})."]
+    if start < course.relapse.relapse_date:
+        return [f"must not be before the relapse date ({course.relapse.relapse_date})."]
+    first = course.blocks.order_by("start_date", "pk").first()
+    if first is not None and start > first.start_date:
+        return [
+            f"must not be after the first recorded block ({first.block_type} on "
+            f"{first.start_date}): therapy began with it at the latest."
+        ]
+    return []
 
 
 @transaction.atomic
@@ -79,19 +145,29 @@ def course_confirm_stratification(
     reason: str,
     actor: AbstractBaseUser,
     now: datetime,
+    start_date: date | None = None,
 ) -> TreatmentCourse:
-    """A clinician confirms the proposed group (or chooses another with a reason); the
-    course becomes ``stratified`` and its schedule is laid out from the protocol."""
+    """A clinician confirms the proposed group (or chooses another with a reason) and
+    gives the day therapy began (``start_date``; by default the first recorded block's
+    start, else the team's today). The course becomes ``stratified``; its schedule is
+    laid out from that date, and what was recorded before is linked to it."""
     course = lock_course(course)
+    today = course.patient.team.today(now)
     if course.state != State.REGISTERED:
         raise Refused(
             f"The course is already {course.state}; its stratification was confirmed.",
             code="already_stratified",
-            allowed_transitions=allowed_transitions(course),
+            allowed_transitions=allowed_transitions(course, today),
         )
     protocol = protocol_for(course.protocol_slug)
     if risk_group not in protocol.group_ids:
         raise Invalid({"risk_group": [f"must be one of {', '.join(sorted(protocol.group_ids))}."]})
+    if start_date is None:
+        first = course.blocks.order_by("start_date", "pk").first()
+        start_date = first.start_date if first is not None else today
+    problems = _start_date_errors(course, start_date, today)
+    if problems:
+        raise Invalid({"start_date": problems})
     try:
         decision = stratification_services.decision_confirm(
             decision=course.decision, user=actor, chosen_group=risk_group, reason=reason, now=now
@@ -113,10 +189,13 @@ def course_confirm_stratification(
         if risk_group == decision.proposed_group
         else _hsct_for_group(protocol, risk_group)
     )
-    course.start_date = course.patient.team.today(now)
+    course.start_date = start_date
     course.stratified_at = now
     _lay_out_steps(course, protocol)
-    apply_transition(course, "stratify", TransitionInput(reason=reason), actor, now)
+    link_records(course)
+    # The course is stratified as of its clinical start: the moves that follow (the
+    # induction began that day) can then be dated back to it.
+    apply_transition(course, "stratify", TransitionInput(reason=reason, on=start_date), actor, now)
     audit(
         course,
         actor,
@@ -128,8 +207,10 @@ def course_confirm_stratification(
             "proposed_group": decision.proposed_group,
             "chosen_group": risk_group,
             "reason": reason,
+            "start_date": start_date,
         },
     )
+    touch(course, now)
     announce(course.pk)
     return course
 
@@ -240,10 +321,18 @@ def _relay_out_branch(course: TreatmentCourse, protocol: ProtocolDefinition) -> 
             PlannedStep.objects.filter(pk=step.pk).update(
                 sequence=index, anchor_key=step.anchor_key
             )
-    # New steps are planned from today's schedule: their plan date is their first due
-    # date, so their own delay counts from now.
+    # A new step's plan is the protocol's plan from the clinical start, like every
+    # other step's: its delay then says how much later than the protocol it is, the
+    # time the decision took included.
+    plan = {
+        row.key: row.planned_on
+        for row in schedule.plan(
+            ((s.key, s.anchor_key, s.offset_days) for s in ordered), course.start_date
+        )
+    }
     schedule.recompute_due_dates_for_new(ordered, course.start_date)
     for step in new_steps:
-        step.planned_on = step.due_on
+        step.planned_on = plan[step.key]
     PlannedStep.objects.bulk_create(new_steps)
-    recompute_due_dates(course)
+    # A record entered before its step existed (a pre-HSCT MRD, say) closes it now.
+    link_records(course)

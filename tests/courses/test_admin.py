@@ -191,7 +191,12 @@ def test_a_referral_changed_in_the_admin_is_audited_with_what_changed(
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     entry = AuditEntry.objects.filter(target="HsctReferral", actor=staff).get()
-    assert entry.data == {"donor_search_status": "donor_found", "donor_type": "MUD"}
+    # An update is an amendment: what changed, and the values it replaced.
+    assert entry.action == "amended"
+    assert entry.data == {
+        "before": {"donor_search_status": "not_started", "donor_type": ""},
+        "after": {"donor_search_status": "donor_found", "donor_type": "MUD"},
+    }
     referral.refresh_from_db()
     assert (referral.donor_type, referral.recorded_by) == ("MUD", staff)
 
