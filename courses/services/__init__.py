@@ -29,6 +29,7 @@ from courses.services.patients import (
 )
 from courses.services.records import (
     RECORD_SERVICES,
+    amend_errors,
     amendable_fields,
     assessment_record,
     block_record,
@@ -45,6 +46,7 @@ from courses.services.transitions import TransitionRefused, course_transition
 __all__ = [
     "RECORD_SERVICES",
     "TransitionRefused",
+    "amend_errors",
     "amendable_fields",
     "assessment_record",
     "block_record",

@@ -395,6 +395,26 @@ def _event_amend_errors(event: ClinicalEvent, changes: Mapping[str, Any]) -> dic
     return errors
 
 
+def amend_errors(
+    record: ClinicalRecord, data: Mapping[str, Any], now: datetime
+) -> dict[str, list[str]]:
+    """Why amending ``record`` with ``data`` would be refused: the record as it would
+    be stored is checked like a new one, plus what an amendment may never change.
+    Shared by the service and the admin's change form."""
+    model = type(record)
+    fields = amendable_fields(model)
+    errors: dict[str, list[str]] = {k: ["cannot be amended."] for k in data if k not in fields}
+    if errors:
+        return errors
+    course = record.course
+    merged = {**{f: getattr(record, f) for f in fields}, **data}
+    errors = RECORD_ERRORS[model](course, merged, course.patient.team.today(now))
+    if model is ClinicalEvent:
+        changes = {k: v for k, v in data.items() if getattr(record, k) != v}
+        errors.update(_event_amend_errors(record, changes))
+    return errors
+
+
 def _amend(
     course: TreatmentCourse,
     record: ClinicalRecord,
@@ -405,14 +425,9 @@ def _amend(
     """Change ``record`` (locked) as ``data`` says, checked like a new record with the
     same values; the old values go to the audit trail."""
     model = type(record)
-    fields = amendable_fields(model)
-    Invalid.raise_if({k: ["cannot be amended."] for k in data if k not in fields})
+    record.course = course  # the locked row, with its patient, team and relapse
+    Invalid.raise_if(amend_errors(record, data, now))
     changes = {k: v for k, v in data.items() if getattr(record, k) != v}
-    merged = {**{f: getattr(record, f) for f in fields}, **data}
-    errors = RECORD_ERRORS[model](course, merged, course.patient.team.today(now))
-    if model is ClinicalEvent:
-        errors.update(_event_amend_errors(record, changes))
-    Invalid.raise_if(errors)
     if not changes:
         return record
     before = {k: getattr(record, k) for k in changes}

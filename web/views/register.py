@@ -108,6 +108,7 @@ def course_new(request: HttpRequest, pk: int) -> HttpResponse:
                 protocol_slug=data["protocol"],
                 risk_group=data["risk_group"] if confirm else None,
                 reason=data["reason"],
+                start_date=data.get("start_date") if confirm else None,
                 actor=request.user,
                 now=now,
             ),
