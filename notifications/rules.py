@@ -302,8 +302,8 @@ def _plan_words(planned: date, due: date, rescheduled: date | None) -> str:
     days = abs((due - planned).days)
     side = "after" if due > planned else "before"
     return (
-        f" ({days} days {side} the protocol plan from the start, {planned}, following the "
-        "actual or rescheduled dates of earlier steps)"
+        f" ({days} day{'' if days == 1 else 's'} {side} the protocol plan from the start, "
+        f"{planned}, following the actual or rescheduled dates of earlier steps)"
     )
 
 

@@ -328,3 +328,42 @@ def test_change_lists_cost_the_same_queries_whatever_the_number_of_rows(
     _course_with_everything(team, clinician, make_course)
     with django_assert_num_queries(queries):
         assert admin.get(f"/admin/{path}/").status_code == 200
+
+
+# --- corrections ------------------------------------------------------------------
+
+
+def test_the_admin_voids_and_amends_through_the_same_services(
+    admin, staff, team, clinician, make_course
+):
+    course = make_course(team, clinician)
+    block = services.block_record(
+        course,
+        data={"block_type": "R2", "start_date": date(2026, 11, 23)},
+        actor=clinician,
+        now=timezone.now(),
+    )
+    page = f"/admin/courses/blockadministration/{block.pk}/change/"
+    form = {
+        "block_type": "R2",
+        "start_date": "2026-11-24",
+        "end_date": "",
+        "delay_reason": "",
+        "void_reason": "",
+    }
+    assert admin.post(page, form).status_code == 302
+    entry = AuditEntry.objects.filter(action="amended", actor=staff).get()
+    assert entry.data == {
+        "before": {"start_date": "2026-11-23"},
+        "after": {"start_date": "2026-11-24"},
+    }
+    both = admin.post(page, {**form, "start_date": "2026-11-22", "void_reason": "duplicate"})
+    assert both.status_code == 200
+    assert "void or amend the record, not both at once." in both.content.decode()
+    assert admin.post(page, {**form, "void_reason": "duplicate"}).status_code == 302
+    block = BlockAdministration.with_voided.get(pk=block.pk)
+    assert (block.void_reason, block.voided_by) == ("duplicate", staff)
+    # Listed, marked, read-only afterwards.
+    listing = admin.get("/admin/courses/blockadministration/")
+    assert listing.status_code == 200 and f"/{block.pk}/change/" in listing.content.decode()
+    assert admin.post(page, form).status_code == 403
