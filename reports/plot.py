@@ -101,6 +101,10 @@ def render_outcomes(report: Mapping[str, Any], fmt: str) -> bytes:
         label = f"{group['name']} (n={group['n']}, events={group['events']})"
         xs = [p["time_days"] / per for p in curve]
         ys = [p["survival"] for p in curve]
+        if ys[0] < 1:
+            # Events at time zero (non-response): the drop from 1 is drawn, not hidden.
+            xs.insert(0, 0.0)
+            ys.insert(0, 1.0)
         # The last step runs on to the longest follow-up of the group.
         if group["follow_up_max_days"] and group["follow_up_max_days"] / per > xs[-1]:
             xs.append(group["follow_up_max_days"] / per)
@@ -131,7 +135,8 @@ def render_outcomes(report: Mapping[str, Any], fmt: str) -> bytes:
     for group in groups:
         if not group["curve"]:
             axes.plot([], [], color=colour[group["group"]], label=f"{group['name']} (no courses)")
-    axes.set_xlim(0, x_max)
+    # A little room left of zero, so a drop at time zero is not hidden in the axis.
+    axes.set_xlim(-0.015 * x_max, x_max)
     axes.set_ylim(0, 1.05)
     axes.set_xticks(ticks)
     axes.set_xticklabels([f"{t:g}" for t in ticks])
