@@ -868,8 +868,7 @@ class _Semantics:
                 if step.get("block_type") and step["block_type"] not in declared:
                     self.fail(
                         ["schedule_templates", t, "steps", s, "block_type"],
-                        f"{step['block_type']!r} is not one of block_types "
-                        f"({', '.join(declared)})",
+                        f"{step['block_type']!r} is not one of block_types ({', '.join(declared)})",
                     )
 
     def check_steps(
