@@ -381,6 +381,18 @@ class CourseChildViewSet(viewsets.GenericViewSet):
         )
         return Response(self.get_serializer(record).data, status=status.HTTP_201_CREATED)
 
+    def void_record(self, request: Request, record: Any) -> Response:
+        """Void ``record`` with the request's reason (the course is writable: checked)."""
+        serializer = VoidSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        record = services.record_void(
+            record,
+            reason=serializer.validated_data["reason"],
+            actor=request.user,
+            now=timezone.now(),
+        )
+        return Response(self.get_serializer(record).data)
+
 
 class RecordViewSet(CourseChildViewSet):
     """A kind of clinical record: listed (voided ones too, marked), recorded, read one
@@ -410,21 +422,12 @@ class RecordViewSet(CourseChildViewSet):
         )
         return Response(self.get_serializer(record).data)
 
-    @extend_schema(request=VoidSerializer, responses={200: None, 400: ERROR, 409: ERROR})
+    @extend_schema(request=VoidSerializer)
     def void(self, request: Request, course_pk: str, pk: str) -> Response:
         """Void the record, with the reason: it is kept and shown as voided, and the
         schedule (its step reopens), guards, alert rules and figures ignore it."""
         self.get_writable_course()
-        record = self.get_record(pk)
-        serializer = VoidSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        record = services.record_void(
-            record,
-            reason=serializer.validated_data["reason"],
-            actor=request.user,
-            now=timezone.now(),
-        )
-        return Response(self.get_serializer(record).data)
+        return self.void_record(request, self.get_record(pk))
 
 
 class BlockViewSet(RecordViewSet):
@@ -484,19 +487,11 @@ class ReferralViewSet(CourseChildViewSet):
         )
         return Response(self.get_serializer(referral).data)
 
-    @extend_schema(request=VoidSerializer, responses={200: ReferralSerializer, 409: ERROR})
+    @extend_schema(request=VoidSerializer)
     def void(self, request: Request, course_pk: str) -> Response:
+        """Void the valid referral, with the reason; a new one can then be recorded."""
         self.get_writable_course()
-        referral = self.get_referral()
-        serializer = VoidSerializer(data=request.data)
-        serializer.is_valid(raise_exception=True)
-        referral = services.record_void(
-            referral,
-            reason=serializer.validated_data["reason"],
-            actor=request.user,
-            now=timezone.now(),
-        )
-        return Response(self.get_serializer(referral).data)
+        return self.void_record(request, self.get_referral())
 
 
 class StepViewSet(CourseChildViewSet):
