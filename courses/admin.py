@@ -5,8 +5,10 @@ re-evaluation apply whatever the channel:
 * patients: created and edited through patient_create / patient_update;
 * relapses: added through relapse_create and changed through relapse_update (a change
   to a fact a decision read marks it stale);
-* clinical records and the HSCT referral: added (the referral also updated) through
-  their record services; records are append-only afterwards;
+* clinical records and the HSCT referral: added through their record services;
+  afterwards amended (record_amend: the old values go to the audit trail; the referral
+  through referral_save) or voided with a reason (record_void), never deleted — the
+  same services as ``PATCH .../{id}/`` and ``POST .../{id}/void/``;
 * courses, their steps, transitions, decisions and the audit trail: read-only here --
   a course moves through the API (confirm, transitions, records), which writes the
   CourseTransition and the audit entries.
@@ -160,19 +162,26 @@ class TransitionInline(ReadOnlyInline):
     readonly_fields = fields
 
 
-class BlockInline(ReadOnlyInline):
+class RecordInline(ReadOnlyInline):
+    """A course's records, voided ones included (their void columns say so)."""
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        return self.model.with_voided.all()
+
+
+class BlockInline(RecordInline):
     model = BlockAdministration
 
 
-class AssessmentInline(ReadOnlyInline):
+class AssessmentInline(RecordInline):
     model = ResponseAssessment
 
 
-class MrdInline(ReadOnlyInline):
+class MrdInline(RecordInline):
     model = MrdResult
 
 
-class EventInline(ReadOnlyInline):
+class EventInline(RecordInline):
     model = ClinicalEvent
 
 
@@ -219,65 +228,104 @@ class AuditEntryAdmin(ReadOnlyAdmin):
 
 
 class RecordAdminForm(ServiceForm):
-    """Validates a record with the same rules (and words) as the API."""
+    """Validates a record with the same rules (and words) as the API: a new record as
+    the record service does, a change as an amendment does. A change that gives a
+    reason to void voids the record instead (and may change nothing else)."""
 
     def service_errors(self, data: Mapping[str, Any]) -> Mapping[str, list[str]]:
-        course = data.get("course") or self.instance.course
-        values = {k: v for k, v in data.items() if k != "course"}
-        return services.record_errors(self._meta.model, course, values, timezone.now())
+        values = {k: v for k, v in data.items() if k not in ("course", "void_reason")}
+        if self.instance.pk is None:
+            course = data.get("course")
+            return services.record_errors(self._meta.model, course, values, timezone.now())
+        if data.get("void_reason", "").strip():
+            changed = [f for f in self.changed_data if f != "void_reason"]
+            return {f: ["void or amend the record, not both at once."] for f in changed}
+        changes = {k: v for k, v in values.items() if k in self.changed_data}
+        return services.amend_errors(self.instance, changes, timezone.now())
 
 
 class RecordAdmin(admin.ModelAdmin):
-    """Records are added through the same services as the API (so the schedule moves,
-    the audit trail is written and the alerts are re-evaluated) and are append-only
-    afterwards."""
+    """Records are added, amended and voided through the same services as the API (so
+    the schedule moves, the audit trail is written and the alerts are re-evaluated);
+    never deleted. Voided records are listed, marked, and read-only."""
 
     form = RecordAdminForm
     raw_id_fields = ["course"]
-    readonly_fields = ["recorded_by", "recorded_at"]
+    readonly_fields = ["recorded_by", "recorded_at", "amended_at", "voided_at", "voided_by"]
     list_select_related = ["course__patient", "recorded_by"]
+    list_filter = [("voided_at", admin.EmptyFieldListFilter)]
+
+    def get_queryset(self, request: HttpRequest) -> Any:
+        # Voided records stay visible (marked): they are part of the course's record.
+        return self.model.with_voided.select_related(*self.list_select_related)
+
+    def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fields = list(super().get_fields(request, obj))
+        if obj is None:  # nothing to void yet, and no history to show
+            return [f for f in fields if f not in (*RecordAdmin.readonly_fields, "void_reason")]
+        return fields
+
+    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
+        fixed = ["course"] if obj is not None else []
+        return [*fixed, *self.readonly_fields]
 
     def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return obj is None and super().has_change_permission(request, obj)
+        return (obj is None or obj.voided_at is None) and super().has_change_permission(
+            request, obj
+        )
 
     def has_delete_permission(self, request: HttpRequest, obj: Any = None) -> bool:
         return False
 
+    @admin.display(boolean=True, description="valid")
+    def valid(self, obj: Any) -> bool:
+        return obj.voided_at is None
+
     def save_model(
         self, request: HttpRequest, obj: Any, form: forms.ModelForm, change: bool
     ) -> None:
-        course = form.cleaned_data.get("course") or obj.course
-        # An update (the referral) sends what changed, as a PATCH through the API does.
-        data = {
-            k: v
-            for k, v in form.cleaned_data.items()
-            if k != "course" and (not change or k in form.changed_data)
-        }
+        now = timezone.now()
+        if change:
+            # The form changed obj in memory; the service reads the stored row.
+            stored = type(obj).with_voided.get(pk=obj.pk)
+            reason = form.cleaned_data.get("void_reason", "").strip()
+            if reason:
+                services.record_void(stored, reason=reason, actor=request.user, now=now)
+                return
+            data = {
+                k: v
+                for k, v in form.cleaned_data.items()
+                if k in form.changed_data and k not in ("course", "void_reason")
+            }
+            if type(obj) is HsctReferral:  # progress updates, as PUT/PATCH .../hsct-referral/
+                services.referral_save(stored.course, data=data, actor=request.user, now=now)
+            else:
+                services.record_amend(stored, data=data, actor=request.user, now=now)
+            return
+        course = form.cleaned_data["course"]
+        data = {k: v for k, v in form.cleaned_data.items() if k not in ("course", "void_reason")}
         service = services.RECORD_SERVICES[type(obj)]
-        record = service(course, data=data, actor=request.user, now=timezone.now())
+        record = service(course, data=data, actor=request.user, now=now)
         obj.pk = record.pk
         obj.recorded_by = record.recorded_by
         obj.recorded_at = record.recorded_at
 
 
+# What a record's change page shows besides its own facts: its history, and the box
+# that voids it.
+HISTORY = ["recorded_by", "recorded_at", "amended_at", "voided_at", "voided_by", "void_reason"]
+
+
 @admin.register(BlockAdministration)
 class BlockAdministrationAdmin(RecordAdmin):
-    list_display = ["course", "block_type", "start_date", "end_date", "recorded_by"]
-    fields = [
-        "course",
-        "block_type",
-        "start_date",
-        "end_date",
-        "delay_reason",
-        "recorded_by",
-        "recorded_at",
-    ]
+    list_display = ["course", "block_type", "start_date", "end_date", "recorded_by", "valid"]
+    fields = ["course", "block_type", "start_date", "end_date", "delay_reason", *HISTORY]
 
 
 @admin.register(ResponseAssessment)
 class ResponseAssessmentAdmin(RecordAdmin):
-    list_display = ["course", "assessed_on", "marrow", "cr2", "em_status", "recorded_by"]
-    fields = ["course", "assessed_on", "marrow", "cr2", "em_status", "recorded_by", "recorded_at"]
+    list_display = ["course", "assessed_on", "marrow", "cr2", "em_status", "recorded_by", "valid"]
+    fields = ["course", "assessed_on", "marrow", "cr2", "em_status", *HISTORY]
 
 
 class MrdAdminForm(RecordAdminForm):
@@ -294,7 +342,16 @@ class MrdAdminForm(RecordAdminForm):
 @admin.register(MrdResult)
 class MrdResultAdmin(RecordAdmin):
     form = MrdAdminForm
-    list_display = ["course", "sampled_on", "time_point", "value", "qualitative", "recorded_by"]
+    list_display = [
+        "course",
+        "sampled_on",
+        "time_point",
+        "value",
+        "qualitative",
+        "method",
+        "recorded_by",
+        "valid",
+    ]
     fields = [
         "course",
         "sampled_on",
@@ -304,27 +361,37 @@ class MrdResultAdmin(RecordAdmin):
         "qualitative",
         "sensitivity",
         "method",
-        "recorded_by",
-        "recorded_at",
+        *HISTORY,
     ]
 
 
 @admin.register(ClinicalEvent)
 class ClinicalEventAdmin(RecordAdmin):
-    list_display = ["course", "kind", "occurred_on", "recorded_by"]
-    fields = ["course", "kind", "occurred_on", "note", "recorded_by", "recorded_at"]
+    list_display = ["course", "kind", "occurred_on", "contact_status", "recorded_by", "valid"]
+    fields = ["course", "kind", "occurred_on", "contact_status", "note", *HISTORY]
 
 
 @admin.register(HsctReferral)
 class HsctReferralAdmin(RecordAdmin):
-    """The course's one referral: recorded and updated through referral_save, as with
-    PUT/PATCH .../hsct-referral/ (so the referral and transplant steps complete)."""
+    """The course's one valid referral: recorded and updated through referral_save, as
+    with PUT/PATCH .../hsct-referral/ (so the referral and transplant steps complete),
+    or voided (then a new one can be recorded)."""
 
-    list_display = ["course", "referred_on", "donor_search_status", "planned_on", "performed_on"]
-
-    def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
-        fixed = ["course"] if obj is not None else []
-        return [*fixed, *self.readonly_fields]
-
-    def has_change_permission(self, request: HttpRequest, obj: Any = None) -> bool:
-        return admin.ModelAdmin.has_change_permission(self, request, obj)
+    list_display = [
+        "course",
+        "referred_on",
+        "donor_search_status",
+        "planned_on",
+        "performed_on",
+        "valid",
+    ]
+    fields = [
+        "course",
+        "referred_on",
+        "donor_search_status",
+        "donor_type",
+        "centre",
+        "planned_on",
+        "performed_on",
+        *HISTORY,
+    ]

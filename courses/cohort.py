@@ -289,7 +289,9 @@ class CohortBuilder:
         # Place the course so that its first open step is due around now.
         anchor_day = offsets[open_index] if open_index < len(offsets) else offsets[-1] + 30
         start = self.as_of - timedelta(days=anchor_day + rng.randint(-10, 20))
-        start = max(start, b.relapse.relapse_date + timedelta(days=3))
+        # Therapy begins a few days after the relapse, and never after today (the
+        # services refuse a clinical start in the future).
+        start = min(max(start, b.relapse.relapse_date + timedelta(days=3)), self.as_of)
         b.course.start_date = start
         b.course.stratified_at = _at(start)
         steps = [
@@ -399,10 +401,16 @@ class CohortBuilder:
         else:
             names = path[: path.index(next(n for n in path if TARGET[n] == state)) + 1]
         done_days = [s.done_on for s in steps if s.done_on] or [b.course.start_date]
+        end_of_therapy = next(
+            (s.done_on for s in steps if s.kind == StepKind.END_OF_THERAPY and s.done_on), None
+        )
         current = State.REGISTERED
         day = b.course.start_date
         for i, name in enumerate(names):
             day = min(self.as_of, max(day, done_days[min(i * 2, len(done_days) - 1)]))
+            if name == "complete" and end_of_therapy is not None:
+                # As the services allow it: once the end-of-therapy step is reached.
+                day = max(day, end_of_therapy)
             b.transitions.append(
                 CourseTransition(
                     course=b.course,
@@ -410,6 +418,8 @@ class CohortBuilder:
                     from_state=current,
                     to_state=TARGET[name],
                     actor=self.actor,
+                    # The course is stratified as of its clinical start (as confirm does).
+                    on=b.course.start_date if name == "stratify" else day,
                     at=_at(day, 11 + i % 6),
                     reason="",
                 )
@@ -427,6 +437,7 @@ class CohortBuilder:
                     from_state=current,
                     to_state=State.OFF_PROTOCOL,
                     actor=self.actor,
+                    on=event_day,
                     at=_at(event_day, 16),
                     reason=f"synthetic: {kind.replace('_', ' ')}",
                 )
@@ -438,6 +449,9 @@ class CohortBuilder:
                         course=b.course,
                         kind=kind,
                         occurred_on=event_day,
+                        # A death or second relapse recorded on an active course is
+                        # what takes it off protocol (courses.services.event_record).
+                        ended_course=kind in ("second_relapse", "death"),
                         recorded_by=self.actor,
                         recorded_at=_at(event_day, 16),
                     )
@@ -449,6 +463,21 @@ class CohortBuilder:
         b.course.version = 1 + len(b.transitions)
         last = max([b.course.stratified_at, *(t.at for t in b.transitions)])
         b.course.last_activity_at = last
+        b.course.last_clinical_on = max(
+            [
+                b.course.start_date,
+                *(t.on for t in b.transitions),
+                *(s.done_on for s in steps if s.done_on),
+                *(d for r in b.records for d in _record_days(r)),
+            ]
+        )
+
+
+def _record_days(record: Any) -> list[date]:
+    """The clinical dates a record holds (as courses.services.common.touch counts them)."""
+    fields = ("start_date", "end_date", "assessed_on", "sampled_on", "referred_on")
+    fields += ("performed_on", "occurred_on")
+    return [d for f in fields if (d := getattr(record, f, None)) is not None]
 
 
 def cohort_actor() -> Any:

@@ -12,12 +12,16 @@ from typing import TYPE_CHECKING, Any
 from django.conf import settings
 from django.core.validators import MaxValueValidator, MinValueValidator, RegexValidator
 from django.db import models
-from django_fsm import ConcurrentTransitionMixin, FSMField, transition
+from django.db.models import Q
+from django_fsm import RETURN_VALUE, ConcurrentTransitionMixin, FSMField, transition
 
 from courses.transitions import (
+    AFTER_TRANSPLANT_DAY,
     BLOCK_RECORDED,
     CONFIRMED_DECISION,
     CR2_RECORDED,
+    END_OF_THERAPY_REACHED,
+    ENDING_RECORD_VOIDED,
     HSCT_INDICATED,
     HSCT_NOT_INDICATED,
     OFF_PROTOCOL_REASON,
@@ -207,12 +211,26 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
     decision_stale_since = models.DateField(null=True, blank=True)
     state = FSMField(default=State.REGISTERED, choices=State.choices, protected=True)
     off_protocol_reason = models.CharField(
-        max_length=20, choices=OffProtocolReason.choices, blank=True
+        max_length=40, choices=OffProtocolReason.choices, blank=True
     )
     version = models.PositiveIntegerField(default=1)
+    # The day therapy began (a clinical date, given when the stratification is
+    # confirmed); the schedule's plan counts from it. ``stratified_at`` is when the
+    # confirmation was typed in.
     start_date = models.DateField(null=True, blank=True)
     stratified_at = models.DateTimeField(null=True, blank=True)
+    # The course of the same patient's earlier relapse (a course opened for a second
+    # or later relapse links to the one that relapse ended).
+    previous_course = models.ForeignKey(
+        "self", on_delete=models.PROTECT, null=True, blank=True, related_name="later_courses"
+    )
+    # When something was last typed in (the audit's clock) ...
     last_activity_at = models.DateTimeField()
+    # ... and the latest clinical date the record holds: the start, every valid
+    # record's dates, the steps done, the transitions' clinical dates. Kept by the
+    # services (courses.services.common.touch) so the alert sweep and the outcomes
+    # read one column instead of six tables.
+    last_clinical_on = models.DateField(null=True, blank=True)
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:
@@ -225,6 +243,12 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
 
     def __str__(self) -> str:
         return f"course {self.pk} ({self.patient.reference})"
+
+    @property
+    def hsct_referral(self) -> HsctReferral | None:
+        """The course's valid HSCT referral, if any (one query; a voided one is not
+        it). Queries join ``hsct_referrals`` and filter the void themselves."""
+        return self.hsct_referrals.first()
 
     # Each transition method takes what the request brought (TransitionInput); its
     # guards have run, once, before the service calls it.
@@ -287,7 +311,12 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
     def start_maintenance(self, given: TransitionInput) -> None:
         pass
 
-    @transition(field=state, source=[State.TRANSPLANTED, State.MAINTENANCE], target=State.COMPLETED)
+    @transition(
+        field=state,
+        source=[State.TRANSPLANTED, State.MAINTENANCE],
+        target=State.COMPLETED,
+        custom={"guards": (AFTER_TRANSPLANT_DAY, END_OF_THERAPY_REACHED)},
+    )
     def complete(self, given: TransitionInput) -> None:
         pass
 
@@ -299,6 +328,25 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
     )
     def take_off_protocol(self, given: TransitionInput) -> None:
         self.off_protocol_reason = given.off_protocol_reason
+
+    @transition(
+        field=state,
+        source=State.OFF_PROTOCOL,
+        target=RETURN_VALUE(*ACTIVE_STATES),
+        custom={"guards": (ENDING_RECORD_VOIDED,), "api": False},
+    )
+    def reinstate(self, given: TransitionInput) -> str:
+        """Only by voiding the death or second-relapse record that ended the course
+        (courses.services.record_void): the course goes back to the state it left,
+        its safety net (the alert rules) with it."""
+        left = (
+            self.transitions.filter(to_state=State.OFF_PROTOCOL)
+            .order_by("-at", "-id")
+            .values_list("from_state", flat=True)
+            .first()
+        )
+        self.off_protocol_reason = ""
+        return left or State.REGISTERED
 
 
 class CourseDecision(models.Model):
@@ -339,6 +387,10 @@ class CourseTransition(models.Model):
     from_state = models.CharField(max_length=30)
     to_state = models.CharField(max_length=30)
     actor = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
+    # The clinical date the move happened on (the team's calendar); ``at`` is when it
+    # was recorded, for the audit. Never in the future, never before the previous
+    # transition's date, so the two orders agree.
+    on = models.DateField()
     at = models.DateTimeField()
     reason = models.TextField(blank=True)
 
@@ -384,7 +436,14 @@ class PlannedStep(models.Model):
     rescheduled_on = models.DateField(null=True, blank=True)
     done_on = models.DateField(null=True, blank=True)
     status = models.CharField(max_length=10, choices=StepStatus.choices, default=StepStatus.PLANNED)
+    # The protocol's basis for the step (from the template), and the team's own reason
+    # for rescheduling or skipping it: kept apart, the one never overwrites the other.
     note = models.TextField(blank=True)
+    team_reason = models.TextField(blank=True)
+    # What closed the step: "<record>:<id>" for a clinical record (re-derived from the
+    # valid records whenever they change, courses.services.steps.link_records),
+    # "transition:<name>" for a move, "" when a clinician set it by hand.
+    done_by = models.CharField(max_length=40, blank=True)
     local_default = models.BooleanField(default=True)
 
     class Meta:
@@ -425,7 +484,46 @@ class PlannedStep(models.Model):
         )
 
 
-class BlockAdministration(models.Model):
+class RecordManager(models.Manager):
+    """The valid records: a voided record is left out of every read that does not ask
+    for it (``with_voided``), so rules, guards, the schedule and the figures ignore it
+    without each having to remember. Joins through the course (``hsct_referrals__``)
+    bypass managers and filter ``voided_at`` themselves."""
+
+    def get_queryset(self) -> models.QuerySet:
+        return super().get_queryset().filter(voided_at__isnull=True)
+
+
+class ClinicalRecord(models.Model):
+    """What every clinical record shares beyond its own facts: it is never deleted. A
+    record entered wrongly is voided with a reason (kept, shown as voided, ignored by
+    everything else) or amended (the old values go to the audit trail)."""
+
+    voided_at = models.DateTimeField(null=True, blank=True)
+    voided_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    void_reason = models.TextField(blank=True)
+    amended_at = models.DateTimeField(null=True, blank=True)
+
+    # The first manager is the default one (related managers, the admin): the valid
+    # records. ruff takes the second manager for a field.
+    objects = RecordManager()
+    with_voided = models.Manager()  # noqa: DJ012
+
+    class Meta:
+        abstract = True
+
+    @property
+    def voided(self) -> bool:
+        return self.voided_at is not None
+
+
+class BlockAdministration(ClinicalRecord):
     course = models.ForeignKey(TreatmentCourse, on_delete=models.PROTECT, related_name="blocks")
     block_type = models.CharField(max_length=10)
     start_date = models.DateField()
@@ -454,7 +552,7 @@ class EmStatus(models.TextChoices):
     NOT_ASSESSED = "not_assessed", "Not assessed"
 
 
-class ResponseAssessment(models.Model):
+class ResponseAssessment(ClinicalRecord):
     course = models.ForeignKey(
         TreatmentCourse, on_delete=models.PROTECT, related_name="assessments"
     )
@@ -488,7 +586,7 @@ MRD_QUALITATIVE_CHOICES = [
 ]
 
 
-class MrdResult(models.Model):
+class MrdResult(ClinicalRecord):
     """An MRD result: a quantified ``value`` (always stored as a fraction, whatever unit
     it was entered in) or a qualitative one (negative / positive, not quantifiable),
     with the sensitivity of the assay (a fraction)."""
@@ -538,9 +636,12 @@ class DonorSearch(models.TextChoices):
     NO_DONOR = "no_donor"
 
 
-class HsctReferral(models.Model):
-    course = models.OneToOneField(
-        TreatmentCourse, on_delete=models.PROTECT, related_name="hsct_referral"
+class HsctReferral(ClinicalRecord):
+    """The course's HSCT referral: one valid referral per course (a partial unique
+    constraint); a voided one stays beside it."""
+
+    course = models.ForeignKey(
+        TreatmentCourse, on_delete=models.PROTECT, related_name="hsct_referrals"
     )
     referred_on = models.DateField()
     donor_search_status = models.CharField(
@@ -553,23 +654,60 @@ class HsctReferral(models.Model):
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
     recorded_at = models.DateTimeField()
 
+    class Meta:
+        ordering = ["referred_on", "id"]
+        constraints = [
+            models.UniqueConstraint(
+                fields=["course"],
+                condition=Q(voided_at__isnull=True),
+                name="referral_one_valid_per_course",
+            ),
+        ]
+
     def __str__(self) -> str:
         return f"HSCT referral {self.referred_on}"
 
 
 class EventKind(models.TextChoices):
-    SECOND_RELAPSE = "second_relapse"
-    DEATH = "death"
-    SECONDARY_MALIGNANCY = "secondary_malignancy"
-    WITHDRAWAL = "withdrawal"
-    LOST_TO_FOLLOW_UP = "lost_to_follow_up"
+    FOLLOW_UP_CONTACT = "follow_up_contact", "Follow-up contact"
+    SECOND_RELAPSE = "second_relapse", "Second relapse"
+    DEATH = "death", "Death"
+    SECONDARY_MALIGNANCY = "secondary_malignancy", "Second malignancy"
+    WITHDRAWAL = "withdrawal", "Withdrawal"
+    LOST_TO_FOLLOW_UP = "lost_to_follow_up", "Lost to follow-up"
 
 
-class ClinicalEvent(models.Model):
+# What a completed or off-protocol course still takes: the patient's follow-up (a
+# withdrawal from a protocol the course has already left means nothing).
+FOLLOW_UP_EVENT_KINDS: tuple[str, ...] = (
+    EventKind.FOLLOW_UP_CONTACT,
+    EventKind.SECOND_RELAPSE,
+    EventKind.DEATH,
+    EventKind.SECONDARY_MALIGNANCY,
+    EventKind.LOST_TO_FOLLOW_UP,
+)
+
+
+class ContactStatus(models.TextChoices):
+    """How the patient was at a follow-up contact."""
+
+    ALIVE_IN_CR = "alive_in_cr", "Alive in complete remission"
+    ALIVE_WITH_DISEASE = "alive_with_disease", "Alive with disease"
+    DEAD = "dead", "Dead"
+
+
+class ClinicalEvent(ClinicalRecord):
+    """A clinical event on the course or in the patient's follow-up. A follow-up
+    contact carries the patient's status at that date (``contact_status``)."""
+
     course = models.ForeignKey(TreatmentCourse, on_delete=models.PROTECT, related_name="events")
     kind = models.CharField(max_length=24, choices=EventKind.choices)
     occurred_on = models.DateField()
+    contact_status = models.CharField(max_length=20, choices=ContactStatus.choices, blank=True)
     note = models.TextField(blank=True)
+    # This record ended the course (off protocol, in the same transaction): voiding it
+    # reinstates the course; its date cannot be amended (void it and record anew).
+    ended_course = models.BooleanField(default=False)
     recorded_by = models.ForeignKey(settings.AUTH_USER_MODEL, on_delete=models.PROTECT)
     recorded_at = models.DateTimeField()
 

@@ -36,7 +36,7 @@ def plan(steps: Iterable[tuple[str, str, int]], start: date) -> list[PlanRow]:
     days: dict[str, date] = {}
     rows = []
     for key, anchor_key, offset in steps:
-        base = days[anchor_key] if anchor_key else start
+        base = days.get(anchor_key, start) if anchor_key else start
         days[key] = base + timedelta(days=offset)
         rows.append(PlanRow(key, anchor_key, offset, days[key]))
     return rows
@@ -68,3 +68,67 @@ def recompute_due_dates_for_new(steps: Sequence[Any], start: date) -> None:
             anchor = actual.get(step.anchor_key) if step.anchor_key else start
             step.due_on = (anchor or start) + timedelta(days=step.offset_days)
         actual[step.key] = step.done_on or step.due_on
+
+
+# --- which record closes which step -----------------------------------------------------
+
+
+class LinkedStep(Protocol):
+    kind: str
+    block_type: str
+    mrd_time_point: str
+    status: str
+    done_on: date | None
+    done_by: str
+
+
+@dataclass(frozen=True)
+class RecordDate:
+    """A valid clinical record as the schedule sees it: the step kind it closes, what
+    must match (block type, MRD time point), its clinical date and its reference
+    ("block:12"), which the step keeps as ``done_by``."""
+
+    day: date
+    ref: str
+    kind: str
+    match: tuple[tuple[str, str], ...] = ()
+
+
+RECORD_REF_PREFIXES = ("block:", "assessment:", "mrd:", "referral:", "transplant:")
+
+
+def closed_by_record(step: LinkedStep) -> bool:
+    return step.done_by.startswith(RECORD_REF_PREFIXES)
+
+
+def link(steps: Sequence[Any], records: Iterable[RecordDate]) -> None:
+    """Close ``steps`` (in sequence order) from ``records``, in place, whatever order
+    the records were entered in: every step a record had closed is reopened, then the
+    records close steps again in clinical-date order, each the first open step of its
+    kind (and block type / MRD time point). So an R2 entered for March after the one
+    for May still closes the first R2 step, and a voided record (not in ``records``)
+    leaves its step open. A step a clinician marked done by hand on the record's very
+    date is that record's step (the record adopts it) rather than a reason to close
+    the next one. Steps closed by hand otherwise, skipped or cancelled stay as they are.
+    """
+    for step in steps:
+        if closed_by_record(step):
+            step.status, step.done_on, step.done_by = "planned", None, ""
+
+    def matches(step: Any, record: RecordDate) -> bool:
+        return step.kind == record.kind and all(getattr(step, f) == v for f, v in record.match)
+
+    for record in sorted(records, key=lambda r: (r.day, r.ref)):
+        step = next(
+            (
+                s
+                for s in steps
+                if s.status == "done"
+                and not s.done_by
+                and s.done_on == record.day
+                and matches(s, record)
+            ),
+            None,
+        ) or next((s for s in steps if s.status == "planned" and matches(s, record)), None)
+        if step is not None:
+            step.status, step.done_on, step.done_by = "done", record.day, record.ref

@@ -5,9 +5,11 @@ statistics, the outcomes) lives in the ``reports`` app."""
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import date
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db.models import QuerySet
+from django.db.models import FilteredRelation, Q, QuerySet
+from django.utils import timezone
 
 from courses import transitions
 from courses.models import TreatmentCourse
@@ -20,6 +22,13 @@ def courses_for(user: AbstractBaseUser) -> QuerySet[TreatmentCourse]:
     return TreatmentCourse.objects.filter(patient__team_id__in=team_ids_for(user)).select_related(
         "patient"
     )
+
+
+def valid_referral(path: str = "hsct_referrals") -> FilteredRelation:
+    """A course's valid HSCT referral as a join (``annotate(referral=valid_referral())``,
+    then ``referral__performed_on`` ...): at most one row, by a partial unique
+    constraint. Joins bypass the records' manager, so the void is filtered here."""
+    return FilteredRelation(path, condition=Q(**{f"{path}__voided_at__isnull": True}))
 
 
 def protocol_for(slug: str) -> ProtocolDefinition:
@@ -58,19 +67,22 @@ class Option:
     requires: tuple[str, ...]
 
 
-def transition_options(course: TreatmentCourse) -> list[Option]:
-    """Transitions a client may request now (through the API), with what they need."""
+def transition_options(course: TreatmentCourse, today: date | None = None) -> list[Option]:
+    """Transitions a client may request now (through the API), dated ``today`` (by
+    default the course's team's today), with what they need."""
+    if today is None:
+        today = course.patient.team.today(timezone.now())
     options = []
     for transition in transitions.course_transitions():
         if not transitions.leaves(transition, course.state):
             continue
         if not transitions.offered_through_api(transition):
             continue
-        needs = transitions.needs(transition, course)
+        needs = transitions.needs(transition, course, today)
         if needs is not None:
             options.append(Option(transition.name, transition.target, needs))
     return sorted(options, key=lambda o: o.name)
 
 
-def allowed_transitions(course: TreatmentCourse) -> list[str]:
-    return [o.name for o in transition_options(course)]
+def allowed_transitions(course: TreatmentCourse, today: date | None = None) -> list[str]:
+    return [o.name for o in transition_options(course, today)]

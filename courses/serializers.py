@@ -10,6 +10,7 @@ from courses.models import (
     AuditEntry,
     BlockAdministration,
     ClinicalEvent,
+    ContactStatus,
     CourseTransition,
     DonorSearch,
     EmStatus,
@@ -178,9 +179,19 @@ class PlannedStepSerializer(serializers.ModelSerializer):
             "status",
             "delay_days",
             "note",
+            "team_reason",
+            "done_by",
             "local_default",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "note": {"help_text": "the protocol's basis for the step (from its template)"},
+            "team_reason": {"help_text": "the team's reason for rescheduling or skipping it"},
+            "done_by": {
+                "help_text": "what closed the step: '<record>:<id>' (a clinical record), "
+                "'transition:<name>', or empty (set by hand)"
+            },
+        }
 
 
 class StepCreateSerializer(serializers.Serializer):
@@ -253,6 +264,11 @@ class CourseSerializer(serializers.ModelSerializer):
         help_text="The decision was made with a protocol version that is no longer the "
         "loaded one: re-stratify to decide with the loaded version."
     )
+    relapse_number = serializers.IntegerField(
+        source="relapse.relapse_number",
+        read_only=True,
+        help_text="which relapse of the patient this course treats (1 = first)",
+    )
     allowed_transitions = serializers.SerializerMethodField()
 
     class Meta:
@@ -263,6 +279,8 @@ class CourseSerializer(serializers.ModelSerializer):
             "patient",
             "patient_reference",
             "relapse",
+            "relapse_number",
+            "previous_course",
             "protocol_slug",
             "protocol_version",
             "decision",
@@ -283,10 +301,22 @@ class CourseSerializer(serializers.ModelSerializer):
             "start_date",
             "stratified_at",
             "last_activity_at",
+            "last_clinical_on",
             "created_at",
             "allowed_transitions",
         ]
         read_only_fields = fields
+        extra_kwargs = {
+            "start_date": {"help_text": "the day therapy began (the clinical start)"},
+            "previous_course": {
+                "help_text": "the course of the patient's earlier relapse, if this one "
+                "treats a later relapse"
+            },
+            "last_clinical_on": {
+                "help_text": "the latest clinical date on the course's record (records, "
+                "steps done, transitions)"
+            },
+        }
 
     def get_decision_stale(self, course: TreatmentCourse) -> bool:
         return bool(course.decision_stale_fields)
@@ -367,6 +397,11 @@ class RestratifySerializer(serializers.Serializer):
 class ConfirmSerializer(serializers.Serializer):
     risk_group = serializers.CharField(max_length=10)
     reason = serializers.CharField(required=False, allow_blank=True, max_length=2000, default="")
+    start_date = serializers.DateField(
+        required=False,
+        help_text="the day therapy began (default: the first recorded block's start, else "
+        "the team's today); never in the future, never before the relapse",
+    )
 
 
 class ConfirmHsctSerializer(serializers.Serializer):
@@ -383,6 +418,11 @@ class TransitionRequestSerializer(serializers.Serializer):
     version = serializers.IntegerField(
         required=False, min_value=1, help_text="the course version you saw; 409 if stale"
     )
+    on = serializers.DateField(
+        required=False,
+        help_text="the clinical date of the move (default: the team's today); not in the "
+        "future, not before the previous move's date",
+    )
 
 
 class CourseTransitionSerializer(serializers.ModelSerializer):
@@ -390,11 +430,35 @@ class CourseTransitionSerializer(serializers.ModelSerializer):
 
     class Meta:
         model = CourseTransition
-        fields = ["id", "name", "from_state", "to_state", "actor", "at", "reason"]
+        fields = ["id", "name", "from_state", "to_state", "actor", "on", "at", "reason"]
+        extra_kwargs = {
+            "on": {"help_text": "the clinical date of the move"},
+            "at": {"help_text": "when it was recorded"},
+        }
+
+
+# What every record answers about its own history, besides its facts.
+RECORD_HISTORY_FIELDS = [
+    "recorded_by",
+    "recorded_at",
+    "amended_at",
+    "voided",
+    "voided_at",
+    "voided_by",
+    "void_reason",
+]
 
 
 class _RecordSerializer(serializers.ModelSerializer):
     recorded_by = serializers.CharField(source="recorded_by.username", read_only=True)
+    voided = serializers.BooleanField(read_only=True)
+    voided_by = serializers.CharField(source="voided_by.username", read_only=True, allow_null=True)
+
+
+class VoidSerializer(serializers.Serializer):
+    reason = serializers.CharField(
+        max_length=2000, allow_blank=True, help_text="why the record is void (required)"
+    )
 
 
 class BlockSerializer(_RecordSerializer):
@@ -406,10 +470,9 @@ class BlockSerializer(_RecordSerializer):
             "start_date",
             "end_date",
             "delay_reason",
-            "recorded_by",
-            "recorded_at",
+            *RECORD_HISTORY_FIELDS,
         ]
-        read_only_fields = ["id", "recorded_by", "recorded_at"]
+        read_only_fields = ["id", *RECORD_HISTORY_FIELDS]
 
 
 class AssessmentSerializer(_RecordSerializer):
@@ -418,8 +481,8 @@ class AssessmentSerializer(_RecordSerializer):
 
     class Meta:
         model = ResponseAssessment
-        fields = ["id", "assessed_on", "marrow", "cr2", "em_status", "recorded_by", "recorded_at"]
-        read_only_fields = ["id", "recorded_by", "recorded_at"]
+        fields = ["id", "assessed_on", "marrow", "cr2", "em_status", *RECORD_HISTORY_FIELDS]
+        read_only_fields = ["id", *RECORD_HISTORY_FIELDS]
 
 
 class MrdSerializer(_RecordSerializer):
@@ -467,10 +530,9 @@ class MrdSerializer(_RecordSerializer):
             "sensitivity",
             "entered_unit",
             "method",
-            "recorded_by",
-            "recorded_at",
+            *RECORD_HISTORY_FIELDS,
         ]
-        read_only_fields = ["id", "entered_unit", "recorded_by", "recorded_at"]
+        read_only_fields = ["id", "entered_unit", *RECORD_HISTORY_FIELDS]
 
 
 class ReferralSerializer(_RecordSerializer):
@@ -486,20 +548,39 @@ class ReferralSerializer(_RecordSerializer):
             "centre",
             "planned_on",
             "performed_on",
-            "recorded_by",
-            "recorded_at",
+            *RECORD_HISTORY_FIELDS,
         ]
-        read_only_fields = ["id", "recorded_by", "recorded_at"]
+        read_only_fields = ["id", *RECORD_HISTORY_FIELDS]
         extra_kwargs = {"referred_on": {"required": False}}
 
 
 class EventSerializer(_RecordSerializer):
     kind = serializers.ChoiceField(choices=EventKind.choices)
+    contact_status = serializers.ChoiceField(
+        choices=ContactStatus.choices,
+        required=False,
+        allow_blank=True,
+        help_text="a follow-up contact's finding (required for kind follow_up_contact)",
+    )
 
     class Meta:
         model = ClinicalEvent
-        fields = ["id", "kind", "occurred_on", "note", "recorded_by", "recorded_at"]
-        read_only_fields = ["id", "recorded_by", "recorded_at"]
+        fields = [
+            "id",
+            "kind",
+            "occurred_on",
+            "contact_status",
+            "note",
+            "ended_course",
+            *RECORD_HISTORY_FIELDS,
+        ]
+        read_only_fields = ["id", "ended_course", *RECORD_HISTORY_FIELDS]
+        extra_kwargs = {
+            "ended_course": {
+                "help_text": "this record ended the course (a death or second relapse "
+                "recorded while it was active)"
+            }
+        }
 
 
 class AuditEntrySerializer(serializers.ModelSerializer):

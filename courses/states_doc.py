@@ -6,14 +6,24 @@ Never drawn by hand: `make docs` regenerates it and a test fails when it is stal
 
 from __future__ import annotations
 
+from django_fsm import RETURN_VALUE
+
 from courses.models import ACTIVE_STATES, State
 from courses.transitions import course_transitions, guards_of
+
+# A transition whose target is decided when it runs (reinstate: back where it was).
+RETURNS = "the state it left"
+
+
+def _target(transition: object) -> str:
+    target = transition.target  # type: ignore[attr-defined]
+    return RETURNS if isinstance(target, RETURN_VALUE) else str(target)
 
 
 def transitions() -> list[tuple[str, str, str, list[str]]]:
     """(name, source, target, guard descriptions), in a stable order."""
     rows = [
-        (t.name, str(t.source), str(t.target), [g.describe() for g in guards_of(t)])
+        (t.name, str(t.source), _target(t), [g.describe() for g in guards_of(t)])
         for t in course_transitions()
     ]
     order = {s: i for i, s in enumerate(State.values)}
@@ -35,7 +45,7 @@ def render() -> str:
     # Off-protocol is reachable from every active state: one arrow per state would
     # drown the diagram, so it is drawn once from a note and listed in the table.
     for name, source, target, _ in rows:
-        if target == State.OFF_PROTOCOL:
+        if target in (State.OFF_PROTOCOL, RETURNS):
             continue
         lines.append(f"    {source} --> {target}: {name}")
     lines += [
@@ -44,6 +54,8 @@ def render() -> str:
         f"    note right of {State.OFF_PROTOCOL}",
         "        take_off_protocol from any active state:",
         "        " + ", ".join(ACTIVE_STATES),
+        "        reinstate (voiding the record that ended it):",
+        "        back to the state it left",
         "    end note",
         "```",
         "",
@@ -56,7 +68,15 @@ def render() -> str:
         "",
         "A refused transition answers 409 with the failing guard and the transitions",
         "allowed now. `stratify` happens only through",
-        "`POST /api/v1/courses/{id}/confirm-stratification/`, which records the decision.",
+        "`POST /api/v1/courses/{id}/confirm-stratification/`, which records the decision,",
+        "dated the course's clinical start. `reinstate` happens only when the death or",
+        "second-relapse record that ended the course is voided",
+        "(`POST .../events/{id}/void/`).",
+        "",
+        "Every transition carries its clinical date `on` (default: the team's today; never",
+        "in the future, never before the previous transition's date) besides the time it",
+        "was recorded. A death or a second relapse recorded on an active course takes it",
+        "off protocol in the same transaction, dated the event's date.",
         "",
     ]
     return "\n".join(lines)

@@ -21,6 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import date
 from typing import TYPE_CHECKING
 
 from django.apps import apps
@@ -33,21 +34,40 @@ if TYPE_CHECKING:
 
 
 class OffProtocolReason(models.TextChoices):
-    """Why a course left the protocol: the category a take_off_protocol request names."""
+    """Why a course left the protocol: the category a take_off_protocol request names.
+    Each one's meaning for event-free survival is in reports/survival.py (refractory:
+    an event at time zero; alternative therapy after treatment failure, second relapse,
+    death: an event on the date; withdrawal, lost to follow-up: censored; entered in
+    error: not counted at all)."""
 
-    REFRACTORY = "refractory"
-    SECOND_RELAPSE = "second_relapse"
-    DEATH = "death"
-    WITHDRAWAL = "withdrawal"
-    LOST_TO_FOLLOW_UP = "lost_to_follow_up"
+    REFRACTORY = "refractory", "Refractory (no CR2)"
+    TREATMENT_FAILURE_ALTERNATIVE_THERAPY = (
+        "treatment_failure_alternative_therapy",
+        "Treatment failure, alternative therapy (e.g. CAR-T, blinatumomab)",
+    )
+    SECOND_RELAPSE = "second_relapse", "Second relapse"
+    DEATH = "death", "Death"
+    WITHDRAWAL = "withdrawal", "Withdrawal"
+    LOST_TO_FOLLOW_UP = "lost_to_follow_up", "Lost to follow-up"
+    ENTERED_IN_ERROR = "entered_in_error", "Entered in error"
+
+
+# Records that end an active course the moment they are recorded (in the same
+# transaction), with the off-protocol reason they give: a death (or a follow-up contact
+# reporting one) and a second relapse.
+ENDING_REASONS: tuple[str, ...] = (OffProtocolReason.DEATH, OffProtocolReason.SECOND_RELAPSE)
 
 
 @dataclass(frozen=True, slots=True)
 class TransitionInput:
-    """What a request brings to a transition. Every guard receives it explicitly."""
+    """What a request brings to a transition. Every guard receives it explicitly.
+    ``on`` is the transition's clinical date (the day it happened on the team's
+    calendar), resolved by the service before any guard runs; None only where no
+    transition is being applied (the docs)."""
 
     reason: str = ""
     off_protocol_reason: str = ""
+    on: date | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -57,8 +77,9 @@ class Guard:
     shows: str
     # Why the transition is refused when ``test`` fails, in words a clinician reads.
     refusal: str = ""
-    # The record condition; None: the guard only asks for request fields.
-    test: Callable[[TreatmentCourse], bool] | None = None
+    # The record condition, judged on the course and what the request brings (its
+    # clinical date ``on`` above all); None: the guard only asks for request fields.
+    test: Callable[[TreatmentCourse, TransitionInput], bool] | None = None
     # A reason given with the request overrides a failing test (the clinician takes
     # responsibility, and the reason is kept on the CourseTransition).
     overridable_by_reason: bool = False
@@ -68,16 +89,17 @@ class Guard:
     def check(self, course: TreatmentCourse, given: TransitionInput) -> str | None:
         """None if the transition may proceed as far as this guard goes, else why not."""
         overridden = self.overridable_by_reason and bool(given.reason.strip())
-        if self.test is not None and not overridden and not self.test(course):
+        if self.test is not None and not overridden and not self.test(course, given):
             return self.refusal
         missing = [text for field, text in self.requires if not getattr(given, field).strip()]
         return "; ".join(missing) or None
 
-    def needs(self, course: TreatmentCourse) -> tuple[str, ...] | None:
-        """The request fields this guard needs on the course as it is now; None when
-        nothing a request can bring would satisfy it."""
+    def needs(self, course: TreatmentCourse, given: TransitionInput) -> tuple[str, ...] | None:
+        """The request fields this guard needs on the course as it is now (``given``:
+        a request with no fields, dated today); None when nothing a request can bring
+        would satisfy it."""
         fields = [field for field, _ in self.requires]
-        if self.test is not None and not self.test(course):
+        if self.test is not None and not self.test(course, given):
             if not self.overridable_by_reason:
                 return None
             fields.insert(0, "reason")
@@ -92,48 +114,107 @@ class Guard:
         )
 
 
-def _transplant_recorded(course: TreatmentCourse) -> bool:
-    referral = getattr(course, "hsct_referral", None)
-    return referral is not None and referral.performed_on is not None
+# Guards read the course's records through its related managers, which leave voided
+# records out (courses/models.py, RecordManager): a voided record satisfies no guard.
+
+
+def _transplant_day(course: TreatmentCourse) -> date | None:
+    referral = course.hsct_referrals.first()
+    return referral.performed_on if referral is not None else None
+
+
+def _end_of_therapy_reached(course: TreatmentCourse, given: TransitionInput) -> bool:
+    """The schedule's end-of-therapy step (day +100 after HSCT, or the end of
+    maintenance, as the protocol's template places it) is done, or due by ``on``."""
+    from courses.models import StepStatus
+
+    step = (
+        course.steps.filter(kind="end_of_therapy", status__in=(StepStatus.PLANNED, StepStatus.DONE))
+        .order_by("sequence")
+        .first()
+    )
+    if step is None or given.on is None:
+        return False
+    return (step.done_on or step.due_on) <= given.on
+
+
+def _after_transplant_day(course: TreatmentCourse, given: TransitionInput) -> bool:
+    day = _transplant_day(course)
+    return day is None or given.on is None or given.on > day
+
+
+def _ended_by_a_voided_record(course: TreatmentCourse, given: TransitionInput) -> bool:
+    """The course left the protocol when a death or second relapse was recorded, and
+    that record is now voided (no valid record that ended it is left)."""
+    if course.off_protocol_reason not in ENDING_REASONS:
+        return False
+    ended = apps.get_model("courses", "ClinicalEvent").with_voided.filter(
+        course=course, ended_course=True
+    )
+    return ended.exists() and not ended.filter(voided_at__isnull=True).exists()
 
 
 CONFIRMED_DECISION = Guard(
     "confirmed_decision",
     shows="a clinician confirmed the risk group",
-    test=lambda course: course.risk_group is not None or course.decision_confirmed,
+    test=lambda course, given: course.risk_group is not None or course.decision_confirmed,
     refusal="the stratification has not been confirmed by a clinician",
 )
 BLOCK_RECORDED = Guard(
     "block_recorded",
     shows="at least one chemotherapy block recorded",
-    test=lambda course: course.blocks.exists(),
+    test=lambda course, given: course.blocks.exists(),
     refusal="no chemotherapy block has been recorded",
 )
 CR2_RECORDED = Guard(
     "cr2_recorded",
     shows="a response assessment with CR2 recorded",
-    test=lambda course: course.assessments.filter(cr2=True).exists(),
+    test=lambda course, given: course.assessments.filter(cr2=True).exists(),
     refusal="no response assessment with CR2 has been recorded",
 )
 HSCT_INDICATED = Guard(
     "hsct_indicated",
     shows="HSCT indicated",
-    test=lambda course: course.hsct_indicated is True,
+    test=lambda course, given: course.hsct_indicated is True,
     refusal="HSCT is not indicated for this course; give a reason to override",
     overridable_by_reason=True,
 )
 HSCT_NOT_INDICATED = Guard(
     "hsct_not_indicated",
     shows="HSCT not indicated",
-    test=lambda course: course.hsct_indicated is not True,
+    test=lambda course, given: course.hsct_indicated is not True,
     refusal="HSCT is indicated for this course; give a reason to continue without it",
     overridable_by_reason=True,
 )
 TRANSPLANT_DATE = Guard(
     "transplant_date",
     shows="transplant date recorded on the HSCT referral",
-    test=_transplant_recorded,
+    test=lambda course, given: _transplant_day(course) is not None,
     refusal="no transplant date has been recorded on the HSCT referral",
+)
+# Completing on the day of the transplant (or before it) is never right: the
+# post-transplant phase (engraftment, early toxicity) is part of the course.
+AFTER_TRANSPLANT_DAY = Guard(
+    "after_transplant_day",
+    shows="a date after the day of the transplant",
+    test=_after_transplant_day,
+    refusal="a course cannot be completed on the day of its transplant or before it",
+)
+END_OF_THERAPY_REACHED = Guard(
+    "end_of_therapy_reached",
+    shows="the end-of-therapy step reached (day +100 after HSCT, or the end of "
+    "maintenance, where the protocol's template places it)",
+    test=_end_of_therapy_reached,
+    refusal="the schedule's end-of-therapy step is not reached yet (day +100 after HSCT, "
+    "or the end of maintenance); give a reason to complete earlier",
+    overridable_by_reason=True,
+)
+ENDING_RECORD_VOIDED = Guard(
+    "ending_record_voided",
+    shows="the death or second-relapse record that ended the course voided (only "
+    "through voiding that record)",
+    test=_ended_by_a_voided_record,
+    refusal="the course did not end by a record that is now voided",
 )
 OFF_PROTOCOL_REASON = Guard(
     "off_protocol_reason",
@@ -185,12 +266,13 @@ def refusal(transition: Transition, course: TreatmentCourse, given: TransitionIn
     return None
 
 
-def needs(transition: Transition, course: TreatmentCourse) -> tuple[str, ...] | None:
-    """What a request must bring for ``transition`` on the course as it is now; None
-    when a guard blocks it whatever the request says."""
+def needs(transition: Transition, course: TreatmentCourse, today: date) -> tuple[str, ...] | None:
+    """What a request must bring for ``transition`` on the course as it is now (dated
+    ``today``); None when a guard blocks it whatever the request says."""
     fields: list[str] = []
+    given = TransitionInput(on=today)
     for guard in guards_of(transition):
-        needed = guard.needs(course)
+        needed = guard.needs(course, given)
         if needed is None:
             return None
         fields += needed

@@ -22,16 +22,40 @@ nested = [
     ("steps", views.StepViewSet, "course-steps"),
 ]
 
+records = [(prefix, viewset, name) for prefix, viewset, name in nested if prefix != "steps"]
+
 urlpatterns = [
     *router.urls,
     *(
         path(f"courses/<int:course_pk>/{prefix}/", viewset.as_view(LIST), name=name)
         for prefix, viewset, name in nested
     ),
+    # One record: read it, amend it (PATCH), void it (POST .../void/). Never DELETE.
+    *(
+        path(
+            f"courses/<int:course_pk>/{prefix}/<int:pk>/",
+            viewset.as_view({"get": "retrieve", "patch": "partial_update"}),
+            name=f"{name}-detail",
+        )
+        for prefix, viewset, name in records
+    ),
+    *(
+        path(
+            f"courses/<int:course_pk>/{prefix}/<int:pk>/void/",
+            viewset.as_view({"post": "void"}),
+            name=f"{name}-void",
+        )
+        for prefix, viewset, name in records
+    ),
     path(
         "courses/<int:course_pk>/hsct-referral/",
         views.ReferralViewSet.as_view({"get": "list", "put": "create", "patch": "create"}),
         name="course-hsct-referral",
+    ),
+    path(
+        "courses/<int:course_pk>/hsct-referral/void/",
+        views.ReferralViewSet.as_view({"post": "void"}),
+        name="course-hsct-referral-void",
     ),
     path(
         "courses/<int:course_pk>/steps/<int:pk>/",

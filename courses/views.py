@@ -58,6 +58,7 @@ from courses.serializers import (
     StepCreateSerializer,
     StepUpdateSerializer,
     TransitionRequestSerializer,
+    VoidSerializer,
 )
 from stratification.models import StratificationDecision
 from stratification.serializers import StratificationDecisionDetailSerializer
@@ -169,8 +170,9 @@ class CourseViewSet(
     mixins.RetrieveModelMixin,
     viewsets.GenericViewSet,
 ):
-    # The current decision is embedded in every row: joined, not fetched per course.
-    queryset = TreatmentCourse.objects.select_related("patient", "decision")
+    # The current decision is embedded in every row, and the relapse number read from
+    # the relapse: joined, not fetched per course.
+    queryset = TreatmentCourse.objects.select_related("patient", "decision", "relapse")
     serializer_class = CourseSerializer
     team_lookup = "patient__team"
     filterset_class = CourseFilter
@@ -287,10 +289,12 @@ class CourseViewSet(
     @action(detail=True, methods=["post"], url_path="confirm-stratification")
     def confirm_stratification(self, request: Request, pk: str) -> Response:
         """Confirm the proposed risk group, or choose another with a reason. A registered
-        course gets its schedule and moves to ``stratified``; a course under way confirms
-        its re-stratification (if the group changes, the open part of the schedule is laid
-        out anew from the new group's template, everything recorded kept). A stale
-        decision is refused (409 ``decision_stale``): re-stratify first."""
+        course takes the day therapy began (``start_date``; default: the first recorded
+        block's start, else today): its schedule is laid out from that date, what was
+        recorded before is linked to it, and it moves to ``stratified``. A course under
+        way confirms its re-stratification (if the group changes, the open part of the
+        schedule is laid out anew from the new group's template, everything recorded
+        kept). A stale decision is refused (409 ``decision_stale``): re-stratify first."""
         course = self.get_object()
         serializer = ConfirmSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -354,8 +358,10 @@ class CourseViewSet(
     )
     @transitions.mapping.post
     def transition_apply(self, request: Request, pk: str) -> Response:
-        """``{"transition": name, "reason": text}``: 200 with the new state, or 409
-        with the reason and the transitions allowed now."""
+        """``{"transition": name, "reason": text, "on": date}``: 200 with the new
+        state, or 409 with the reason and the transitions allowed now. ``on`` is the
+        move's clinical date (default today; never in the future, never before the
+        previous move's date)."""
         course = self.get_object()
         serializer = TransitionRequestSerializer(data=request.data)
         serializer.is_valid(raise_exception=True)
@@ -365,6 +371,7 @@ class CourseViewSet(
             name=data["transition"],
             reason=data["reason"],
             off_protocol_reason=data["off_protocol_reason"],
+            on=data.get("on"),
             expected_version=data.get("version"),
             actor=request.user,
             now=timezone.now(),
@@ -423,43 +430,92 @@ class CourseChildViewSet(viewsets.GenericViewSet):
         )
         return Response(self.get_serializer(record).data, status=status.HTTP_201_CREATED)
 
+    def void_record(self, request: Request, record: Any) -> Response:
+        """Void ``record`` with the request's reason (the course is writable: checked)."""
+        serializer = VoidSerializer(data=request.data)
+        serializer.is_valid(raise_exception=True)
+        record = services.record_void(
+            record,
+            reason=serializer.validated_data["reason"],
+            actor=request.user,
+            now=timezone.now(),
+        )
+        return Response(self.get_serializer(record).data)
 
-class BlockViewSet(CourseChildViewSet):
-    queryset = BlockAdministration.objects.all()
+
+class RecordViewSet(CourseChildViewSet):
+    """A kind of clinical record: listed (voided ones too, marked), recorded, read one
+    by one, amended (PATCH: the old values go to the audit trail) and voided (POST
+    .../void/ with a reason). Never deleted."""
+
+    related = ("recorded_by", "voided_by")
+
+    def get_record(self, pk: str) -> Any:
+        try:
+            return self.get_queryset().get(pk=int(pk))
+        except (self.queryset.model.DoesNotExist, ValueError) as exc:
+            raise Http404 from exc
+
+    def retrieve(self, request: Request, course_pk: str, pk: str) -> Response:
+        return Response(self.get_serializer(self.get_record(pk)).data)
+
+    def partial_update(self, request: Request, course_pk: str, pk: str) -> Response:
+        """Amend the record: the fields given change, checked like a new record; the
+        old values are kept in the audit trail. The schedule and alerts follow."""
+        self.get_writable_course()  # 404 or 403 before anything is parsed
+        record = self.get_record(pk)
+        serializer = self.get_serializer(record, data=request.data, partial=True)
+        serializer.is_valid(raise_exception=True)
+        record = services.record_amend(
+            record, data=serializer.validated_data, actor=request.user, now=timezone.now()
+        )
+        return Response(self.get_serializer(record).data)
+
+    @extend_schema(request=VoidSerializer)
+    def void(self, request: Request, course_pk: str, pk: str) -> Response:
+        """Void the record, with the reason: it is kept and shown as voided, and the
+        schedule (its step reopens), guards, alert rules and figures ignore it."""
+        self.get_writable_course()
+        return self.void_record(request, self.get_record(pk))
+
+
+class BlockViewSet(RecordViewSet):
+    queryset = BlockAdministration.with_voided.all()
     serializer_class = BlockSerializer
-    related = ("recorded_by",)
     record_service = staticmethod(services.block_record)
 
 
-class AssessmentViewSet(CourseChildViewSet):
-    queryset = ResponseAssessment.objects.all()
+class AssessmentViewSet(RecordViewSet):
+    queryset = ResponseAssessment.with_voided.all()
     serializer_class = AssessmentSerializer
-    related = ("recorded_by",)
     record_service = staticmethod(services.assessment_record)
 
 
-class MrdViewSet(CourseChildViewSet):
-    queryset = MrdResult.objects.all()
+class MrdViewSet(RecordViewSet):
+    queryset = MrdResult.with_voided.all()
     serializer_class = MrdSerializer
-    related = ("recorded_by",)
     record_service = staticmethod(services.mrd_record)
 
 
-class EventViewSet(CourseChildViewSet):
-    queryset = ClinicalEvent.objects.all()
+class EventViewSet(RecordViewSet):
+    """Clinical events and follow-up contacts; a completed or off-protocol course
+    still takes these."""
+
+    queryset = ClinicalEvent.with_voided.all()
     serializer_class = EventSerializer
-    related = ("recorded_by",)
     record_service = staticmethod(services.event_record)
 
 
 class ReferralViewSet(CourseChildViewSet):
-    """The course's one HSCT referral: GET it, PUT/PATCH to record or update it."""
+    """The course's one valid HSCT referral: GET it, PUT/PATCH to record or update it
+    (an update keeps the old values in the audit trail), POST .../void/ to void it
+    with a reason (a new one can then be recorded)."""
 
     queryset = HsctReferral.objects.all()
     serializer_class = ReferralSerializer
 
     def get_referral(self) -> Any:
-        referral = getattr(self.get_course(), "hsct_referral", None)
+        referral = HsctReferral.objects.filter(course=self.get_course()).first()
         if referral is None:
             raise Http404
         return referral
@@ -479,6 +535,12 @@ class ReferralViewSet(CourseChildViewSet):
             course, data=serializer.validated_data, actor=request.user, now=timezone.now()
         )
         return Response(self.get_serializer(referral).data)
+
+    @extend_schema(request=VoidSerializer)
+    def void(self, request: Request, course_pk: str) -> Response:
+        """Void the valid referral, with the reason; a new one can then be recorded."""
+        self.get_writable_course()
+        return self.void_record(request, self.get_referral())
 
 
 class StepViewSet(CourseChildViewSet):

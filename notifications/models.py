@@ -52,8 +52,11 @@ UNRESOLVED = (AlertState.OPEN, AlertState.ACKNOWLEDGED)
 
 
 class Resolution(models.TextChoices):
-    CONDITION_CLEARED = "condition_cleared"
-    MANUAL = "manual"
+    CONDITION_CLEARED = "condition_cleared", "Condition cleared"
+    MANUAL = "manual", "Resolved by hand"
+    # The course is no longer active (completed, or off protocol: a death, a second
+    # relapse...): nothing on it is watched any more.
+    COURSE_ENDED = "course_ended", "Course ended"
 
 
 class Alert(models.Model):

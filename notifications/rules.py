@@ -45,6 +45,7 @@ from courses.models import (
     StepStatus,
     TreatmentCourse,
 )
+from courses.selectors import valid_referral
 from notifications.models import AlertKind, Severity
 
 # Steps watched by step_overdue; the HSCT referral and the transplant have rules of
@@ -126,14 +127,15 @@ class Context:
 
 
 def hsct_referral_missing(ctx: Context) -> list[Due]:
-    """HSCT indicated (confirmed), stratified N days ago (default 14), no referral."""
+    """HSCT indicated (confirmed), therapy started N days ago (default 14; the course's
+    clinical start date), no referral."""
     rows = (
         ctx.scope(
-            TreatmentCourse.objects.filter(
+            TreatmentCourse.objects.annotate(referral=valid_referral()).filter(
                 state__in=SCHEDULED_STATES,
                 hsct_indicated=True,
                 start_date__isnull=False,
-                hsct_referral__isnull=True,
+                referral__isnull=True,
             )
         )
         .annotate(
@@ -147,8 +149,8 @@ def hsct_referral_missing(ctx: Context) -> list[Due]:
     def text(due: date, start: date, group: str, slug: str) -> str:
         return (
             f"HSCT is indicated (group {group}) but no HSCT referral is recorded "
-            f"{ctx.days_for(slug, 'hsct_referral_missing_days')} days after stratification "
-            f"({start}); referral due since {due}."
+            f"{ctx.days_for(slug, 'hsct_referral_missing_days')} days after the start of "
+            f"therapy ({start}); referral due since {due}."
         )
 
     return [
@@ -169,12 +171,9 @@ def hsct_delayed(ctx: Context) -> list[Due]:
     # correlated subquery per course: the planner hashes it in one pass.
     rows = (
         ctx.scope(
-            ResponseAssessment.objects.filter(
-                cr2=True, course__state__in=SCHEDULED_STATES, course__hsct_indicated=True
-            ).filter(
-                Q(course__hsct_referral__isnull=True)
-                | Q(course__hsct_referral__performed_on__isnull=True)
-            ),
+            ResponseAssessment.objects.annotate(referral=valid_referral("course__hsct_referrals"))
+            .filter(cr2=True, course__state__in=SCHEDULED_STATES, course__hsct_indicated=True)
+            .filter(Q(referral__isnull=True) | Q(referral__performed_on__isnull=True)),
             "course_id",
         )
         .values("course_id", "course__protocol_slug")
@@ -202,7 +201,7 @@ def hsct_delayed(ctx: Context) -> list[Due]:
 def mrd_missing_before_hsct(ctx: Context) -> list[Due]:
     """A transplant planned within N days (default 21) or performed, with no MRD
     result in the M days before it (default 30)."""
-    hsct_day = Coalesce("hsct_referral__performed_on", "hsct_referral__planned_on")
+    hsct_day = Coalesce("referral__performed_on", "referral__planned_on")
     within = ctx.days("mrd_transplant_planned_within_days", "protocol_slug")
     window = ctx.days("mrd_before_hsct_window_days", "protocol_slug")
     mrd_in_window = MrdResult.objects.filter(
@@ -211,20 +210,21 @@ def mrd_missing_before_hsct(ctx: Context) -> list[Due]:
         sampled_on__gte=OuterRef("window_start"),
     )
     rows = (
-        ctx.scope(TreatmentCourse.objects.filter(state__in=SCHEDULED_STATES))
-        .filter(
-            Q(hsct_referral__performed_on__isnull=False)
-            | Q(hsct_referral__planned_on__isnull=False)
+        ctx.scope(
+            TreatmentCourse.objects.annotate(referral=valid_referral()).filter(
+                state__in=SCHEDULED_STATES
+            )
         )
+        .filter(Q(referral__performed_on__isnull=False) | Q(referral__planned_on__isnull=False))
         .annotate(
             hsct_day=hsct_day,
             today=ctx.today("patient__team"),
             alert_from=AddDays(hsct_day, -within),
             window_start=AddDays(hsct_day, -window),
         )
-        .filter(Q(hsct_referral__performed_on__isnull=False) | Q(alert_from__lte=F("today")))
+        .filter(Q(referral__performed_on__isnull=False) | Q(alert_from__lte=F("today")))
         .filter(~Exists(mrd_in_window))
-        .values_list("pk", "hsct_day", "alert_from", "hsct_referral__performed_on", "protocol_slug")
+        .values_list("pk", "hsct_day", "alert_from", "referral__performed_on", "protocol_slug")
     )
 
     def text(day: date, performed: date | None, slug: str) -> str:
@@ -261,15 +261,23 @@ def step_overdue(ctx: Context) -> list[Due]:
         )
         .filter(overdue_from__lte=F("today"))
         .values_list(
-            "pk", "course_id", "label", "planned_on", "due_on", "grace_days", "overdue_from"
+            "pk",
+            "course_id",
+            "label",
+            "planned_on",
+            "due_on",
+            "rescheduled_on",
+            "grace_days",
+            "overdue_from",
         )
     )
 
-    def text(label: str, planned: date, due: date, grace: int, overdue_from: date) -> str:
-        moved = f", planned {planned}" if planned != due else ""
+    def text(
+        label: str, planned: date, due: date, rescheduled: date | None, grace: int, since: date
+    ) -> str:
         return (
-            f"{label} was due {due}{moved} (grace {grace} days) and is not recorded; "
-            f"overdue since {overdue_from}."
+            f"{label} was due {due}{_plan_words(planned, due, rescheduled)} (grace {grace} "
+            f"days) and is not recorded; overdue since {since}."
         )
 
     return [
@@ -278,18 +286,39 @@ def step_overdue(ctx: Context) -> list[Due]:
             AlertKind.STEP_OVERDUE,
             f"step:{pk}",
             overdue_from,
-            partial(text, label, planned, due, grace, overdue_from),
+            partial(text, label, planned, due, rescheduled, grace, overdue_from),
         )
-        for pk, course_id, label, planned, due, grace, overdue_from in rows
+        for pk, course_id, label, planned, due, rescheduled, grace, overdue_from in rows
     ]
 
 
+def _plan_words(planned: date, due: date, rescheduled: date | None) -> str:
+    """Why the due date is not the protocol's plan, when it is not: a date shown next
+    to another always says which is which and why they differ."""
+    if due == planned:
+        return ""
+    if rescheduled is not None:
+        return f" (rescheduled by the team; the protocol plan from the start was {planned})"
+    days = abs((due - planned).days)
+    side = "after" if due > planned else "before"
+    return (
+        f" ({days} day{'' if days == 1 else 's'} {side} the protocol plan from the start, "
+        f"{planned}, following the actual or rescheduled dates of earlier steps)"
+    )
+
+
 def course_stalled(ctx: Context) -> list[Due]:
-    """An active course with no record or transition for N days (default 45)."""
+    """An active course whose record says nothing for N days (default 45): counted from
+    its latest clinical date (the start, any valid record's date, a step done, a
+    transition's date) — what is known of the patient, whenever it was typed in; a
+    course with no clinical date yet (opened, not confirmed, nothing recorded) counts
+    from the day it was last written on."""
+    # Clinical dates, not typing dates: a course back-entered today whose last record
+    # is 60 days old has a 60-day gap in what the team knows, however fresh the typing.
     rows = (
         ctx.scope(TreatmentCourse.objects.filter(state__in=ACTIVE_STATES))
         .annotate(
-            last=TruncDate("last_activity_at"),
+            last=Coalesce("last_clinical_on", TruncDate("last_activity_at")),
             today=ctx.today("patient__team"),
         )
         .annotate(due=AddDays(F("last"), ctx.days("course_stalled_days", "protocol_slug")))

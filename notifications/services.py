@@ -22,6 +22,7 @@ from django.db import transaction
 from django.db.models import F, Q, QuerySet
 
 from config.errors import Invalid, Refused
+from courses.models import ACTIVE_STATES
 from notifications import rules
 from notifications.email import enqueue_alert_notices
 from notifications.models import (
@@ -154,18 +155,35 @@ def alerts_sweep(now: datetime, course_ids: Sequence[int] | None = None) -> Swee
     result.unchanged = sum(1 for key in existing if key in due) - len(changed)
 
     cleared = [e.pk for key, e in existing.items() if key not in due]
+    # A condition can clear because the course itself ended (completed, or off
+    # protocol: a death, a second relapse): those alerts say so ("course ended"), so
+    # nobody reads them as a problem that was fixed.
+    ended: set[int] = set()
     if cleared:
-        result.resolved = Alert.objects.filter(pk__in=cleared, state__in=UNRESOLVED).update(
-            state=AlertState.RESOLVED,
-            resolved_at=now,
-            resolution=Resolution.CONDITION_CLEARED,
+        ended = set(
+            Alert.objects.filter(pk__in=cleared)
+            .exclude(course__state__in=ACTIVE_STATES)
+            .values_list("pk", flat=True)
         )
+        for pks, resolution in (
+            ([pk for pk in cleared if pk not in ended], Resolution.CONDITION_CLEARED),
+            (sorted(ended), Resolution.COURSE_ENDED),
+        ):
+            if pks:
+                result.resolved += Alert.objects.filter(pk__in=pks, state__in=UNRESOLVED).update(
+                    state=AlertState.RESOLVED, resolved_at=now, resolution=resolution
+                )
 
     result.escalated = _escalate(existing_qs, now, ctx)
 
     events = [AlertEvent(alert=a, at=now, action="opened") for a in result.opened]
     events += [
-        AlertEvent(alert_id=pk, at=now, action="resolved", note="condition cleared")
+        AlertEvent(
+            alert_id=pk,
+            at=now,
+            action="resolved",
+            note="course ended" if pk in ended else "condition cleared",
+        )
         for pk in cleared
     ]
     events += [

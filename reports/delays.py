@@ -30,6 +30,7 @@ from django.db.models import (
 from django.db.models.functions import Cast
 
 from courses.models import PlannedStep, ResponseAssessment, StepKind, StepStatus, TreatmentCourse
+from courses.selectors import valid_referral
 from teams.models import Team
 
 
@@ -42,7 +43,7 @@ class DelayStat:
 
 @dataclass(frozen=True, slots=True)
 class DelayStatistics:
-    hsct_referral: DelayStat  # course start -> HsctReferral.referred_on (HSCT indicated)
+    hsct_referral: DelayStat  # clinical start -> HsctReferral.referred_on (HSCT indicated)
     cr2_to_transplant: DelayStat  # first assessment with CR2 -> HsctReferral.performed_on
     block_delay: DelayStat  # blocks done: done_on - planned_on (one value per block)
 
@@ -123,9 +124,11 @@ def delay_statistics(
     """Delays of the courses of ``teams`` (a Team queryset or team ids — pass only the
     requester's) whose start date falls in [started_from, started_to] (either end
     open). Three queries, whatever the number of courses."""
-    courses = TreatmentCourse.objects.filter(
-        patient__team__in=teams, start_date__isnull=False
-    ).order_by()
+    courses = (
+        TreatmentCourse.objects.filter(patient__team__in=teams, start_date__isnull=False)
+        .annotate(referral=valid_referral())
+        .order_by()
+    )
     if started_from is not None:
         courses = courses.filter(start_date__gte=started_from)
     if started_to is not None:
@@ -138,12 +141,12 @@ def delay_statistics(
     )
     return DelayStatistics(
         hsct_referral=_delay_stat(
-            courses.filter(hsct_indicated=True, hsct_referral__isnull=False),
-            DaysBetween(F("hsct_referral__referred_on"), F("start_date")),
+            courses.filter(hsct_indicated=True, referral__isnull=False),
+            DaysBetween(F("referral__referred_on"), F("start_date")),
         ),
         cr2_to_transplant=_delay_stat(
-            courses.filter(hsct_referral__performed_on__isnull=False),
-            DaysBetween(F("hsct_referral__performed_on"), first_cr2),
+            courses.filter(referral__performed_on__isnull=False),
+            DaysBetween(F("referral__performed_on"), first_cr2),
         ),
         block_delay=_delay_stat(
             PlannedStep.objects.filter(

@@ -6,17 +6,28 @@ correlated subqueries), turns each into (days, event?) with
 estimate per risk group. The maths is in :mod:`reports.survival`; the picture in
 :mod:`reports.plot`.
 
-Definitions (BFM relapse trials; see docs/decisions.md, 2026-11-24):
+Definitions (the BFM relapse trials' conventions as ../shared/clinical-notes.md
+"Outcome conventions" records them: recalled, to verify; docs/decisions.md):
 
-* cohort: courses of the protocol with a confirmed risk group and a start date;
-* time origin: the course start (the day the stratification was confirmed);
-* events: second relapse, death, second malignancy (ClinicalEvent), and non-response —
-  the course taken off protocol as ``refractory`` (on the day of that transition). A
-  course taken off protocol for ``second_relapse`` or ``death`` counts as an event on
-  that day too, in case the ClinicalEvent was never recorded; the first event counts;
+* time origin: the relapse date (the diagnosis of the relapse), not the day therapy
+  began nor the day the course was typed in;
+* cohort: first-relapse courses of the protocol (a course for a later relapse links to
+  an earlier one and is left out: the protocols and their reference figures are for
+  first relapses) that were confirmed, and those never confirmed that had an event (a
+  child who died before the group was confirmed must not vanish from the figures; it
+  counts in its proposed group, or as "not stratified"); a course taken off protocol
+  as entered in error counts nowhere (neither event nor censored). Voided records are
+  ignored (the records' manager leaves them out);
+* events: second relapse, death, second malignancy (ClinicalEvent), a follow-up contact
+  finding the patient dead or with disease; non-response — the course taken off
+  protocol as refractory — at time zero; treatment failure moved to alternative
+  therapy (off protocol) on its date; a course taken off protocol for second relapse
+  or death on that date too, in case the event itself was not recorded. The first
+  event counts;
 * censoring: a withdrawal or loss to follow-up (event or off-protocol reason) at its
-  date; otherwise the last follow-up — the latest date known for the course (records,
-  steps done, transitions), never after the team's today.
+  date; otherwise the last contact — the latest clinical date on the course's record
+  (follow-up contacts included, so EFS follows the patient after therapy), never after
+  the team's today.
 """
 
 from __future__ import annotations
@@ -26,23 +37,28 @@ from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
-from django.db.models import DateField, DateTimeField, Model, OuterRef, QuerySet, Subquery
-
-from courses.models import (
-    BlockAdministration,
-    ClinicalEvent,
-    CourseTransition,
-    MrdResult,
-    PlannedStep,
-    ResponseAssessment,
-    TreatmentCourse,
+from django.db.models import (
+    DateField,
+    Exists,
+    F,
+    OuterRef,
+    Q,
+    QuerySet,
+    Subquery,
+    Value,
 )
+from django.db.models.functions import Coalesce, NullIf
+
+from courses.models import ClinicalEvent, CourseTransition, TreatmentCourse
 from reports.survival import (
     CENSOR_EVENT_KINDS,
     DAYS_PER_YEAR,
     EFS_EVENT_KINDS,
+    EVENT_CONTACT_STATUSES,
     OFF_PROTOCOL_CENSOR_REASONS,
     OFF_PROTOCOL_EVENT_REASONS,
+    OFF_PROTOCOL_EXCLUDED_REASONS,
+    OFF_PROTOCOL_TIME_ZERO_REASONS,
     REFERENCE_FIGURES,
     KmEstimate,
     efs_observation,
@@ -52,6 +68,12 @@ from stratification.selectors import protocol_get
 
 DEFAULT_PROTOCOL = "all-rez-bfm-90"  # the reference figures are for it
 ESTIMATE_YEARS: tuple[int, ...] = (5, 10)
+# The group of a course never confirmed and with no proposed group.
+NOT_STRATIFIED = ""
+
+EVENTS = Q(kind__in=EFS_EVENT_KINDS) | Q(
+    kind="follow_up_contact", contact_status__in=EVENT_CONTACT_STATUSES
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -62,60 +84,55 @@ class Observation:
     event: bool
 
 
-def _extreme(model: type[Model], field: str, *, last: bool, **filters: Any) -> Subquery:
-    """The course's earliest (or latest) non-null ``field`` of ``model``."""
-    output = DateTimeField() if field == "at" else DateField()
+def _first_event(condition: Q) -> Subquery:
+    """The course's earliest valid event matching ``condition`` (voided ones are left
+    out by the records' manager)."""
     rows = (
-        model.objects.filter(course=OuterRef("pk"), **{f"{field}__isnull": False}, **filters)
-        .order_by(f"-{field}" if last else field)
-        .values(field)[:1]
+        ClinicalEvent.objects.filter(condition, course=OuterRef("pk"))
+        .order_by("occurred_on")
+        .values("occurred_on")[:1]
     )
-    return Subquery(rows, output_field=output)
+    return Subquery(rows, output_field=DateField())
 
 
-def _local_date(value: datetime | None, time_zone: str) -> date | None:
-    return value.astimezone(zoneinfo.ZoneInfo(time_zone)).date() if value else None
+def _local_date(value: datetime, time_zone: str) -> date:
+    return value.astimezone(zoneinfo.ZoneInfo(time_zone)).date()
 
 
 def efs_rows(courses: QuerySet[TreatmentCourse]) -> QuerySet:
-    """One row of dates per eligible course; a single query."""
+    """One row of dates per course in the cohort (see the module docstring); a single
+    query."""
+    off_protocol_on = Subquery(
+        CourseTransition.objects.filter(course=OuterRef("pk"), name="take_off_protocol")
+        .order_by("-on", "-at", "-id")
+        .values("on")[:1],
+        output_field=DateField(),
+    )
+    confirmed = Q(decision_confirmed=True, risk_group__isnull=False, start_date__isnull=False)
+    had_event = Q(
+        off_protocol_reason__in=OFF_PROTOCOL_TIME_ZERO_REASONS + OFF_PROTOCOL_EVENT_REASONS
+    ) | Exists(ClinicalEvent.objects.filter(EVENTS, course=OuterRef("pk")))
     return (
-        courses.filter(decision_confirmed=True, risk_group__isnull=False, start_date__isnull=False)
+        courses.filter(previous_course__isnull=True)
+        .exclude(off_protocol_reason__in=OFF_PROTOCOL_EXCLUDED_REASONS)
+        .filter(confirmed | had_event)
         .annotate(
-            efs_event_on=_extreme(
-                ClinicalEvent, "occurred_on", last=False, kind__in=EFS_EVENT_KINDS
-            ),
-            censor_event_on=_extreme(
-                ClinicalEvent, "occurred_on", last=False, kind__in=CENSOR_EVENT_KINDS
-            ),
-            last_event_on=_extreme(ClinicalEvent, "occurred_on", last=True),
-            last_block_start=_extreme(BlockAdministration, "start_date", last=True),
-            last_block_end=_extreme(BlockAdministration, "end_date", last=True),
-            last_assessment_on=_extreme(ResponseAssessment, "assessed_on", last=True),
-            last_mrd_on=_extreme(MrdResult, "sampled_on", last=True),
-            last_step_done_on=_extreme(PlannedStep, "done_on", last=True),
-            last_transition_at=_extreme(CourseTransition, "at", last=True),
-            off_protocol_at=_extreme(CourseTransition, "at", last=True, name="take_off_protocol"),
+            group=Coalesce(F("risk_group"), NullIf(F("proposed_group"), Value(""))),
+            efs_event_on=_first_event(EVENTS),
+            censor_event_on=_first_event(Q(kind__in=CENSOR_EVENT_KINDS)),
+            off_protocol_on=off_protocol_on,
         )
         .order_by("pk")
         .values(
             "pk",
-            "risk_group",
-            "start_date",
+            "group",
+            "relapse__relapse_date",
             "off_protocol_reason",
             "patient__team__time_zone",
-            "hsct_referral__referred_on",
-            "hsct_referral__performed_on",
             "efs_event_on",
             "censor_event_on",
-            "last_event_on",
-            "last_block_start",
-            "last_block_end",
-            "last_assessment_on",
-            "last_mrd_on",
-            "last_step_done_on",
-            "last_transition_at",
-            "off_protocol_at",
+            "off_protocol_on",
+            "last_clinical_on",
         )
     )
 
@@ -126,33 +143,24 @@ def efs_observations(courses: QuerySet[TreatmentCourse], now: datetime) -> list[
     for row in efs_rows(courses):
         time_zone = row["patient__team__time_zone"]
         if time_zone not in todays:
-            todays[time_zone] = _local_date(now, time_zone)  # type: ignore[assignment]
-        off_on = _local_date(row["off_protocol_at"], time_zone)
-        reason = row["off_protocol_reason"]
+            todays[time_zone] = _local_date(now, time_zone)
+        relapse = row["relapse__relapse_date"]
+        reason, off_on = row["off_protocol_reason"], row["off_protocol_on"]
         days, event = efs_observation(
-            start=row["start_date"],
+            start=relapse,
             event_dates=[
                 row["efs_event_on"],
+                relapse if reason in OFF_PROTOCOL_TIME_ZERO_REASONS else None,
                 off_on if reason in OFF_PROTOCOL_EVENT_REASONS else None,
             ],
             censor_dates=[
                 row["censor_event_on"],
                 off_on if reason in OFF_PROTOCOL_CENSOR_REASONS else None,
             ],
-            seen_dates=[
-                row["last_event_on"],
-                row["last_block_start"],
-                row["last_block_end"],
-                row["last_assessment_on"],
-                row["last_mrd_on"],
-                row["last_step_done_on"],
-                row["hsct_referral__referred_on"],
-                row["hsct_referral__performed_on"],
-                _local_date(row["last_transition_at"], time_zone),
-            ],
+            seen_dates=[row["last_clinical_on"]],
             today=todays[time_zone],
         )
-        observations.append(Observation(row["pk"], row["risk_group"], days, event))
+        observations.append(Observation(row["pk"], row["group"] or NOT_STRATIFIED, days, event))
     return observations
 
 
@@ -183,6 +191,27 @@ def group_outcome(group: str, name: str, observations: list[Observation]) -> dic
     }
 
 
+METHOD = {
+    "estimator": "Kaplan-Meier (lifelines KaplanMeierFitter)",
+    "standard_error": "Greenwood",
+    "confidence_interval": "95 %, Greenwood variance on the log(-log) scale",
+    "time_origin": "the relapse date (BFM convention, recalled: see the clinical notes' "
+    "outcome conventions)",
+    "cohort": "first-relapse courses of the protocol with a confirmed risk group, and "
+    "those never confirmed that had an event (in their proposed group, else 'not "
+    "stratified'); courses entered in error and voided records are not counted",
+    "events": [
+        *EFS_EVENT_KINDS,
+        "follow-up contact: dead or alive with disease",
+        "refractory (no CR2; taken off protocol) at time zero",
+        "treatment failure, alternative therapy (taken off protocol) on its date",
+    ],
+    "censoring": "withdrawal or lost to follow-up at its date; otherwise the last contact "
+    "(the latest clinical date on the course's record, follow-up contacts included)",
+    "days_per_year": DAYS_PER_YEAR,
+}
+
+
 def efs_report(
     courses: QuerySet[TreatmentCourse],
     *,
@@ -201,22 +230,15 @@ def efs_report(
         by_group.setdefault(observation.group, []).append(observation)
     names = {g.id: g.name for g in protocol.groups}
     # The protocol's groups in its order; a group it no longer has (a course pinned to
-    # an older version) follows.
-    order = [*names, *sorted(set(by_group) - set(names))]
+    # an older version) follows, and courses with no group at all come last.
+    extra = sorted(set(by_group) - set(names) - {NOT_STRATIFIED})
+    order = [*names, *extra, *([NOT_STRATIFIED] if NOT_STRATIFIED in by_group else [])]
+    names[NOT_STRATIFIED] = "Not stratified (no group proposed)"
     return {
         "protocol": protocol.slug,
         "team": team,
         "as_of": now.isoformat(),
-        "method": {
-            "estimator": "Kaplan-Meier (lifelines KaplanMeierFitter)",
-            "standard_error": "Greenwood",
-            "confidence_interval": "95 %, Greenwood variance on the log(-log) scale",
-            "time_origin": "course start (stratification confirmed)",
-            "events": [*EFS_EVENT_KINDS, "refractory (taken off protocol)"],
-            "censoring": "withdrawal, lost to follow-up, or the last follow-up "
-            "(latest date recorded for the course)",
-            "days_per_year": DAYS_PER_YEAR,
-        },
+        "method": METHOD,
         "groups": [group_outcome(g, names.get(g, g), by_group.get(g, [])) for g in order],
         "reference": REFERENCE_FIGURES.get(protocol.slug),
     }

@@ -71,6 +71,7 @@ class MethodSerializer(serializers.Serializer):
     standard_error = serializers.CharField()
     confidence_interval = serializers.CharField()
     time_origin = serializers.CharField()
+    cohort = serializers.CharField()
     events = serializers.ListField(child=serializers.CharField())
     censoring = serializers.CharField()
     days_per_year = serializers.FloatField()
@@ -78,7 +79,7 @@ class MethodSerializer(serializers.Serializer):
 
 class ReferenceGroupSerializer(serializers.Serializer):
     group = serializers.CharField()
-    efs = serializers.FloatField(help_text="fraction at efs_years")
+    efs = serializers.FloatField(help_text="fraction, at the horizon the source gives (if any)")
     efs_se = serializers.FloatField()
     cr2_rate = serializers.FloatField(allow_null=True)
 
@@ -88,7 +89,10 @@ class ReferenceSerializer(serializers.Serializer):
     source = serializers.CharField()
     verification = serializers.CharField()
     note = serializers.CharField()
-    efs_years = serializers.IntegerField()
+    horizon_years = serializers.IntegerField(
+        allow_null=True, help_text="the figures' time horizon as the source states it; null: none"
+    )
+    horizon = serializers.CharField(help_text="the time horizon in words, as the source gives it")
     groups = ReferenceGroupSerializer(many=True)
 
 
@@ -110,7 +114,7 @@ class DelayStatSerializer(serializers.Serializer):
 class DelayStatisticsSerializer(serializers.Serializer):
     """For :func:`reports.delays.delay_statistics` (``.as_dict()``)."""
 
-    hsct_referral = DelayStatSerializer(help_text="course start -> HSCT referral")
+    hsct_referral = DelayStatSerializer(help_text="clinical start -> HSCT referral")
     cr2_to_transplant = DelayStatSerializer(help_text="first CR2 -> transplant")
     block_delay = DelayStatSerializer(help_text="block done_on - planned_on")
 

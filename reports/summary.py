@@ -18,7 +18,7 @@ def summary(
 ) -> dict[str, Any]:
     """Counts and delays for the dashboard's header: five queries.
 
-    The date range selects courses by their start (the confirmed stratification);
+    The date range selects courses by their clinical start (the day therapy began);
     without a range every course counts, registered ones included. Open alerts count
     whether snoozed or not, so no "today" enters the answer."""
     courses = TreatmentCourse.objects.filter(patient__team_id__in=team_ids)

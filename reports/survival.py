@@ -23,14 +23,30 @@ from typing import Any
 
 DAYS_PER_YEAR = 365.25
 
-# Events for EFS (BFM relapse trials): second relapse, death, second malignancy, and
-# non-response (the course taken off protocol as refractory). Withdrawal and loss to
-# follow-up censor.
+# Events and censoring for EFS. The conventions are the BFM/COG relapse trials' as
+# ../shared/clinical-notes.md "Outcome conventions" records them — recalled [R], not
+# checked against the primary papers: EFS from the relapse diagnosis; events are a
+# second relapse, death from any cause, a second malignancy and non-response;
+# non-response (no CR2, the course taken off protocol as refractory) is an event at
+# time zero; a patient moved to alternative therapy after treatment failure is an
+# event on that date, not censored; withdrawal and loss to follow-up censor; everyone
+# else is censored at the last contact.
 EFS_EVENT_KINDS: tuple[str, ...] = ("second_relapse", "death", "secondary_malignancy")
+# A follow-up contact that finds the patient dead, or alive with disease, is an event on
+# its date when nothing earlier explains it (local reading [I]: the death's or the
+# relapse's own date is not known; counting the patient event-free would flatter).
+EVENT_CONTACT_STATUSES: tuple[str, ...] = ("dead", "alive_with_disease")
 CENSOR_EVENT_KINDS: tuple[str, ...] = ("withdrawal", "lost_to_follow_up")
-# Off-protocol reasons: which end a course as an event, which as a censoring.
-OFF_PROTOCOL_EVENT_REASONS: tuple[str, ...] = ("refractory", "second_relapse", "death")
+# Off-protocol reasons: which end a course as an event (at time zero, or on the day),
+# which as a censoring, and which take it out of every figure.
+OFF_PROTOCOL_TIME_ZERO_REASONS: tuple[str, ...] = ("refractory",)
+OFF_PROTOCOL_EVENT_REASONS: tuple[str, ...] = (
+    "treatment_failure_alternative_therapy",
+    "second_relapse",
+    "death",
+)
 OFF_PROTOCOL_CENSOR_REASONS: tuple[str, ...] = ("withdrawal", "lost_to_follow_up")
+OFF_PROTOCOL_EXCLUDED_REASONS: tuple[str, ...] = ("entered_in_error",)
 
 
 def efs_observation(
@@ -45,8 +61,8 @@ def efs_observation(
 
     The first event counts. A withdrawal or loss to follow-up before it censors at its
     date (on the same day, the event wins). Otherwise the course is censored at its last
-    follow-up: the latest known date (``seen_dates``), never after ``today``. A date
-    before the start (a record dated before the stratification) counts as day 0."""
+    contact: the latest known date (``seen_dates``), never after ``today``. An event
+    dated ``start`` (non-response, at time zero) or before it counts as day 0."""
     first_event = min((d for d in event_dates if d is not None), default=None)
     first_censor = min((d for d in censor_dates if d is not None), default=None)
     if first_event is not None and (first_censor is None or first_event <= first_censor):
@@ -186,7 +202,9 @@ def _num(value: float) -> float | int:
 
 # ALL-REZ BFM 90 (Tallen et al., J Clin Oncol 2010;28:2339) as the seed summary article
 # quotes them; see ../shared/clinical-notes.md. Not checked against the paper's tables
-# (the A/B figures are close to ALL-REZ BFM 87's). Fractions, not percent.
+# (the A/B figures are close to ALL-REZ BFM 87's). Fractions, not percent. The seed
+# gives them with no time horizon, so none is claimed here: they are not "10-year"
+# figures, and nothing reads them as the value of a curve at some year.
 REFERENCE_FIGURES: dict[str, dict[str, Any]] = {
     "all-rez-bfm-90": {
         "protocol": "all-rez-bfm-90",
@@ -194,7 +212,9 @@ REFERENCE_FIGURES: dict[str, dict[str, Any]] = {
         "the seed article (Treatment of Relapsed ALL Using the ALL-REZ BFM90 Protocol)",
         "verification": "seed article, not verified against the paper's tables",
         "note": "The A and B figures are close to ALL-REZ BFM 87's.",
-        "efs_years": 10,
+        "horizon_years": None,
+        "horizon": "not stated by the source: the seed gives these EFS figures without a "
+        "time horizon",
         "groups": [
             {"group": "A", "efs": 0.17, "efs_se": 0.03, "cr2_rate": 0.83},
             {"group": "B", "efs": 0.43, "efs_se": 0.04, "cr2_rate": 0.94},

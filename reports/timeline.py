@@ -5,20 +5,42 @@ because it reads the alerts, which ``courses`` does not know exist."""
 
 from __future__ import annotations
 
-from datetime import date, datetime
+from datetime import date
 from typing import Any
 
-from courses.models import TreatmentCourse
+from courses.models import (
+    BlockAdministration,
+    ClinicalEvent,
+    HsctReferral,
+    MrdResult,
+    ResponseAssessment,
+    TreatmentCourse,
+)
 from notifications.models import Alert
 
 
-def _day(value: date | datetime) -> str:
-    return value.date().isoformat() if isinstance(value, datetime) else value.isoformat()
+def _iso(value: date | None) -> str | None:
+    return value.isoformat() if value is not None else None
+
+
+def _history(record: Any) -> dict[str, Any]:
+    """What every record says about itself besides its facts: its id (for the void and
+    amend links), whether it was amended, and whether (and why) it is void. A voided
+    record is listed, marked, and ignored by everything that computes."""
+    return {
+        "id": record.pk,
+        "amended_at": record.amended_at.isoformat() if record.amended_at else None,
+        "voided": record.voided_at is not None,
+        "voided_at": record.voided_at.isoformat() if record.voided_at else None,
+        "void_reason": record.void_reason,
+    }
 
 
 def course_timeline(course: TreatmentCourse) -> dict[str, Any]:
-    """Planned vs actual steps, transitions and records of one course, in date order.
-    A fixed number of queries whatever the course's length."""
+    """Planned vs actual steps, transitions and records of one course, in clinical-date
+    order (a transition at its clinical date ``on``; ``at`` is when it was recorded).
+    Voided records are listed and marked. A fixed number of queries whatever the
+    course's length."""
     steps = list(course.steps.order_by("sequence"))
     entries: list[dict[str, Any]] = []
     for step in steps:
@@ -32,36 +54,41 @@ def course_timeline(course: TreatmentCourse) -> dict[str, Any]:
                 "status": step.status,
                 "planned_on": step.planned_on.isoformat(),
                 "due_on": step.due_on.isoformat(),
-                "done_on": step.done_on.isoformat() if step.done_on else None,
+                "done_on": _iso(step.done_on),
+                "done_by": step.done_by,
                 "grace_days": step.grace_days,
                 "delay_days": step.delay_days,
+                "note": step.note,
+                "team_reason": step.team_reason,
             }
         )
     for t in course.transitions.select_related("actor"):
         entries.append(
             {
-                "date": _day(t.at),
+                "date": t.on.isoformat(),
                 "type": "transition",
                 "name": t.name,
                 "from_state": t.from_state,
                 "to_state": t.to_state,
                 "actor": t.actor.username,
                 "reason": t.reason,
+                "on": t.on.isoformat(),
                 "at": t.at.isoformat(),
             }
         )
-    for b in course.blocks.all():
+    for b in BlockAdministration.with_voided.filter(course=course):
         entries.append(
             {
                 "date": b.start_date.isoformat(),
                 "type": "block",
                 "block_type": b.block_type,
                 "start_date": b.start_date.isoformat(),
-                "end_date": b.end_date.isoformat() if b.end_date else None,
+                "end_date": _iso(b.end_date),
                 "delay_reason": b.delay_reason,
+                **_history(b),
             }
         )
-    for a in course.assessments.all():
+    for a in ResponseAssessment.with_voided.filter(course=course):
         entries.append(
             {
                 "date": a.assessed_on.isoformat(),
@@ -69,9 +96,10 @@ def course_timeline(course: TreatmentCourse) -> dict[str, Any]:
                 "marrow": a.marrow,
                 "cr2": a.cr2,
                 "em_status": a.em_status,
+                **_history(a),
             }
         )
-    for m in course.mrd_results.all():
+    for m in MrdResult.with_voided.filter(course=course):
         entries.append(
             {
                 "date": m.sampled_on.isoformat(),
@@ -80,28 +108,30 @@ def course_timeline(course: TreatmentCourse) -> dict[str, Any]:
                 "value": m.value,
                 "method": m.method,
                 "sensitivity": m.sensitivity,
+                **_history(m),
             }
         )
-    referral = getattr(course, "hsct_referral", None)
-    if referral is not None:
+    for referral in HsctReferral.with_voided.filter(course=course):
         entries.append(
             {
                 "date": referral.referred_on.isoformat(),
                 "type": "hsct_referral",
                 "donor_search_status": referral.donor_search_status,
-                "planned_on": referral.planned_on.isoformat() if referral.planned_on else None,
-                "performed_on": referral.performed_on.isoformat()
-                if referral.performed_on
-                else None,
+                "planned_on": _iso(referral.planned_on),
+                "performed_on": _iso(referral.performed_on),
+                **_history(referral),
             }
         )
-    for e in course.events.all():
+    for e in ClinicalEvent.with_voided.filter(course=course):
         entries.append(
             {
                 "date": e.occurred_on.isoformat(),
                 "type": "event",
                 "kind": e.kind,
+                "contact_status": e.contact_status,
                 "note": e.note,
+                "ended_course": e.ended_course,
+                **_history(e),
             }
         )
     # The alerts raised on the course: when each condition began and how it ended.
@@ -117,17 +147,21 @@ def course_timeline(course: TreatmentCourse) -> dict[str, Any]:
                 "escalation_level": a.escalation_level,
                 "opened_at": a.opened_at.isoformat(),
                 "resolved_at": a.resolved_at.isoformat() if a.resolved_at else None,
+                "resolution": a.resolution,
             }
         )
     # Stable order: by date, then steps before what happened that day.
     order = {"step": 0, "transition": 2}
     entries.sort(key=lambda e: (e["date"], order.get(e["type"], 1)))
-    cumulative = max((s.delay_days for s in steps if s.status != "skipped"), default=0)
+    # How much later than the protocol plan from the clinical start the course runs:
+    # the largest delay of a step that still counts (not skipped, not cancelled); a
+    # course ahead of its plan is 0 days late, not "minus" late.
+    counted = [s.delay_days for s in steps if s.status in ("planned", "done")]
     return {
         "course": course.pk,
         "state": course.state,
         "risk_group": course.risk_group,
-        "start_date": course.start_date.isoformat() if course.start_date else None,
-        "cumulative_delay_days": cumulative,
+        "start_date": _iso(course.start_date),
+        "cumulative_delay_days": max([*counted, 0]),
         "entries": entries,
     }

@@ -188,21 +188,7 @@ OUTCOMES_EXAMPLE = {
     "protocol": "all-rez-bfm-90",
     "team": None,
     "as_of": "2026-11-24T10:00:00+00:00",
-    "method": {
-        "estimator": "Kaplan-Meier (lifelines KaplanMeierFitter)",
-        "standard_error": "Greenwood",
-        "confidence_interval": "95 %, Greenwood variance on the log(-log) scale",
-        "time_origin": "course start (stratification confirmed)",
-        "events": [
-            "second_relapse",
-            "death",
-            "secondary_malignancy",
-            "refractory (taken off protocol)",
-        ],
-        "censoring": "withdrawal, lost to follow-up, or the last follow-up "
-        "(latest date recorded for the course)",
-        "days_per_year": 365.25,
-    },
+    "method": outcomes.METHOD,
     "groups": [
         {
             "group": "A",
@@ -284,13 +270,15 @@ class OutcomesView(APIView):
         },
     )
     def get(self, request: Request) -> Response:
-        """EFS from the course start, per risk group of the protocol (default
+        """EFS from the relapse date, per risk group of the protocol (default
         all-rez-bfm-90): Kaplan-Meier curve with Greenwood standard errors, 95 %
-        confidence limits and numbers at risk, the median, the 5- and 10-year estimates
-        where follow-up reaches them, and the published reference figures (from the
-        seed article, not verified against the paper's tables). Only courses with a
-        confirmed risk group count. ``team``: one of your teams (another team's id is
-        404)."""
+        confidence limits and numbers at risk, the median, this cohort's own estimates
+        at 5 and 10 years where its follow-up reaches them, and the published reference
+        figures (from the seed article, not verified against the paper's tables; their
+        time horizon is not stated by the source). Refractory courses count as events
+        at time zero; courses never confirmed count when they had an event; courses
+        entered in error and voided records never count (``method`` says it all).
+        ``team``: one of your teams (another team's id is 404)."""
         query = OutcomesQuerySerializer(data=request.query_params)
         query.is_valid(raise_exception=True)
         team = query.validated_data.get("team")

@@ -443,6 +443,9 @@ class ProtocolDefinition:
     alert_thresholds: Mapping[str, AlertThreshold]
     # The MRD time points a course on this protocol records results at (closed list).
     mrd_time_points: tuple[MrdTimePoint, ...] = ()
+    # The blocks a course of this protocol may record (the file's block_types, or the
+    # templates' own block types when the file declares none).
+    block_types: tuple[str, ...] = ()
     # Derived lookups, filled in __post_init__.
     group_ids: frozenset[str] = field(init=False)
     _schedule_by_group: Mapping[str, ScheduleTemplate] = field(init=False, repr=False)
@@ -864,6 +867,20 @@ class _Semantics:
         for group in group_ids:
             if group not in owner:
                 self.fail(["schedule_templates"], f"group {group!r} has no schedule template")
+        self.check_block_types()
+
+    def check_block_types(self) -> None:
+        """A declared block vocabulary holds every block the templates plan."""
+        declared = self.data.get("block_types")
+        if declared is None:
+            return
+        for t, template in enumerate(self.data["schedule_templates"]):
+            for s, step in enumerate(template["steps"]):
+                if step.get("block_type") and step["block_type"] not in declared:
+                    self.fail(
+                        ["schedule_templates", t, "steps", s, "block_type"],
+                        f"{step['block_type']!r} is not one of block_types ({', '.join(declared)})",
+                    )
 
     def check_steps(
         self, t: int, template: dict[str, Any], indications: list[tuple[str, dict[str, Any]]]
@@ -1133,6 +1150,10 @@ def _build(path: Path, data: dict[str, Any]) -> ProtocolDefinition:
         schedule_templates=tuple(templates),
         alert_thresholds=MappingProxyType(thresholds),
         mrd_time_points=tuple(MrdTimePoint(p) for p in data["mrd_time_points"]),
+        block_types=tuple(
+            data.get("block_types")
+            or sorted({s.block_type for t in templates for s in t.steps if s.block_type})
+        ),
     )
 
 

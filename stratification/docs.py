@@ -318,6 +318,10 @@ def render_definition(definition: ProtocolDefinition) -> str:
     )
 
     lines += ["", "### Schedule templates", ""]
+    lines += [
+        "Blocks a course may record: " + ", ".join(f"`{b}`" for b in d.block_types) + ".",
+        "",
+    ]
     for template in d.schedule_templates:
         lines += _template(d, template)
     return "\n".join(lines).rstrip() + "\n"

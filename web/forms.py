@@ -16,10 +16,12 @@ from django import forms
 
 from courses.models import (
     BCR_ABL1_CHOICES,
+    FOLLOW_UP_EVENT_KINDS,
     FRONTLINE_STATUS_CHOICES,
     MRD_QUALITATIVE_CHOICES,
     BlockAdministration,
     ClinicalEvent,
+    ContactStatus,
     DonorSearch,
     EmStatus,
     EventKind,
@@ -58,6 +60,16 @@ def reason_field(label: str = "Reason", *, required_in_html: bool = False, **kwa
         max_length=REASON_MAX,
         widget=forms.Textarea(attrs=attrs),
         **kwargs,
+    )
+
+
+def start_date_field() -> forms.DateField:
+    """The clinical start a confirmation gives (the service decides the default)."""
+    return forms.DateField(
+        label="Therapy began on",
+        required=False,
+        help_text="The day therapy began (a clinical date). Empty: the first recorded "
+        "block's start, or today. The schedule's plan counts from it.",
     )
 
 
@@ -259,7 +271,15 @@ class CourseOpenForm(ImplausibleForm):
     reason = reason_field(
         help_text="Required when you confirm a group other than the proposed one."
     )
-    field_order = ["protocol", "risk_group", "reason", "confirm_implausible", "implausible_reason"]
+    start_date = start_date_field()
+    field_order = [
+        "protocol",
+        "risk_group",
+        "reason",
+        "start_date",
+        "confirm_implausible",
+        "implausible_reason",
+    ]
 
     def __init__(
         self,
@@ -298,6 +318,7 @@ class RestratifyForm(ImplausibleForm):
 class ConfirmForm(WebFormMixin, forms.Form):
     risk_group = forms.ChoiceField(label="Risk group")
     reason = reason_field(help_text="Required when you choose a group other than the proposed one.")
+    start_date = start_date_field()
 
     def __init__(self, *args: Any, groups: list[tuple[str, str]], **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -316,6 +337,11 @@ class ConfirmHsctForm(WebFormMixin, forms.Form):
 
 class TransitionForm(WebFormMixin, forms.Form):
     transition = forms.ChoiceField(label="Move")
+    on = forms.DateField(
+        label="Happened on",
+        required=False,
+        help_text="The clinical date of the move (empty: today); not before the last move.",
+    )
     reason = reason_field()
     off_protocol_reason = forms.ChoiceField(
         label="Off-protocol reason",
@@ -346,6 +372,7 @@ class TransitionForm(WebFormMixin, forms.Form):
             "name": data["transition"],
             "reason": data.get("reason", ""),
             "off_protocol_reason": data.get("off_protocol_reason", ""),
+            "on": data.get("on"),
             "expected_version": data.get("version"),
         }
 
@@ -464,13 +491,32 @@ class ReferralForm(WebFormMixin, forms.ModelForm):
 
 
 class EventForm(WebFormMixin, forms.ModelForm):
+    """A clinical event, or a follow-up contact with the patient's status. After
+    therapy (``follow_up``) only what a closed course takes is offered."""
+
     kind = forms.ChoiceField(label="Event", choices=EventKind.choices)
+    contact_status = forms.ChoiceField(
+        label="Status at the contact",
+        choices=[("", "—"), *ContactStatus.choices],
+        required=False,
+        help_text="For a follow-up contact: how the patient was.",
+    )
 
     class Meta:
         model = ClinicalEvent
-        fields = ["kind", "occurred_on", "note"]
+        fields = ["kind", "occurred_on", "contact_status", "note"]
         labels = {"occurred_on": "Occurred on"}
         widgets = {"note": forms.Textarea(attrs={"rows": 2})}
+
+    def __init__(self, *args: Any, follow_up: bool = False, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if follow_up:
+            labels = dict(EventKind.choices)
+            self.fields["kind"].choices = [(k, labels[k]) for k in FOLLOW_UP_EVENT_KINDS]
+
+
+class VoidForm(WebFormMixin, forms.Form):
+    reason = reason_field("Why is this record void?", required_in_html=True)
 
 
 class StepRescheduleForm(WebFormMixin, forms.Form):

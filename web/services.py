@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import hashlib
 import secrets
-from datetime import datetime
+from datetime import date, datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
@@ -50,6 +50,7 @@ def course_open(
     now: datetime,
     confirm_implausible: bool = False,
     implausible_reason: str = "",
+    start_date: date | None = None,
 ) -> TreatmentCourse:
     """Open the course (the engine proposes) and, unless ``risk_group`` is None,
     confirm that group in the same transaction: a refused confirmation (no group, or
@@ -65,6 +66,11 @@ def course_open(
     )
     if risk_group is not None:
         course = course_services.course_confirm_stratification(
-            course, risk_group=risk_group, reason=reason, actor=actor, now=now
+            course,
+            risk_group=risk_group,
+            reason=reason,
+            start_date=start_date,
+            actor=actor,
+            now=now,
         )
     return course

@@ -58,6 +58,16 @@ urlpatterns = [
     path("courses/<int:pk>/hsct/", course.confirm_hsct, name="course-hsct"),
     path("courses/<int:pk>/move/", course.move, name="course-move"),
     path("courses/<int:pk>/record/<slug:kind>/", records.record, name="record"),
+    path(
+        "courses/<int:pk>/records/<slug:kind>/<int:record_pk>/amend/",
+        records.record_amend,
+        name="record-amend",
+    ),
+    path(
+        "courses/<int:pk>/records/<slug:kind>/<int:record_pk>/void/",
+        records.record_void,
+        name="record-void",
+    ),
     path("courses/<int:pk>/steps/<int:step_pk>/", records.step, name="step"),
     path("alerts/<int:pk>/<slug:action>/", course.alert_action, name="alert-action"),
     path("patients/new/", register.patient_new, name="patient-new"),

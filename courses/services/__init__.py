@@ -10,8 +10,9 @@ passed down; clinical dates are judged on the team's calendar (``Team.today``).
 Modules: ``patients`` (patients and relapses), ``courses`` (open a course, stratify it
 again, confirm the stratification and the HSCT indication, lay out the schedule),
 ``transitions`` (the state machine), ``steps`` (planned steps), ``records`` (clinical
-records); ``facts`` (the stratification facts the records hold) and ``common`` hold
-what they share and are not part of the API, apart from ``relapse_facts``.
+records, their voids and amendments); ``facts`` (the stratification facts the records
+hold) and ``common`` hold what they share and are not part of the API, apart from
+``relapse_facts``.
 """
 
 from courses.services.courses import (
@@ -32,11 +33,15 @@ from courses.services.patients import (
 )
 from courses.services.records import (
     RECORD_SERVICES,
+    amend_errors,
+    amendable_fields,
     assessment_record,
     block_record,
     event_record,
     mrd_record,
+    record_amend,
     record_errors,
+    record_void,
     referral_save,
 )
 from courses.services.steps import step_add, step_update
@@ -46,6 +51,8 @@ __all__ = [
     "RELAPSE_FIELDS",
     "RECORD_SERVICES",
     "TransitionRefused",
+    "amend_errors",
+    "amendable_fields",
     "assessment_record",
     "block_record",
     "course_confirm_hsct",
@@ -58,7 +65,9 @@ __all__ = [
     "patient_create",
     "patient_errors",
     "patient_update",
+    "record_amend",
     "record_errors",
+    "record_void",
     "referral_save",
     "relapse_create",
     "relapse_errors",

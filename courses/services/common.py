@@ -1,5 +1,6 @@
 """What every course service shares: the row lock, the audit entry, the "course still
-takes records" checks, and the clinical-date check against the team's calendar.
+takes records" checks, the clinical-date checks against the team's calendar, and the
+course's latest clinical date.
 
 Not part of the public API (courses.services re-exports the services only).
 """
@@ -11,9 +12,26 @@ from datetime import date, datetime
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
+from django.db.models import DateField, Func, OuterRef, Subquery, Value
+from django.db.models.functions import Coalesce, Greatest, NullIf
 
 from config.errors import Refused
-from courses.models import AuditEntry, Patient, Relapse, State, TreatmentCourse
+from courses.models import (
+    AuditEntry,
+    BlockAdministration,
+    ClinicalEvent,
+    CourseTransition,
+    HsctReferral,
+    MrdResult,
+    OffProtocolReason,
+    Patient,
+    PlannedStep,
+    Relapse,
+    ResponseAssessment,
+    State,
+    StepStatus,
+    TreatmentCourse,
+)
 from courses.selectors import awaiting_confirmation, protocol_for
 from courses.services.facts import changed_facts, relapse_facts
 
@@ -27,6 +45,17 @@ def lock_course(course: TreatmentCourse | int) -> TreatmentCourse:
         .select_related("patient", "patient__team", "relapse")
         .get(pk=pk)
     )
+
+
+def _plain(value: Any) -> Any:
+    """``value`` as JSON can hold it (dates as ISO strings, at any depth)."""
+    if isinstance(value, date):
+        return value.isoformat()
+    if isinstance(value, Mapping):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, list | tuple):
+        return [_plain(v) for v in value]
+    return value
 
 
 def audit(
@@ -45,13 +74,57 @@ def audit(
         action=action,
         target=target,
         target_id=target_id,
-        data={k: (v.isoformat() if isinstance(v, date) else v) for k, v in data.items()},
+        data=_plain(data),
     )
 
 
+# --- the course's latest clinical date ----------------------------------------------------
+
+# Below every real date: stands for "none" inside GREATEST, which SQLite (unlike
+# PostgreSQL) answers with NULL as soon as one argument is NULL.
+_NO_DATE = date(1, 1, 1)
+
+
+def _latest(model: type, field: str, **filters: Any) -> Func:
+    rows = (
+        model.objects.filter(course=OuterRef("pk"), **{f"{field}__isnull": False}, **filters)
+        .order_by(f"-{field}")
+        .values(field)[:1]
+    )
+    return Coalesce(Subquery(rows, output_field=DateField()), Value(_NO_DATE))
+
+
+def latest_clinical_date() -> Func:
+    """The course's latest clinical date, as one SQL expression: its start, the clinical
+    dates of its transitions, of every valid record (the managers leave voided ones
+    out) and of the steps done. NULL when the record holds none (a course opened and
+    not yet confirmed, with nothing recorded)."""
+    dates = [
+        Coalesce("start_date", Value(_NO_DATE)),
+        _latest(CourseTransition, "on"),
+        _latest(BlockAdministration, "start_date"),
+        _latest(BlockAdministration, "end_date"),
+        _latest(ResponseAssessment, "assessed_on"),
+        _latest(MrdResult, "sampled_on"),
+        _latest(HsctReferral, "referred_on"),
+        _latest(HsctReferral, "performed_on"),
+        _latest(ClinicalEvent, "occurred_on"),
+        _latest(PlannedStep, "done_on", status=StepStatus.DONE),
+    ]
+    return NullIf(Greatest(*dates, output_field=DateField()), Value(_NO_DATE))
+
+
 def touch(course: TreatmentCourse, now: datetime) -> None:
+    """Something was written on the course: when (the audit's clock), and what the
+    latest clinical date on its record now is (re-derived, so a voided or amended
+    record moves it back as well as forward)."""
     course.last_activity_at = now
-    TreatmentCourse.objects.filter(pk=course.pk).update(last_activity_at=now)
+    TreatmentCourse.objects.filter(pk=course.pk).update(
+        last_activity_at=now, last_clinical_on=latest_clinical_date()
+    )
+
+
+# --- what a course still takes ------------------------------------------------------------
 
 
 def require_schedule(course: TreatmentCourse) -> None:
@@ -66,9 +139,19 @@ def is_closed(course: TreatmentCourse) -> bool:
     return course.state in (State.COMPLETED, State.OFF_PROTOCOL)
 
 
+def closed_message(course: TreatmentCourse) -> str:
+    message = f"The course is {course.state}; it takes no more records."
+    if course.off_protocol_reason == OffProtocolReason.ENTERED_IN_ERROR:
+        return message + " It was entered in error."
+    return (
+        message + " Follow-up records are still taken: a follow-up contact, a second "
+        "relapse, a death, a second malignancy, loss to follow-up."
+    )
+
+
 def require_active(course: TreatmentCourse) -> None:
     if is_closed(course):
-        raise Refused(f"The course is {course.state}; it takes no more records.", code="closed")
+        raise Refused(closed_message(course), code="closed")
 
 
 def record_date_errors(

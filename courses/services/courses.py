@@ -14,7 +14,11 @@ from django.db.models import F
 from config.errors import Invalid, Refused
 from courses import schedule
 from courses.models import (
+    ACTIVE_STATES,
+    ClinicalEvent,
     CourseDecision,
+    EventKind,
+    OffProtocolReason,
     PlannedStep,
     Relapse,
     State,
@@ -28,10 +32,11 @@ from courses.services.common import (
     refresh_staleness,
     require_active,
     require_schedule,
+    touch,
 )
 from courses.services.facts import relapse_facts
 from courses.services.records import propose_hsct_from_recorded_mrd
-from courses.services.steps import is_added, recompute_due_dates
+from courses.services.steps import is_added, link_records
 from courses.services.transitions import apply_transition
 from courses.signals import announce
 from courses.transitions import TransitionInput
@@ -82,7 +87,8 @@ def course_create(
 ) -> TreatmentCourse:
     """Open a course for a relapse: run the engine and store its proposal. The course
     stays ``registered`` until a clinician confirms the risk group. A case outside the
-    protocol's population gets no group (needs review, the exclusion named)."""
+    protocol's population gets no group (needs review, the exclusion named). A course
+    for a later relapse links to the course of the earlier one."""
     # The relapse's own row (not its patient's or team's): one course per relapse.
     relapse = (
         Relapse.objects.select_for_update(no_key=True, of=("self",))
@@ -92,6 +98,7 @@ def course_create(
     existing = TreatmentCourse.objects.filter(relapse=relapse).values_list("pk", flat=True).first()
     if existing is not None:
         raise Invalid({"relapse": [f"already has a treatment course: course {existing}."]})
+    previous = _previous_course(relapse)
     protocol = protocol_for(protocol_slug)
     facts = _checked_facts(
         relapse,
@@ -109,6 +116,7 @@ def course_create(
         decision=decision,
         proposed_group=decision.proposed_group,
         hsct_indicated=decision.hsct_indicated,
+        previous_course=previous,
         last_activity_at=now,
     )
     CourseDecision.objects.create(course=course, decision=decision, at=now)
@@ -125,6 +133,7 @@ def course_create(
             "decision": decision.pk,
             "proposed_group": decision.proposed_group,
             "status": decision.status,
+            "previous_course": previous.pk if previous else None,
         },
     )
     announce(course.pk)
@@ -210,9 +219,62 @@ def course_restratify(
     return course
 
 
+def _previous_course(relapse: Relapse) -> TreatmentCourse | None:
+    """The course of the patient's latest earlier relapse, which a course for this
+    (later) relapse links to. That course must have ended with the relapse recorded on
+    it: its event-free survival ends there, and the two courses must not run side by
+    side. A course entered in error is no earlier course."""
+    earlier = (
+        TreatmentCourse.objects.filter(
+            patient_id=relapse.patient_id, relapse__relapse_date__lt=relapse.relapse_date
+        )
+        .exclude(off_protocol_reason=OffProtocolReason.ENTERED_IN_ERROR)
+        .order_by("-relapse__relapse_date", "-pk")
+        .first()
+    )
+    if earlier is None:
+        return None
+    if earlier.state in ACTIVE_STATES:
+        raise Refused(
+            f"Course {earlier.pk} (relapse of {earlier.relapse.relapse_date}) is still "
+            f"{earlier.state}: record the second relapse on it first (that ends it), then "
+            "open a course for this relapse.",
+            code="earlier_course_active",
+            course=earlier.pk,
+        )
+    recorded = ClinicalEvent.objects.filter(
+        course=earlier, kind=EventKind.SECOND_RELAPSE, occurred_on__lte=relapse.relapse_date
+    ).exists()
+    if not recorded and earlier.off_protocol_reason != OffProtocolReason.SECOND_RELAPSE:
+        raise Refused(
+            f"Course {earlier.pk} (relapse of {earlier.relapse.relapse_date}) has no second "
+            f"relapse recorded on or before {relapse.relapse_date}: record it there first, "
+            "so that course's event-free survival ends with it.",
+            code="second_relapse_not_recorded",
+            course=earlier.pk,
+        )
+    return earlier
+
+
 def _hsct_for_group(protocol: ProtocolDefinition, group: str) -> bool | None:
     rule = protocol.hsct_indication[group].indicated
     return rule if isinstance(rule, bool) else None
+
+
+def _start_date_errors(course: TreatmentCourse, start: date, today: date) -> list[str]:
+    """The clinical start: not in the future, not before the relapse, and not after a
+    block already recorded (therapy began with it at the latest)."""
+    if start > today:
+        return [f"must not be in the future (today is {today})."]
+    if start < course.relapse.relapse_date:
+        return [f"must not be before the relapse date ({course.relapse.relapse_date})."]
+    first = course.blocks.order_by("start_date", "pk").first()
+    if first is not None and start > first.start_date:
+        return [
+            f"must not be after the first recorded block ({first.block_type} on "
+            f"{first.start_date}): therapy began with it at the latest."
+        ]
+    return []
 
 
 def _confirm_decision(
@@ -242,14 +304,18 @@ def course_confirm_stratification(
     reason: str,
     actor: AbstractBaseUser,
     now: datetime,
+    start_date: date | None = None,
 ) -> TreatmentCourse:
     """A clinician confirms the proposed group (or chooses another with a reason).
 
-    A registered course becomes ``stratified`` and its schedule is laid out from the
-    protocol. A course already under way confirms its re-stratification: the group it
-    follows becomes the chosen one, and if that changed, the open part of the schedule
-    is laid out anew from the new group's template, everything recorded kept. A
-    decision whose facts changed since it was made is not confirmed: stratify again."""
+    A registered course becomes ``stratified``: the clinician gives the day therapy
+    began (``start_date``; by default the first recorded block's start, else the
+    team's today), the schedule is laid out from that date, and what was recorded
+    before is linked to it. A course already under way confirms its re-stratification:
+    the group it follows becomes the chosen one, and if that changed, the open part of
+    the schedule is laid out anew from the new group's template, everything recorded
+    kept (its clinical start stays). A decision whose facts changed since it was made
+    is not confirmed: stratify again."""
     course = lock_course(course)
     today = course.patient.team.today(now)
     stale = refresh_staleness(course, course.patient, course.relapse, today)
@@ -264,13 +330,28 @@ def course_confirm_stratification(
         raise Refused(
             f"The course is already {course.state}; its stratification was confirmed.",
             code="already_stratified",
-            allowed_transitions=allowed_transitions(course),
+            allowed_transitions=allowed_transitions(course, today),
         )
     protocol = protocol_for(course.protocol_slug)
     if risk_group not in protocol.group_ids:
         raise Invalid({"risk_group": [f"must be one of {', '.join(sorted(protocol.group_ids))}."]})
     if course.state != State.REGISTERED:
+        if start_date is not None and start_date != course.start_date:
+            raise Invalid(
+                {
+                    "start_date": [
+                        f"is the course's clinical start ({course.start_date}); confirming a "
+                        "re-stratification does not move it."
+                    ]
+                }
+            )
         return _reconfirm(course, protocol, risk_group, reason, actor, now)
+    if start_date is None:
+        first = course.blocks.order_by("start_date", "pk").first()
+        start_date = first.start_date if first is not None else today
+    problems = _start_date_errors(course, start_date, today)
+    if problems:
+        raise Invalid({"start_date": problems})
     decision = _confirm_decision(course, risk_group, reason, actor, now)
     course.risk_group = risk_group
     course.decision_confirmed = True
@@ -280,10 +361,13 @@ def course_confirm_stratification(
         if risk_group == decision.proposed_group
         else _hsct_for_group(protocol, risk_group)
     )
-    course.start_date = course.patient.team.today(now)
+    course.start_date = start_date
     course.stratified_at = now
     _lay_out_steps(course, protocol)
-    apply_transition(course, "stratify", TransitionInput(reason=reason), actor, now)
+    link_records(course)
+    # The course is stratified as of its clinical start: the moves that follow (the
+    # induction began that day) can then be dated back to it.
+    apply_transition(course, "stratify", TransitionInput(reason=reason, on=start_date), actor, now)
     audit(
         course,
         actor,
@@ -295,8 +379,10 @@ def course_confirm_stratification(
             "proposed_group": decision.proposed_group,
             "chosen_group": risk_group,
             "reason": reason,
+            "start_date": start_date,
         },
     )
+    touch(course, now)
     announce(course.pk)
     return course
 
@@ -478,13 +564,22 @@ def _relay_out(course: TreatmentCourse, protocol: ProtocolDefinition) -> None:
             PlannedStep.objects.filter(pk=step.pk).update(
                 sequence=index, **{f: getattr(step, f) for f in TEMPLATE_FIELDS}
             )
-    # New steps are planned from today's schedule: their plan date is their first due
-    # date, so their own delay counts from now.
+    # A new step's plan is the protocol's plan from the clinical start, like every
+    # other step's: its delay then says how much later than the protocol it is, the
+    # time the decision took included.
+    plan = {
+        row.key: row.planned_on
+        for row in schedule.plan(
+            ((s.key, s.anchor_key, s.offset_days) for s in ordered), course.start_date
+        )
+    }
     schedule.recompute_due_dates_for_new(ordered, course.start_date)
     for step in new_steps:
-        step.planned_on = step.due_on
+        step.planned_on = plan[step.key]
     PlannedStep.objects.bulk_create(new_steps)
-    recompute_due_dates(course)
+    # A record entered before its step existed (a pre-HSCT MRD, say) closes it now, and
+    # the later due dates follow.
+    link_records(course)
 
 
 # What a template step specifies; an open step follows it when its template changes

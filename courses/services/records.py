@@ -1,6 +1,14 @@
 """Clinical records: block administrations, response assessments, MRD results,
-clinical events and the HSCT referral. Recording one completes the matching planned
-step on the record's clinical date and moves the later due dates.
+clinical events (follow-up contacts included) and the HSCT referral. Every write closes
+the matching planned steps from the valid records (steps.link_records) and moves the
+later due dates, whatever order the records come in.
+
+A record is never deleted. One entered wrongly is voided with a reason (kept, shown as
+voided, ignored by everything else: the related managers leave it out) or amended (its
+old values go to the audit trail); both recompute the schedule and announce the
+change. A death or a second relapse recorded on an active course ends it in the same
+transaction (off protocol, with that reason, on the event's date); voiding that record
+reinstates the course.
 
 Each record kind has one validator, ``{field: [messages]}`` (empty: fine), shared by
 the services and the admin forms, so both refuse the same values with the same words.
@@ -15,21 +23,28 @@ from typing import Any
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from config.errors import Invalid
+from config.errors import Invalid, Refused
 from courses.models import (
+    ACTIVE_STATES,
+    FOLLOW_UP_EVENT_KINDS,
     BlockAdministration,
     ClinicalEvent,
+    ClinicalRecord,
+    ContactStatus,
     EmStatus,
+    EventKind,
     HsctReferral,
     MrdResult,
     MrdUnit,
+    OffProtocolReason,
     ResponseAssessment,
-    StepKind,
+    State,
     TreatmentCourse,
 )
 from courses.selectors import protocol_for
 from courses.services.common import (
     audit,
+    closed_message,
     is_closed,
     lock_course,
     mrd_time_point_errors,
@@ -37,8 +52,10 @@ from courses.services.common import (
     require_active,
     touch,
 )
-from courses.services.steps import complete_step
+from courses.services.steps import link_records
+from courses.services.transitions import apply_transition
 from courses.signals import announce
+from courses.transitions import TransitionInput
 from stratification.engine import hsct_from_mrd
 from stratification.facts import EM_DISEASE_SITES, MRD_QUALITATIVE_RESULTS
 
@@ -66,6 +83,11 @@ def block_errors(
 ) -> dict[str, list[str]]:
     errors = _dates_errors(course, data, ("start_date", "end_date"), today)
     _not_before(data, "end_date", "start_date", errors)
+    # The protocol's own blocks (its block_types): "R4" on an ALL-REZ BFM 90 course
+    # would close no step and count as no block the protocol knows.
+    allowed = protocol_for(course.protocol_slug).block_types
+    if data.get("block_type") not in allowed:
+        errors["block_type"] = [f"must be one of this protocol's blocks: {', '.join(allowed)}."]
     return errors
 
 
@@ -168,7 +190,15 @@ def mrd_fields(data: Mapping[str, Any]) -> dict[str, Any]:
 def event_errors(
     course: TreatmentCourse, data: Mapping[str, Any], today: date
 ) -> dict[str, list[str]]:
-    return _dates_errors(course, data, ("occurred_on",), today)
+    errors = _dates_errors(course, data, ("occurred_on",), today)
+    status = data.get("contact_status") or ""
+    if data.get("kind") == EventKind.FOLLOW_UP_CONTACT and not status:
+        errors["contact_status"] = [
+            "is required for a follow-up contact: " + ", ".join(ContactStatus.values) + "."
+        ]
+    elif data.get("kind") != EventKind.FOLLOW_UP_CONTACT and status:
+        errors["contact_status"] = ["is only given for a follow-up contact."]
+    return errors
 
 
 def referral_errors(
@@ -200,17 +230,29 @@ RECORD_FIELDS: dict[type, Callable[[Mapping[str, Any]], dict[str, Any]]] = {
 }
 
 
+def _refusal_for_closed(course: TreatmentCourse, model: type, data: Mapping[str, Any]) -> str:
+    """Why a closed course does not take this record ("" when it does): a completed or
+    off-protocol course takes the patient's follow-up, unless it was entered in error."""
+    if not is_closed(course):
+        return ""
+    follow_up = model is ClinicalEvent and data.get("kind") in FOLLOW_UP_EVENT_KINDS
+    if follow_up and course.off_protocol_reason != OffProtocolReason.ENTERED_IN_ERROR:
+        return ""
+    return closed_message(course)
+
+
 def record_errors(
     model: type, course: TreatmentCourse, data: Mapping[str, Any], now: datetime
 ) -> dict[str, list[str]]:
     """Why recording ``data`` as a ``model`` on ``course`` would be refused (for the
     admin forms, which show every problem at once before calling the service)."""
-    if is_closed(course):
-        return {"course": [f"the course is {course.state}; it takes no more records."]}
+    refusal = _refusal_for_closed(course, model, data)
+    if refusal:
+        return {"course": [refusal]}
     return RECORD_ERRORS[model](course, data, course.patient.team.today(now))
 
 
-# --- the services ---------------------------------------------------------------------
+# --- recording --------------------------------------------------------------------------
 
 
 def _record(
@@ -221,14 +263,22 @@ def _record(
     now: datetime,
 ) -> tuple[TreatmentCourse, Any]:
     course = lock_course(course)
-    require_active(course)
+    refusal = _refusal_for_closed(course, model, data)
+    if refusal:
+        raise Refused(refusal, code="closed")
     Invalid.raise_if(RECORD_ERRORS[model](course, data, course.patient.team.today(now)))
     stored = RECORD_FIELDS.get(model, dict)(data)
     record = model.objects.create(course=course, recorded_by=actor, recorded_at=now, **stored)
     audit(course, actor, now, "recorded", model.__name__, record.pk, {**data, **stored})
+    return course, record
+
+
+def _settle(course: TreatmentCourse, now: datetime) -> None:
+    """After any write on the course's records: the schedule follows the valid records,
+    the latest clinical date is re-derived, and the change is announced."""
+    link_records(course)
     touch(course, now)
     announce(course.pk)
-    return course, record
 
 
 @transaction.atomic
@@ -240,8 +290,7 @@ def block_record(
     now: datetime,
 ) -> BlockAdministration:
     course, block = _record(course, BlockAdministration, data, actor, now)
-    if course.start_date:
-        complete_step(course, kind=StepKind.BLOCK, on=block.start_date, block_type=block.block_type)
+    _settle(course, now)
     return block
 
 
@@ -254,8 +303,7 @@ def assessment_record(
     now: datetime,
 ) -> ResponseAssessment:
     course, assessment = _record(course, ResponseAssessment, data, actor, now)
-    if course.start_date:
-        complete_step(course, kind=StepKind.RESPONSE_ASSESSMENT, on=assessment.assessed_on)
+    _settle(course, now)
     return assessment
 
 
@@ -268,10 +316,7 @@ def mrd_record(
     now: datetime,
 ) -> MrdResult:
     course, result = _record(course, MrdResult, data, actor, now)
-    if course.start_date:
-        complete_step(
-            course, kind=StepKind.MRD, on=result.sampled_on, mrd_time_point=result.time_point
-        )
+    _settle(course, now)
     _propose_hsct_from_mrd(course, result, actor, now)
     return result
 
@@ -310,21 +355,16 @@ def _propose_hsct_from_mrd(
     )
 
 
-def propose_hsct_from_recorded_mrd(
-    course: TreatmentCourse, actor: AbstractBaseUser, now: datetime
-) -> None:
-    """After a change of group: the latest MRD result already recorded at the new
-    group's deciding time point (if its indication hangs on MRD) becomes the proposal."""
-    rule = protocol_for(course.protocol_slug).hsct_indication.get(course.risk_group or "")
-    if rule is None or rule.indicated != "mrd_threshold":
-        return
-    latest = (
-        course.mrd_results.filter(time_point=rule.mrd_time_point)
-        .order_by("-sampled_on", "-id")
-        .first()
-    )
-    if latest is not None:
-        _propose_hsct_from_mrd(course, latest, actor, now)
+def _ending_reason(event: ClinicalEvent) -> str:
+    """The off-protocol reason this event gives an active course ("" if it does not
+    end it)."""
+    if event.kind == EventKind.DEATH or (
+        event.kind == EventKind.FOLLOW_UP_CONTACT and event.contact_status == ContactStatus.DEAD
+    ):
+        return OffProtocolReason.DEATH
+    if event.kind == EventKind.SECOND_RELAPSE:
+        return OffProtocolReason.SECOND_RELAPSE
+    return ""
 
 
 @transaction.atomic
@@ -335,7 +375,24 @@ def event_record(
     actor: AbstractBaseUser,
     now: datetime,
 ) -> ClinicalEvent:
-    _, event = _record(course, ClinicalEvent, data, actor, now)
+    """Record a clinical event or follow-up contact (closed courses take these). A death
+    or second relapse on an active course ends it here, in the same transaction: off
+    protocol with that reason, dated the event's date."""
+    course, event = _record(course, ClinicalEvent, data, actor, now)
+    reason = _ending_reason(event)
+    if reason and course.state in ACTIVE_STATES:
+        given = TransitionInput(
+            reason=f"{event.get_kind_display()} recorded ({event.occurred_on}).",
+            off_protocol_reason=reason,
+            on=event.occurred_on,
+        )
+        try:
+            apply_transition(course, "take_off_protocol", given, actor, now)
+        except Invalid as exc:  # the date is the event's: say so under its name
+            raise Invalid({"occurred_on": exc.fields.get("on", [])}) from exc
+        event.ended_course = True
+        event.save(update_fields=["ended_course"])
+    _settle(course, now)
     return event
 
 
@@ -357,32 +414,236 @@ def referral_save(
     actor: AbstractBaseUser,
     now: datetime,
 ) -> HsctReferral:
-    """Create or update the course's HSCT referral (one per course): ``data`` holds
-    the fields that change."""
+    """Create or update the course's HSCT referral (one valid referral per course):
+    ``data`` holds the fields that change. An update keeps the old values in the audit
+    trail, like any amendment."""
     course = lock_course(course)
     require_active(course)
     referral = HsctReferral.objects.filter(course=course).first()
-    earlier = {f: getattr(referral, f) for f in REFERRAL_FIELDS} if referral else {}
-    merged = {**earlier, **data}
-    Invalid.raise_if(referral_errors(course, merged, course.patient.team.today(now)))
-    if referral is None:
-        referral = HsctReferral.objects.create(
-            course=course, recorded_by=actor, recorded_at=now, **merged
-        )
-    else:
-        for key, value in merged.items():
-            setattr(referral, key, value)
-        referral.recorded_by = actor
-        referral.recorded_at = now
-        referral.save()
+    if referral is not None:
+        referral = _amend(course, referral, data, actor, now)
+        referral.recorded_by, referral.recorded_at = actor, now
+        referral.save(update_fields=["recorded_by", "recorded_at"])
+        _settle(course, now)
+        return referral
+    Invalid.raise_if(referral_errors(course, data, course.patient.team.today(now)))
+    referral = HsctReferral.objects.create(
+        course=course, recorded_by=actor, recorded_at=now, **data
+    )
     audit(course, actor, now, "recorded", "HsctReferral", referral.pk, data)
-    touch(course, now)
-    announce(course.pk)
-    if course.start_date:
-        complete_step(course, kind=StepKind.HSCT_REFERRAL, on=referral.referred_on)
-        if referral.performed_on:
-            complete_step(course, kind=StepKind.HSCT, on=referral.performed_on)
+    _settle(course, now)
     return referral
+
+
+# --- corrections ------------------------------------------------------------------------
+
+# What a correction never touches: who recorded what when, the void, the link to the
+# course and what the record did to it.
+_NOT_AMENDABLE = frozenset(
+    {
+        "id",
+        "course",
+        "recorded_by",
+        "recorded_at",
+        "voided_at",
+        "voided_by",
+        "void_reason",
+        "amended_at",
+        "ended_course",
+    }
+)
+
+
+def amendable_fields(model: type[ClinicalRecord]) -> tuple[str, ...]:
+    """The record's own facts: every editable field but the bookkeeping ones (so a
+    field added to a record kind can be amended without a change here)."""
+    return tuple(
+        f.name for f in model._meta.concrete_fields if f.editable and f.name not in _NOT_AMENDABLE
+    )
+
+
+def _event_amend_errors(event: ClinicalEvent, changes: Mapping[str, Any]) -> dict[str, list[str]]:
+    """What an amendment cannot change on an event: what it is (a follow-up contact
+    that becomes a death would end a course after the fact), nor the date of an event
+    that ended the course (its off-protocol move carries that date)."""
+    errors: dict[str, list[str]] = {}
+    again = "void this record (with the reason) and record the right one."
+    if "kind" in changes:
+        errors["kind"] = [f"cannot be amended: {again}"]
+    dead = ContactStatus.DEAD
+    if "contact_status" in changes and dead in (event.contact_status, changes["contact_status"]):
+        errors["contact_status"] = [f"cannot be amended to or from 'dead': {again}"]
+    if "occurred_on" in changes and event.ended_course:
+        errors["occurred_on"] = [
+            f"this event ended the course on {event.occurred_on}: to change its date, {again}"
+        ]
+    return errors
+
+
+def _mrd_amend_input(record: MrdResult, data: Mapping[str, Any]) -> dict[str, Any]:
+    """An MRD amendment as an MRD entry: the stored result (fractions) in the unit the
+    amendment names, with its changes. Without ``unit``, the changes are fractions."""
+    unit = data.get("unit") or MrdUnit.FRACTION
+    scale = 100.0 if unit == MrdUnit.PERCENT else 1.0
+    entry: dict[str, Any] = {
+        f: getattr(record, f) for f in amendable_fields(MrdResult) if f != "entered_unit"
+    }
+    for field in ("value", "sensitivity"):
+        if entry[field] is not None:
+            entry[field] = float(f"{entry[field] * scale:.12g}")
+    return {**entry, **data, "unit": unit}
+
+
+def _amendment(
+    record: ClinicalRecord, data: Mapping[str, Any], today: date
+) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """What amending ``record`` with ``data`` would change, or why it is refused: the
+    record as it would be stored is checked like a new one, plus what an amendment may
+    never change."""
+    model = type(record)
+    fields = amendable_fields(model)
+    # An MRD result is amended as it is entered: with the unit of its value, which is
+    # stored as a fraction (entered_unit records the unit it was typed in).
+    accepted = {*fields, "unit"} - {"entered_unit"} if model is MrdResult else set(fields)
+    errors: dict[str, list[str]] = {k: ["cannot be amended."] for k in data if k not in accepted}
+    if errors:
+        return errors, {}
+    course = record.course
+    if model is MrdResult:
+        if {"value", "sensitivity"} & set(data) and "unit" not in data:
+            return {"unit": ["is required with a new value or sensitivity."]}, {}
+        entry = _mrd_amend_input(record, data)
+        errors = mrd_errors(course, entry, today)
+        stored = {} if errors else mrd_fields(entry)
+        if "unit" not in data:
+            stored.pop("entered_unit", None)
+    else:
+        stored = {**{f: getattr(record, f) for f in fields}, **data}
+        errors = RECORD_ERRORS[model](course, stored, today)
+    changes = {k: v for k, v in stored.items() if getattr(record, k) != v}
+    if model is ClinicalEvent:
+        errors.update(_event_amend_errors(record, changes))
+    return errors, changes
+
+
+def amend_errors(
+    record: ClinicalRecord, data: Mapping[str, Any], now: datetime
+) -> dict[str, list[str]]:
+    """Why amending ``record`` with ``data`` would be refused. Shared by the service and
+    the admin's change form."""
+    return _amendment(record, data, record.course.patient.team.today(now))[0]
+
+
+def _amend(
+    course: TreatmentCourse,
+    record: ClinicalRecord,
+    data: Mapping[str, Any],
+    actor: AbstractBaseUser,
+    now: datetime,
+) -> Any:
+    """Change ``record`` (locked) as ``data`` says, checked like a new record with the
+    same values; the old values go to the audit trail."""
+    model = type(record)
+    record.course = course  # the locked row, with its patient, team and relapse
+    errors, changes = _amendment(record, data, course.patient.team.today(now))
+    Invalid.raise_if(errors)
+    if not changes:
+        return record
+    before = {k: getattr(record, k) for k in changes}
+    for key, value in changes.items():
+        setattr(record, key, value)
+    record.amended_at = now
+    record.save(update_fields=[*changes, "amended_at"])
+    audit(
+        course,
+        actor,
+        now,
+        "amended",
+        model.__name__,
+        record.pk,
+        {"before": before, "after": changes},
+    )
+    return record
+
+
+def _locked_record(record: ClinicalRecord) -> tuple[TreatmentCourse, Any]:
+    course = lock_course(record.course_id)
+    return course, type(record).with_voided.select_for_update().get(pk=record.pk)
+
+
+@transaction.atomic
+def record_amend(
+    record: ClinicalRecord, *, data: Mapping[str, Any], actor: AbstractBaseUser, now: datetime
+) -> Any:
+    """Correct a record entered wrongly: ``data`` holds the fields that change. The
+    old values are kept in the audit trail; the schedule and the alerts follow."""
+    course, record = _locked_record(record)
+    if record.voided_at is not None:
+        raise Refused(
+            "A voided record cannot be amended; record the right values anew.", code="voided"
+        )
+    record = _amend(course, record, data, actor, now)
+    if type(record) is MrdResult:
+        propose_hsct_from_recorded_mrd(course, actor, now)
+    _settle(course, now)
+    return record
+
+
+@transaction.atomic
+def record_void(
+    record: ClinicalRecord, *, reason: str, actor: AbstractBaseUser, now: datetime
+) -> Any:
+    """Void a record entered wrongly, with the reason: it is kept and shown as voided,
+    and ignored from now on by the schedule (its step reopens), the guards, the alert
+    rules and the figures. Voiding the death or second relapse that ended the course
+    reinstates the course in the state it left."""
+    course, record = _locked_record(record)
+    model = type(record)
+    if record.voided_at is not None:
+        raise Refused(f"This record was already voided ({record.void_reason}).", code="voided")
+    reason = reason.strip()
+    if not reason:
+        raise Invalid({"reason": ["is required to void a record."]})
+    record.voided_at, record.voided_by, record.void_reason = now, actor, reason
+    record.save(update_fields=["voided_at", "voided_by", "void_reason"])
+    audit(course, actor, now, "voided", model.__name__, record.pk, {"reason": reason})
+    if model is ClinicalEvent and record.ended_course and course.state == State.OFF_PROTOCOL:
+        given = TransitionInput(
+            reason=f"The record that ended the course was voided: {reason}",
+            on=course.patient.team.today(now),
+        )
+        apply_transition(course, "reinstate", given, actor, now)
+    if model is MrdResult:
+        propose_hsct_from_recorded_mrd(course, actor, now)
+    _settle(course, now)
+    return record
+
+
+def propose_hsct_from_recorded_mrd(
+    course: TreatmentCourse, actor: AbstractBaseUser, now: datetime
+) -> None:
+    """The proposal follows the valid MRD results (after an MRD correction, or a change
+    of group): the latest one at the group's deciding time point proposes again, and
+    with none left there is no proposal (a clinician's confirmed decision is never
+    touched)."""
+    course.refresh_from_db(fields=["hsct_indicated", "hsct_proposed"])
+    if course.risk_group is None or course.hsct_indicated is not None:
+        return
+    rule = protocol_for(course.protocol_slug).hsct_indication.get(course.risk_group)
+    if rule is None or rule.indicated != "mrd_threshold":
+        return
+    latest = (
+        course.mrd_results.filter(time_point=rule.mrd_time_point)
+        .order_by("-sampled_on", "-pk")
+        .first()
+    )
+    if latest is not None:
+        _propose_hsct_from_mrd(course, latest, actor, now)
+    elif course.hsct_proposed is not None:
+        TreatmentCourse.objects.filter(pk=course.pk).update(
+            hsct_proposed=None, hsct_proposal_basis=""
+        )
+        audit(course, actor, now, "hsct_proposed", "course", course.pk, {"hsct_proposed": None})
 
 
 RECORD_SERVICES: dict[type, Callable[..., Any]] = {

@@ -1,19 +1,21 @@
-"""Planned steps: add one, reschedule, skip, record the actual date, reopen; and the
-two helpers every record uses, completing the matching step and moving the later due
-dates (courses/schedule.py does the date arithmetic)."""
+"""Planned steps: add one, reschedule, skip, record the actual date, reopen; and what
+every record write uses: :func:`link_records`, which closes the steps from the valid
+records and moves the later due dates (courses/schedule.py does the matching and the
+date arithmetic, without the ORM)."""
 
 from __future__ import annotations
 
 from collections.abc import Mapping
-from datetime import date, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
-from config.errors import Invalid
+from config.errors import Invalid, Refused
 from courses import schedule
 from courses.models import PlannedStep, StepKind, StepStatus, TreatmentCourse
+from courses.selectors import protocol_for
 from courses.services.common import (
     audit,
     lock_course,
@@ -41,23 +43,62 @@ def recompute_due_dates(course: TreatmentCourse) -> None:
         PlannedStep.objects.bulk_update(changed, ["due_on"])
 
 
-def complete_step(
-    course: TreatmentCourse, *, kind: str, on: date, **match: str
-) -> PlannedStep | None:
-    """Mark the first open step of this kind (and block type / MRD time point) done on
-    the record's date and move the later due dates."""
-    step = (
-        course.steps.filter(kind=kind, status=StepStatus.PLANNED, **match)
-        .order_by("sequence")
-        .first()
-    )
-    if step is None:
-        return None
-    step.done_on = on
-    step.status = StepStatus.DONE
-    step.save(update_fields=["done_on", "status"])
-    recompute_due_dates(course)
-    return step
+def record_dates(course: TreatmentCourse) -> list[schedule.RecordDate]:
+    """The course's valid records as the schedule sees them (voided ones are left out
+    by the related managers). Five queries."""
+    rows = [
+        schedule.RecordDate(
+            b.start_date, f"block:{b.pk}", StepKind.BLOCK, (("block_type", b.block_type),)
+        )
+        for b in course.blocks.all()
+    ]
+    rows += [
+        schedule.RecordDate(a.assessed_on, f"assessment:{a.pk}", StepKind.RESPONSE_ASSESSMENT)
+        for a in course.assessments.all()
+    ]
+    rows += [
+        schedule.RecordDate(
+            m.sampled_on, f"mrd:{m.pk}", StepKind.MRD, (("mrd_time_point", m.time_point),)
+        )
+        for m in course.mrd_results.all()
+    ]
+    for referral in course.hsct_referrals.all():
+        rows.append(
+            schedule.RecordDate(
+                referral.referred_on, f"referral:{referral.pk}", StepKind.HSCT_REFERRAL
+            )
+        )
+        if referral.performed_on:
+            rows.append(
+                schedule.RecordDate(
+                    referral.performed_on, f"transplant:{referral.pk}", StepKind.HSCT
+                )
+            )
+    return rows
+
+
+def link_records(course: TreatmentCourse) -> None:
+    """Close the course's planned steps from its valid records, whatever order they
+    were entered in (records entered before the schedule existed included), and move
+    the later due dates after them. Run after every record write, void or amendment."""
+    if course.start_date is None:
+        return
+    steps = list(course.steps.order_by("sequence"))
+    before = {s.pk: (s.status, s.done_on, s.done_by) for s in steps}
+    schedule.link(steps, record_dates(course))
+    changed = [s for s in steps if (s.status, s.done_on, s.done_by) != before[s.pk]]
+    if changed:
+        PlannedStep.objects.bulk_update(changed, ["status", "done_on", "done_by"])
+    moved = schedule.recompute_due_dates(steps, course.start_date)
+    if moved:
+        PlannedStep.objects.bulk_update(moved, ["due_on"])
+
+
+def _block_type_errors(course: TreatmentCourse, block_type: str) -> dict[str, list[str]]:
+    allowed = protocol_for(course.protocol_slug).block_types
+    if block_type and block_type not in allowed:
+        return {"block_type": [f"must be one of this protocol's blocks: {', '.join(allowed)}."]}
+    return {}
 
 
 @transaction.atomic
@@ -69,6 +110,7 @@ def step_add(
     course = lock_course(course)
     require_schedule(course)
     require_active(course)
+    Invalid.raise_if(_block_type_errors(course, data.get("block_type", "")))
     steps = list(course.steps.order_by("sequence"))
     after_key = data.get("after") or (steps[-1].key if steps else "")
     after = next((s for s in steps if s.key == after_key), None)
@@ -108,8 +150,11 @@ def step_add(
         local_default=False,
     )
     audit(course, actor, now, "step_added", "step", step.pk, {"key": key, **data})
+    # A record entered before the step existed may be the one it expects.
+    link_records(course)
     touch(course, now)
     announce(course.pk)
+    step.refresh_from_db()
     return step
 
 
@@ -118,10 +163,17 @@ def step_update(
     step: PlannedStep, *, data: Mapping[str, Any], actor: AbstractBaseUser, now: datetime
 ) -> PlannedStep:
     """Reschedule (``due_on`` + reason), skip (``status=skipped`` + reason), record
-    the actual date (``done_on``), or reopen (``status=planned``)."""
+    the actual date (``done_on``), or reopen (``status=planned``). The reason is the
+    team's and is kept beside the protocol's basis note, never over it."""
     course = lock_course(step.course_id)
     require_active(course)
     step = PlannedStep.objects.get(pk=step.pk)
+    if schedule.closed_by_record(step) and ({"done_on", "status"} & data.keys()):
+        raise Refused(
+            f"{step.label} was closed by a clinical record ({step.done_by}) on "
+            f"{step.done_on}; amend or void that record instead.",
+            code="closed_by_record",
+        )
     today = course.patient.team.today(now)
     reason = (data.get("reason") or "").strip()
     errors: dict[str, list[str]] = {}
@@ -148,10 +200,12 @@ def step_update(
         changes["status"] = status
     Invalid.raise_if(errors)
     if reason:
-        step.note = reason
+        step.team_reason = reason
         changes["reason"] = reason
+    if {"done_on", "status"} & data.keys():
+        step.done_by = ""  # set by hand now
     step.save()
-    recompute_due_dates(course)
+    link_records(course)
     audit(course, actor, now, "step_updated", "step", step.pk, changes)
     touch(course, now)
     announce(course.pk)

@@ -3,20 +3,25 @@
 The guards are declared on the transitions (courses/transitions.py) and run here once,
 on the locked course and what the request brought. A refusal is a
 :class:`TransitionRefused` carrying the transitions allowed now.
+
+Every transition carries its clinical date ``on``: the day it happened on the team's
+calendar (default: the team's today), never in the future, never before the relapse
+nor before the previous transition's date. ``at`` (when it was recorded) stays for the
+audit.
 """
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import date, datetime
 
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 from django_fsm import ConcurrentTransition
 
 from config.errors import Invalid, Refused
-from courses.models import CourseTransition, TreatmentCourse
+from courses.models import CourseTransition, StepKind, StepStatus, TreatmentCourse
 from courses.selectors import allowed_transitions
-from courses.services.common import lock_course
+from courses.services.common import lock_course, touch
 from courses.signals import announce
 from courses.transitions import (
     OffProtocolReason,
@@ -32,6 +37,18 @@ class TransitionRefused(Refused):
     code = "transition_not_allowed"
 
 
+def transition_date_errors(course: TreatmentCourse, on: date, today: date) -> list[str]:
+    """Why ``on`` cannot be the clinical date of the course's next transition."""
+    if on > today:
+        return [f"must not be in the future (today is {today})."]
+    if on < course.relapse.relapse_date:
+        return [f"must not be before the relapse date ({course.relapse.relapse_date})."]
+    previous = course.transitions.order_by("-on", "-at", "-id").first()
+    if previous is not None and on < previous.on:
+        return [f"must not be before the previous move ({previous.name} on {previous.on})."]
+    return []
+
+
 def apply_transition(
     course: TreatmentCourse,
     name: str,
@@ -39,8 +56,15 @@ def apply_transition(
     actor: AbstractBaseUser,
     now: datetime,
 ) -> CourseTransition:
-    """Run the transition's guards (once) on the locked course and what the request
-    brought, then move the course and log the transition."""
+    """Check the clinical date, run the transition's guards (once) on the locked course
+    and what the request brought, then move the course and log the transition.
+    ``given.on`` must be set; an impossible date is ``Invalid`` on the field ``on``
+    (callers that take the date under another name rename it)."""
+    if given.on is None:
+        raise ValueError("apply_transition needs the transition's clinical date")
+    problems = transition_date_errors(course, given.on, course.patient.team.today(now))
+    if problems:
+        raise Invalid({"on": problems})
     from_state = course.state
     transition = find(name, from_state)
     if transition is None:
@@ -50,7 +74,9 @@ def apply_transition(
         message = None if problem is None else f"'{name}' is not possible now: {problem}."
     if message is not None:
         raise TransitionRefused(
-            message, state=from_state, allowed_transitions=allowed_transitions(course)
+            message,
+            state=from_state,
+            allowed_transitions=allowed_transitions(course, course.patient.team.today(now)),
         )
     getattr(course, name)(given)
     course.version += 1
@@ -69,8 +95,17 @@ def apply_transition(
         from_state=from_state,
         to_state=course.state,
         actor=actor,
+        on=given.on,
         at=now,
         reason=given.reason,
+    )
+
+
+def _close_end_of_therapy(course: TreatmentCourse, on: date) -> None:
+    """Completing the course is its end of therapy: the open end-of-therapy step is done
+    on that date (so the schedule shows what happened, not an overdue step)."""
+    course.steps.filter(kind=StepKind.END_OF_THERAPY, status=StepStatus.PLANNED).update(
+        status=StepStatus.DONE, done_on=on, done_by="transition:complete"
     )
 
 
@@ -83,11 +118,14 @@ def course_transition(
     now: datetime,
     reason: str = "",
     off_protocol_reason: str = "",
+    on: date | None = None,
     expected_version: int | None = None,
 ) -> TreatmentCourse:
-    """Apply the transition ``name`` a client asked for. ``expected_version``: the
-    version the client saw; another one means someone changed the course meanwhile."""
+    """Apply the transition ``name`` a client asked for, on the clinical date ``on``
+    (default: the team's today). ``expected_version``: the version the client saw;
+    another one means someone changed the course meanwhile."""
     course = lock_course(course)
+    today = course.patient.team.today(now)
     if expected_version is not None and expected_version != course.version:
         raise TransitionRefused(
             f"The course is at version {course.version}, not {expected_version}: someone "
@@ -95,14 +133,19 @@ def course_transition(
             code="stale_version",
             state=course.state,
             version=course.version,
-            allowed_transitions=allowed_transitions(course),
+            allowed_transitions=allowed_transitions(course, today),
         )
     offered = {t.name for t in course_transitions() if offered_through_api(t)}
     if name not in offered:
         raise Invalid({"transition": [f"unknown transition; one of {', '.join(sorted(offered))}."]})
     if off_protocol_reason and off_protocol_reason not in OffProtocolReason.values:
         raise Invalid({"off_protocol_reason": [f"one of {', '.join(OffProtocolReason.values)}."]})
-    given = TransitionInput(reason=reason.strip(), off_protocol_reason=off_protocol_reason)
+    given = TransitionInput(
+        reason=reason.strip(), off_protocol_reason=off_protocol_reason, on=on or today
+    )
     apply_transition(course, name, given, actor, now)
+    if name == "complete":
+        _close_end_of_therapy(course, given.on)
+    touch(course, now)
     announce(course.pk)
     return course

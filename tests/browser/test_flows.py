@@ -12,6 +12,7 @@ import pytest
 from django.utils import timezone
 from playwright.sync_api import expect
 
+from courses import services
 from courses.models import BlockAdministration, State, TreatmentCourse
 from notifications.models import Alert, AlertKind, AlertState, OutboundEmail
 from teams.models import Role
@@ -309,3 +310,37 @@ def test_the_api_docs_and_the_admin_work_under_the_content_security_policy(tab, 
     expect(t.page.locator(".swagger-ui .info")).to_contain_text("rezcourse API")
     t.page.goto("/api/v1/me/")
     expect(t.page.locator("body")).to_contain_text("root")
+
+
+def test_void_a_block_typed_on_the_wrong_course_and_see_its_step_reopen(
+    tab, team, clinician, started_course
+):
+    course = started_course(team, clinician)
+    started = timezone.localdate() - timedelta(days=14)
+    block = services.block_record(
+        course,
+        data={"block_type": "R2", "start_date": started},
+        actor=clinician,
+        now=timezone.now(),
+    )
+    t = tab()
+    t.sign_in(clinician, f"/courses/{course.pk}/")
+    blocks = t.page.get_by_role("table", name="Chemotherapy blocks")
+    expect(blocks).to_contain_text("as recorded")
+    blocks.get_by_role("link", name=re.compile(r"^Void")).click()
+    expect(t.page.get_by_role("heading", level=1)).to_have_text("Void the block")
+    t.page.get_by_role("button", name="Void the record").click()
+    # The reason is required: said beside the field, nothing voided.
+    expect(t.page.locator("#id_reason_error")).to_have_text("is required to void a record.")
+    t.page.get_by_label("Why is this record void?").fill("typed on the wrong child's course")
+    t.page.get_by_role("button", name="Void the record").click()
+
+    expect(t.page.get_by_role("status")).to_contain_text("The block was voided")
+    blocks = t.page.get_by_role("table", name="Chemotherapy blocks")
+    expect(blocks).to_contain_text("voided typed on the wrong child's course")
+    expect(blocks.get_by_role("link")).to_have_count(0)
+    step = course.steps.get(key="block_1")
+    expect(t.page.locator(f"#step-{step.pk}")).not_to_contain_text("done")
+    block = BlockAdministration.with_voided.get(pk=block.pk)
+    assert (block.void_reason, block.voided_by) == ("typed on the wrong child's course", clinician)
+    assert not BlockAdministration.objects.filter(course=course).exists()

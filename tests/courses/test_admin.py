@@ -192,7 +192,12 @@ def test_a_referral_changed_in_the_admin_is_audited_with_what_changed(
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     entry = AuditEntry.objects.filter(target="HsctReferral", actor=staff).get()
-    assert entry.data == {"donor_search_status": "donor_found", "donor_type": "MUD"}
+    # An update is an amendment: what changed, and the values it replaced.
+    assert entry.action == "amended"
+    assert entry.data == {
+        "before": {"donor_search_status": "not_started", "donor_type": ""},
+        "after": {"donor_search_status": "donor_found", "donor_type": "MUD"},
+    }
     referral.refresh_from_db()
     assert (referral.donor_type, referral.recorded_by) == ("MUD", staff)
 
@@ -339,3 +344,42 @@ def test_change_lists_cost_the_same_queries_whatever_the_number_of_rows(
     _course_with_everything(team, clinician, make_course)
     with django_assert_num_queries(queries):
         assert admin.get(f"/admin/{path}/").status_code == 200
+
+
+# --- corrections ------------------------------------------------------------------
+
+
+def test_the_admin_voids_and_amends_through_the_same_services(
+    admin, staff, team, clinician, make_course
+):
+    course = make_course(team, clinician)
+    block = services.block_record(
+        course,
+        data={"block_type": "R2", "start_date": date(2026, 11, 23)},
+        actor=clinician,
+        now=timezone.now(),
+    )
+    page = f"/admin/courses/blockadministration/{block.pk}/change/"
+    form = {
+        "block_type": "R2",
+        "start_date": "2026-11-24",
+        "end_date": "",
+        "delay_reason": "",
+        "void_reason": "",
+    }
+    assert admin.post(page, form).status_code == 302
+    entry = AuditEntry.objects.filter(action="amended", actor=staff).get()
+    assert entry.data == {
+        "before": {"start_date": "2026-11-23"},
+        "after": {"start_date": "2026-11-24"},
+    }
+    both = admin.post(page, {**form, "start_date": "2026-11-22", "void_reason": "duplicate"})
+    assert both.status_code == 200
+    assert "void or amend the record, not both at once." in both.content.decode()
+    assert admin.post(page, {**form, "void_reason": "duplicate"}).status_code == 302
+    block = BlockAdministration.with_voided.get(pk=block.pk)
+    assert (block.void_reason, block.voided_by) == ("duplicate", staff)
+    # Listed, marked, read-only afterwards.
+    listing = admin.get("/admin/courses/blockadministration/")
+    assert listing.status_code == 200 and f"/{block.pk}/change/" in listing.content.decode()
+    assert admin.post(page, form).status_code == 403

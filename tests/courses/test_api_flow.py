@@ -113,7 +113,7 @@ def test_unknown_group_is_a_400(api, team, clinician, make_course):
     assert "risk_group" in response.json()["error"]["fields"]
 
 
-def test_the_whole_hsct_path_with_every_guard(api, team, clinician, make_course):
+def test_the_whole_hsct_path_with_every_guard(api, team, clinician, make_course, time_machine):
     course = make_course(team, clinician)  # group A, HSCT indicated
     client = api(clinician)
     assert transition(client, course, "start_induction").json()["state"] == "induction"
@@ -157,8 +157,14 @@ def test_the_whole_hsct_path_with_every_guard(api, team, clinician, make_course)
     )
     assert referral.status_code == 200, referral.content
     assert transition(client, course, "transplant").json()["state"] == "transplanted"
+    # Never complete on the day of the transplant, not even with a reason (issue 11).
+    same_day = transition(client, course, "complete", reason="family wish")
+    assert same_day.status_code == 409
+    assert "day of its transplant" in same_day.json()["error"]["message"]
+    # Day +100 after the transplant (2026-11-24) is the template's end of therapy.
+    time_machine.move_to("2027-03-04T10:00:00+00:00", tick=False)
     done = transition(client, course, "complete")
-    assert done.json()["state"] == "completed"
+    assert done.json()["state"] == "completed", done.content
     assert done.json()["allowed_transitions"] == []
 
     names = list(CourseTransition.objects.filter(course=course).values_list("name", flat=True))
@@ -209,7 +215,13 @@ def test_the_chemotherapy_path_and_hsct_override(api, team, clinician, make_cour
         "post_remission_chemo"
     )
     assert transition(client, course, "start_maintenance").json()["state"] == "maintenance"
-    assert transition(client, course, "complete").json()["state"] == "completed"
+    # Maintenance has not ended (the template's end of therapy is ~2 years away):
+    # completing now needs a reason (issue 11).
+    early = transition(client, course, "complete")
+    assert early.status_code == 409
+    assert "end-of-therapy step is not reached" in early.json()["error"]["message"]
+    done = transition(client, course, "complete", reason="therapy stopped: toxicity")
+    assert done.json()["state"] == "completed"
 
 
 def test_an_override_to_hsct_records_the_reason(api, team, clinician, make_course):

@@ -69,6 +69,12 @@ def test_each_course_has_the_record_its_state_implies():
             assert not transitions and not course.decision_confirmed
             continue
         assert transitions[-1].to_state == course.state, course.pk
+        # Clinical dates as the services keep them: the course stratified as of its
+        # start, never a move dated before the one before it, nothing in the future.
+        days = [t.on for t in transitions]
+        assert days[0] == course.start_date and days == sorted(days), course.pk
+        assert days[-1] <= date(2026, 11, 24)
+        assert course.last_clinical_on >= days[-1]
         assert course.decision.confirmed_at is not None
         assert course.steps.exists()
         if course.state in AFTER_CR2:

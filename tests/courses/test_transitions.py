@@ -62,20 +62,20 @@ def test_an_overridable_guard_passes_with_a_reason_and_says_why_without():
     )
     assert HSCT_INDICATED.check(course, TransitionInput(reason="tumour board")) is None
     assert HSCT_INDICATED.check(course, TransitionInput(reason="   ")) is not None
-    assert HSCT_INDICATED.needs(course) == ("reason",)
-    assert HSCT_INDICATED.needs(TreatmentCourse(hsct_indicated=True)) == ()
+    assert HSCT_INDICATED.needs(course, TransitionInput()) == ("reason",)
+    assert HSCT_INDICATED.needs(TreatmentCourse(hsct_indicated=True), TransitionInput()) == ()
 
 
 def test_a_guard_that_is_not_overridable_blocks_whatever_the_request_says():
-    guard = Guard("never", shows="never", test=lambda course: False, refusal="no")
+    guard = Guard("never", shows="never", test=lambda course, given: False, refusal="no")
     course = TreatmentCourse()
     assert guard.check(course, TransitionInput(reason="please")) == "no"
-    assert guard.needs(course) is None
+    assert guard.needs(course, TransitionInput()) is None
 
 
 def test_the_off_protocol_guard_names_every_missing_field():
     course = TreatmentCourse()
-    assert OFF_PROTOCOL_REASON.needs(course) == ("reason", "off_protocol_reason")
+    assert OFF_PROTOCOL_REASON.needs(course, TransitionInput()) == ("reason", "off_protocol_reason")
     both = OFF_PROTOCOL_REASON.check(course, TransitionInput())
     assert "a free-text reason is required" in both
     assert "an off-protocol reason is required: refractory" in both

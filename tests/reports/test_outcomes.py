@@ -45,11 +45,15 @@ LATE = {"relapse_date": date(2024, 8, 1)}  # >= 6 months after front-line end: g
 
 @pytest.fixture
 def cohort(time_machine, team, other_team, clinician, member, make_course, make_patient):
-    """Group A (start 2024-04-01): second relapse at day 365; refractory at day 210;
-    censored at its last record (day 565); withdrawn at day 100 (a later death does not
-    count). Group B (start 2024-09-01): taken off protocol for death at day 181 (no
-    event record); censored at an MRD on day 365. Not counted: an unconfirmed course,
-    a course on ALL-REZ BFM 2002, and another team's course."""
+    """EFS counts from the relapse date (issue 11), not the course start.
+
+    Group A (relapse 2024-03-01, therapy from 2024-04-01): a second relapse on
+    2025-04-01 (day 396, which also ends the course); refractory (taken off protocol on
+    2024-10-28: an event at time zero); censored at its last record on 2025-10-18 (day
+    596); withdrawn on 2024-07-10 (day 131; the later death does not count). Group B
+    (relapse 2024-08-01): taken off protocol for death on 2025-03-01 (day 212, no event
+    record); censored at an MRD on 2025-09-01 (day 396). Not counted: an unconfirmed
+    course without an event, a course on ALL-REZ BFM 2002, and another team's course."""
     at(time_machine, "2024-04-01")
     a1, a2, a3, a4 = (make_course(team, clinician) for _ in range(4))
     unconfirmed = make_course(team, clinician, confirm=False)
@@ -112,19 +116,19 @@ def test_outcomes_estimate_efs_per_group_of_the_requesters_courses(api, clinicia
 
     a = groups["A"]
     assert (a["n"], a["events"], a["censored"]) == (4, 2, 2)
-    # 100 censored, 210 event (3 at risk), 365 event (2 at risk), 565 censored.
-    # Greenwood: SE(210) = 2/3*sqrt(1/6); SE(365) = 1/3*sqrt(1/6 + 1/2).
+    # 0 event (refractory, 4 at risk), 131 censored, 396 event (2 at risk), 596 censored.
+    # S(0) = 3/4; S(396) = 3/4 * 1/2. Greenwood: SE(0) = 3/4*sqrt(1/12);
+    # SE(396) = 3/8*sqrt(1/12 + 1/2).
     assert _curve(a) == [
-        (0, 1.0, 0.0, 4, 0, 0),
-        (100, 1.0, 0.0, 4, 0, 1),
-        (210, 0.666667, 0.272166, 3, 1, 0),
-        (365, 0.333333, 0.272166, 2, 1, 0),
-        (565, 0.333333, 0.272166, 1, 0, 1),
+        (0, 0.75, 0.216506, 4, 1, 0),
+        (131, 0.75, 0.216506, 3, 0, 1),
+        (396, 0.375, 0.286411, 2, 1, 0),
+        (596, 0.375, 0.286411, 1, 0, 1),
     ]
-    assert a["median_efs_days"] == 365
-    assert a["median_efs_years"] == pytest.approx(365 / 365.25, abs=1e-4)
-    assert a["curve"][2]["time_years"] == pytest.approx(210 / 365.25, abs=1e-4)
-    assert 0 < a["curve"][2]["ci_lower"] < 0.666667 < a["curve"][2]["ci_upper"] < 1
+    assert a["median_efs_days"] == 396
+    assert a["median_efs_years"] == pytest.approx(396 / 365.25, abs=1e-4)
+    assert a["curve"][2]["time_years"] == pytest.approx(396 / 365.25, abs=1e-4)
+    assert 0 < a["curve"][2]["ci_lower"] < 0.375 < a["curve"][2]["ci_upper"] < 1
     # Follow-up is far shorter than 5 years: no 5- or 10-year estimate.
     assert [(e["years"], e["reachable"], e["survival"]) for e in a["estimates"]] == [
         (5, False, None),
@@ -135,10 +139,10 @@ def test_outcomes_estimate_efs_per_group_of_the_requesters_courses(api, clinicia
     assert (b["n"], b["events"]) == (2, 1)
     assert _curve(b) == [
         (0, 1.0, 0.0, 2, 0, 0),
-        (181, 0.5, 0.353553, 2, 1, 0),
-        (365, 0.5, 0.353553, 1, 0, 1),
+        (212, 0.5, 0.353553, 2, 1, 0),
+        (396, 0.5, 0.353553, 1, 0, 1),
     ]
-    assert b["median_efs_days"] == 181
+    assert b["median_efs_days"] == 212
 
     for empty in ("PPG", "C"):
         assert (groups[empty]["n"], groups[empty]["curve"]) == (0, [])
@@ -149,7 +153,10 @@ def test_outcomes_carry_the_unverified_reference_figures_with_their_source(api, 
     reference = api(clinician).get(URL).json()["reference"]
     assert reference["verification"] == "seed article, not verified against the paper's tables"
     assert "Tallen" in reference["source"] and "2339" in reference["source"]
-    assert reference["efs_years"] == 10
+    # The seed gives no time horizon: none is claimed (never "10-year", issue 11).
+    assert reference["horizon_years"] is None
+    assert reference["horizon"].startswith("not stated by the source")
+    assert "10" not in reference["horizon"]
     figures = {r["group"]: (r["efs"], r["efs_se"], r["cr2_rate"]) for r in reference["groups"]}
     assert figures == {
         "A": (0.17, 0.03, 0.83),
@@ -183,9 +190,9 @@ def test_team_filter_is_one_of_the_requesters_teams(api, team, other_team, clini
 def test_another_teams_courses_are_never_counted(api, other_team, member, cohort):
     outsider = member(other_team, Role.VIEWER)
     groups = {g["group"]: g for g in api(outsider).get(URL).json()["groups"]}
-    # Only the other team's one group-A course (a death at day 160).
+    # Only the other team's one group-A course (a death on day 191 after its relapse).
     assert groups["A"]["n"] == 1 and groups["A"]["events"] == 1
-    assert groups["A"]["curve"][-1]["time_days"] == 160
+    assert groups["A"]["curve"][-1]["time_days"] == 191
     assert groups["B"]["n"] == 0
 
 

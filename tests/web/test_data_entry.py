@@ -252,11 +252,13 @@ def test_a_closed_course_takes_no_record_and_says_why(web, parse, team, clinicia
         actor=clinician,
         now=timezone.now(),
     )
+    # A block is therapy: refused. (A death is follow-up: a closed course takes it.)
     response = web(clinician).post(
-        f"/courses/{course.pk}/record/event/", {"kind": "death", "occurred_on": "2026-11-20"}
+        f"/courses/{course.pk}/record/block/", {"block_type": "R2", "start_date": "2026-11-20"}
     )
     assert response.status_code == 409
     assert "The course is off_protocol; it takes no more records." in parse(response).text
+    assert "Follow-up records are still taken" in parse(response).text
 
 
 def test_rescheduling_a_step_needs_a_reason_and_moves_the_due_date(
@@ -280,7 +282,9 @@ def test_rescheduling_a_step_needs_a_reason_and_moves_the_due_date(
     )
     assert done["Location"] == f"/courses/{course.pk}/#step-{step.pk}"
     step.refresh_from_db()
-    assert step.due_on == date(2026, 11, 30) and step.note == "infection"
+    # The team's reason stands beside the protocol's note, never over it (issue 11).
+    assert step.due_on == date(2026, 11, 30) and step.team_reason == "infection"
+    assert step.note == "Block sequence and timing to confirm."
 
 
 def test_skipping_a_step_needs_a_reason(web, parse, team, clinician, make_course):

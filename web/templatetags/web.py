@@ -26,6 +26,10 @@ LABELS = {
     "hsct": "HSCT",
     "mrd": "MRD",
     "needs_review": "Needs review",
+    "follow_up_contact": "Follow-up contact",
+    "follow-up": "Follow-up",
+    "treatment_failure_alternative_therapy": "Treatment failure, alternative therapy",
+    "alive_in_cr": "Alive in complete remission",
 }
 
 

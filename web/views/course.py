@@ -22,7 +22,7 @@ from django.utils import timezone
 from django.views.decorators.http import require_POST, require_safe
 
 from courses import services as course_services
-from courses.models import ACTIVE_STATES, TreatmentCourse
+from courses.models import ACTIVE_STATES, OffProtocolReason, TreatmentCourse
 from notifications import services as alert_services
 from notifications.models import UNRESOLVED, Alert, AlertKind, AlertState
 from notifications.selectors import alerts_for
@@ -73,7 +73,11 @@ def _transition_form(
         prefix=key,
         transitions=choices,
         requires=requires,
-        initial={"transition": name, "version": course.version},
+        initial={
+            "transition": name,
+            "version": course.version,
+            "on": course.patient.team.today(timezone.now()),
+        },
     )
     if name:
         form.fields["transition"].widget = forms.HiddenInput()
@@ -163,6 +167,9 @@ def course_context(
             steps, alerts, today=today, course_start=course.start_date, alert_labels=kind_labels
         ),
         "records": selectors.course_records(course),
+        "takes_follow_up": not active
+        and course.off_protocol_reason != OffProtocolReason.ENTERED_IN_ERROR,
+        "later_courses": list(course.later_courses.select_related("relapse")),
         "confirm_form": confirm,
         "hsct_form": hsct,
         "moves": moves,

@@ -1,5 +1,6 @@
-"""Data entry on a course: one page per record type, and the reschedule / skip page of
-a planned step. Each form posts to its own page; the services validate, and what they
+"""Data entry on a course: one page per record type (a follow-up page for a course that
+has ended), the amend and void pages of a record, and the reschedule / skip page of a
+planned step. Each form posts to its own page; the services validate, and what they
 refuse is shown beside the field with everything typed kept."""
 
 from __future__ import annotations
@@ -18,7 +19,15 @@ from django.utils import timezone
 from django.views.decorators.http import require_http_methods
 
 from courses import services as course_services
-from courses.models import HsctReferral, PlannedStep, TreatmentCourse
+from courses.models import (
+    BlockAdministration,
+    ClinicalEvent,
+    HsctReferral,
+    MrdResult,
+    PlannedStep,
+    ResponseAssessment,
+    TreatmentCourse,
+)
 from web import selectors
 from web.errors import Outcome, submit
 from web.forms import (
@@ -29,6 +38,7 @@ from web.forms import (
     ReferralForm,
     StepRescheduleForm,
     StepSkipForm,
+    VoidForm,
 )
 from web.views.base import page, writable_course
 from web.views.course import course_url
@@ -85,6 +95,14 @@ RECORD_KINDS: dict[str, RecordKind] = {
         course_services.event_record,
         "Event recorded.",
     ),
+    # After therapy (a completed or off-protocol course): the patient's follow-up.
+    "follow-up": RecordKind(
+        "Record follow-up",
+        EventForm,
+        course_services.event_record,
+        "Follow-up recorded.",
+        lambda course, steps: {"follow_up": True, "initial": {"kind": "follow_up_contact"}},
+    ),
 }
 
 
@@ -118,6 +136,107 @@ def record(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
         "kind": kind,
         "refusal": outcome.refusal,
         "vocabulary": selectors.record_vocabulary(steps),
+    }
+    return page(request, "web/record.html", context, outcome=outcome)
+
+
+@dataclass(frozen=True)
+class Correctable:
+    """A kind of record as its amend and void pages see it."""
+
+    model: type
+    form: type[forms.Form]
+    title: str
+    options: Callable[[TreatmentCourse, list[PlannedStep]], dict[str, Any]] = (
+        lambda course, steps: {}  # noqa: ARG005
+    )
+
+
+# The kinds of the course page's records (the timeline's entry types).
+CORRECTABLE: dict[str, Correctable] = {
+    "block": Correctable(BlockAdministration, BlockForm, "block", RECORD_KINDS["block"].options),
+    "response_assessment": Correctable(ResponseAssessment, AssessmentForm, "response assessment"),
+    "mrd": Correctable(MrdResult, MrdForm, "MRD result", RECORD_KINDS["mrd"].options),
+    "hsct_referral": Correctable(HsctReferral, ReferralForm, "HSCT referral"),
+    "event": Correctable(ClinicalEvent, EventForm, "event"),
+}
+
+
+def _correctable(request: HttpRequest, pk: int, kind: str, record_pk: int) -> tuple[Any, ...]:
+    spec = CORRECTABLE.get(kind)
+    if spec is None:
+        raise Http404
+    course = writable_course(request, pk)
+    try:
+        record = spec.model.with_voided.get(course=course, pk=record_pk)
+    except spec.model.DoesNotExist as exc:
+        raise Http404 from exc
+    return spec, course, record
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@login_required
+def record_amend(request: HttpRequest, pk: int, kind: str, record_pk: int) -> HttpResponse:
+    """Correct a record: the form shows what is stored; what changes is checked like a
+    new record, and the old values go to the audit trail."""
+    spec, course, record = _correctable(request, pk, kind, record_pk)
+    options = spec.options(course, selectors.course_steps(course))
+    outcome = Outcome()
+    if request.method == "POST":
+        form = spec.form(request.POST, **options)
+        now = timezone.now()
+        outcome = submit(
+            form,
+            lambda data: course_services.record_amend(
+                record, data=data, actor=request.user, now=now
+            ),
+        )
+        if outcome.ok:
+            messages.success(request, f"The {spec.title} was amended; its old values are kept.")
+            return redirect(course_url(course.pk, "records"))
+    else:
+        fields = course_services.amendable_fields(spec.model)
+        form = spec.form(initial=model_to_dict(record, fields=fields), **options)
+    context = {
+        "nav": "worklist",
+        "course": course,
+        "title": f"Amend the {spec.title}",
+        "form": form,
+        "refusal": outcome.refusal,
+        "record": record,
+        "vocabulary": selectors.record_vocabulary(selectors.course_steps(course)),
+    }
+    return page(request, "web/record.html", context, outcome=outcome)
+
+
+@require_http_methods(["GET", "HEAD", "POST"])
+@login_required
+def record_void(request: HttpRequest, pk: int, kind: str, record_pk: int) -> HttpResponse:
+    """Void a record entered wrongly, with the reason: it stays, shown as voided, and
+    counts for nothing any more."""
+    spec, course, record = _correctable(request, pk, kind, record_pk)
+    outcome = Outcome()
+    form = VoidForm(request.POST or None)
+    if request.method == "POST":
+        now = timezone.now()
+        outcome = submit(
+            form,
+            lambda data: course_services.record_void(
+                record, reason=data["reason"], actor=request.user, now=now
+            ),
+        )
+        if outcome.ok:
+            messages.success(request, f"The {spec.title} was voided; it stays on the record.")
+            return redirect(course_url(course.pk, "records"))
+    context = {
+        "nav": "worklist",
+        "course": course,
+        "title": f"Void the {spec.title}",
+        "form": form,
+        "refusal": outcome.refusal,
+        "record": record,
+        "void": True,
+        "vocabulary": {},
     }
     return page(request, "web/record.html", context, outcome=outcome)
 

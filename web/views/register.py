@@ -111,6 +111,7 @@ def course_new(request: HttpRequest, pk: int) -> HttpResponse:
                 reason=data["reason"],
                 confirm_implausible=data["confirm_implausible"],
                 implausible_reason=data["implausible_reason"],
+                start_date=data.get("start_date") if confirm else None,
                 actor=request.user,
                 now=now,
             ),
