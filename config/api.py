@@ -31,8 +31,33 @@ from config import errors
 
 
 class Pagination(PageNumberPagination):
+    """``?page=`` (from 1) and ``?page_size=`` (1 to 500): anything else is a 400 naming
+    the parameter (DRF answered ``?page=0`` or ``?page=abc`` with a 404 and silently
+    replaced a bad page size by the default). A page past the last one is a 404."""
+
     page_size_query_param = "page_size"
     max_page_size = 500
+    last_page_strings = ()
+
+    def _whole_number(self, request: Any, name: str, maximum: int | None) -> int | None:
+        raw = request.query_params.get(name)
+        if raw is None:
+            return None
+        try:
+            value = int(raw) if raw.isascii() and raw.isdigit() else 0
+        except ValueError:
+            value = 0
+        if value < 1 or (maximum is not None and value > maximum):
+            bound = f"from 1 to {maximum}" if maximum is not None else "from 1"
+            raise ValidationError({name: [f"must be a whole number {bound}."]})
+        return value
+
+    def get_page_number(self, request: Any, paginator: Any) -> int:
+        return self._whole_number(request, self.page_query_param, 2**31 - 1) or 1
+
+    def get_page_size(self, request: Any) -> int:
+        size = self._whole_number(request, self.page_size_query_param, self.max_page_size)
+        return size or self.page_size
 
 
 # The HTTP status of each kind of domain error (the most specific class wins).

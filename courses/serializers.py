@@ -3,8 +3,7 @@ rules that span fields or read the record live in the services (same 400 shape).
 
 from __future__ import annotations
 
-from rest_framework import serializers
-
+from config import serializers
 from courses.models import (
     AuditEntry,
     BlockAdministration,

@@ -1,7 +1,6 @@
 from __future__ import annotations
 
-from rest_framework import serializers
-
+from config import serializers
 from notifications.models import Alert, AlertEvent, OutboundEmail, Severity
 
 

@@ -15,9 +15,9 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import serializers
 from rest_framework.fields import SkipField, get_error_detail
 
+from config import serializers
 from stratification.definitions import CONFIDENCES
 from stratification.engine import on_therapy_errors
 from stratification.facts import (

@@ -1,8 +1,8 @@
 from __future__ import annotations
 
 from django.contrib.auth import get_user_model
-from rest_framework import serializers
 
+from config import serializers
 from teams.models import Membership, Team
 from teams.selectors import team_roles
 

@@ -1,0 +1,82 @@
+"""Filtering and ordering that refuse what they cannot honour (DRF's defaults,
+``DEFAULT_FILTER_BACKENDS``, so every list endpoint has them).
+
+* A boolean filter takes ``true`` or ``false``; anything else is a 400 naming it
+  (django-filter's select widget read ``?has_open_alerts=2`` as true).
+* A filter on a related object's id (``?team=``, ``?patient=``, ``?alert=``) is a plain
+  id comparison: an id that names nothing the requester can see gives an empty list,
+  whether it exists in another team or nowhere. django-filter's default looked the id
+  up among *all* rows, so another team's id answered 200 and a nonexistent one 400:
+  an existence oracle. A value that is not an id is still a 400.
+* An ``ordering`` term that is not one of the view's ``ordering_fields`` is a 400
+  naming ``ordering`` and listing the allowed ones (DRF ignored it).
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import django_filters
+from django import forms
+from django.db.models import QuerySet
+from django_filters import utils
+from django_filters.rest_framework import DjangoFilterBackend
+from rest_framework.exceptions import ValidationError
+from rest_framework.filters import OrderingFilter
+from rest_framework.request import Request
+
+BOOLEAN_VALUES = frozenset({"true", "false"})
+ID_MAX = 2**63 - 1
+MODEL_FILTERS = (django_filters.ModelChoiceFilter, django_filters.ModelMultipleChoiceFilter)
+
+
+class IdFilter(django_filters.Filter):
+    field_class = forms.IntegerField
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", ID_MAX)
+        super().__init__(*args, **kwargs)
+
+
+class FilterBackend(DjangoFilterBackend):
+    def get_filterset(self, request: Request, queryset: QuerySet, view: Any) -> Any:
+        filterset = super().get_filterset(request, queryset, view)
+        if filterset is None:
+            return None
+        for name, old in list(filterset.filters.items()):
+            if isinstance(old, MODEL_FILTERS):
+                new = IdFilter(field_name=old.field_name, lookup_expr="exact", label=old.label)
+                new.parent = filterset
+                filterset.filters[name] = new
+        return filterset
+
+    def filter_queryset(self, request: Request, queryset: QuerySet, view: Any) -> QuerySet:
+        filterset = self.get_filterset(request, queryset, view)
+        if filterset is None:
+            return queryset
+        errors = {
+            name: ["must be true or false."]
+            for name, f in filterset.filters.items()
+            if isinstance(f, django_filters.BooleanFilter)
+            and any(v.lower() not in BOOLEAN_VALUES for v in request.query_params.getlist(name))
+        }
+        if not filterset.is_valid():
+            errors = {**utils.translate_validation(filterset.errors).detail, **errors}
+        if errors:
+            raise ValidationError(errors)
+        return filterset.qs
+
+
+class StrictOrderingFilter(OrderingFilter):
+    def remove_invalid_fields(
+        self, queryset: QuerySet, fields: list[str], view: Any, request: Request
+    ) -> list[str]:
+        valid = super().remove_invalid_fields(queryset, fields, view, request)
+        if len(valid) != len(fields):
+            allowed = sorted(
+                name for name, _label in self.get_valid_fields(queryset, view, {"request": request})
+            )
+            message = f"must be one or more of {', '.join(allowed)} (- first to reverse)."
+            raise ValidationError({self.ordering_param: [message]})
+        return valid

@@ -1,0 +1,144 @@
+"""The project's serializers module: DRF's, with the API's input rules built in.
+
+Import it in place of DRF's (``from config import serializers``); every
+``serializers.X`` then names either DRF's own class or the project's stricter one
+below, so a serializer added later to a module that imports this one gets the rules
+without doing anything (tests/test_api_strictness.py walks every write operation of
+the schema and holds them):
+
+* **Unknown fields are refused.** A key that is not a writable field of the
+  serializer is a 400 naming it (``"bm_blasts": ["is not a known field."]``): a
+  misspelt optional field would otherwise be ignored and silently change the outcome.
+  A read-only field sent in a write is refused as such (``"is read-only."``). Query
+  strings are exempt here: config/query.py checks them against the schema.
+* **Free text is bounded.** A ``CharField`` (and every model ``CharField`` or
+  ``TextField``) without its own ``max_length`` takes ``REZCOURSE_TEXT_MAX_LENGTH``
+  (5,000 characters) on input. Control characters never get this far
+  (config/parsers.py).
+* **Dates are bounded:** a ``DateField`` refuses dates before 1900-01-01 or after
+  2200-12-31 (``REZCOURSE_DATE_MIN`` / ``REZCOURSE_DATE_MAX``). Year 9999 used to
+  overflow the schedule arithmetic (a 500). The clinical plausibility of a date
+  (after birth, not in the future ...) is the services' business; this is only the
+  range any date in this service can have.
+* **Integers fit the database:** without bounds of its own, an ``IntegerField`` takes
+  the 32-bit range, so no input reaches PostgreSQL as "integer out of range".
+* **An enum has no empty string:** a model choice field that may be blank (an alert's
+  ``resolution`` before it is resolved) is ``null`` in answers and declared nullable;
+  on input, null and ``""`` both mean "none".
+"""
+
+from __future__ import annotations
+
+import datetime
+from collections.abc import Mapping
+from typing import Any
+
+from django.conf import settings
+from django.db import models
+from django.http import QueryDict
+from rest_framework import serializers as _drf
+from rest_framework.fields import empty
+from rest_framework.serializers import *  # noqa: F403 - this module stands in for DRF's
+
+INT32_MIN = -(2**31)
+INT32_MAX = 2**31 - 1
+UNKNOWN_FIELD = "is not a known field."
+READ_ONLY_FIELD = "is read-only."
+
+
+def text_max_length() -> int:
+    return settings.REZCOURSE_TEXT_MAX_LENGTH
+
+
+class CharField(_drf.CharField):
+    def __init__(self, **kwargs: Any) -> None:
+        if not kwargs.get("read_only") and kwargs.get("max_length") is None:
+            kwargs["max_length"] = text_max_length()
+        super().__init__(**kwargs)
+
+
+class DateField(_drf.DateField):
+    default_error_messages = {"out_of_range": "must be between {min} and {max}."}
+
+    def to_internal_value(self, value: Any) -> datetime.date:
+        parsed = super().to_internal_value(value)
+        low, high = settings.REZCOURSE_DATE_MIN, settings.REZCOURSE_DATE_MAX
+        if not low <= parsed <= high:
+            self.fail("out_of_range", min=low.isoformat(), max=high.isoformat())
+        return parsed
+
+
+class IntegerField(_drf.IntegerField):
+    def __init__(self, **kwargs: Any) -> None:
+        if kwargs.get("min_value") is None:
+            kwargs["min_value"] = INT32_MIN
+        if kwargs.get("max_value") is None:
+            kwargs["max_value"] = INT32_MAX
+        super().__init__(**kwargs)
+
+
+class ChoiceField(_drf.ChoiceField):
+    """With ``allow_blank`` (and no ``""`` among the choices), the blank is ``null``:
+    shown as null, declared nullable, and null or "" on input stored as ""."""
+
+    def __init__(self, choices: Any, **kwargs: Any) -> None:
+        super().__init__(choices, **kwargs)
+        self.blank_as_null = self.allow_blank and "" not in self.choices
+        if self.blank_as_null:
+            self.allow_blank = False  # the schema's enum then carries null, not ""
+            self.allow_null = True
+
+    def run_validation(self, data: Any = empty) -> Any:
+        if self.blank_as_null and data in (None, ""):
+            return ""
+        return super().run_validation(data)
+
+    def to_representation(self, value: Any) -> Any:
+        if self.blank_as_null and value in (None, ""):
+            return None
+        return super().to_representation(value)
+
+
+class StrictInputMixin:
+    """Refuses keys that are not writable fields (see the module docstring)."""
+
+    def to_internal_value(self, data: Any) -> Any:
+        problems = self.unexpected_keys(data)
+        try:
+            value = super().to_internal_value(data)  # type: ignore[misc]
+        except _drf.ValidationError as exc:
+            if problems and isinstance(exc.detail, dict):
+                exc.detail = {**problems, **exc.detail}
+            raise
+        if problems:
+            raise _drf.ValidationError(problems)
+        return value
+
+    def unexpected_keys(self, data: Any) -> dict[str, list[str]]:
+        if not isinstance(data, Mapping) or isinstance(data, QueryDict):
+            return {}
+        fields = self.fields  # type: ignore[attr-defined]
+        writable = {f.field_name for f in self._writable_fields}  # type: ignore[attr-defined]
+        return {
+            str(key): [READ_ONLY_FIELD if key in fields else UNKNOWN_FIELD]
+            for key in data
+            if key not in writable
+        }
+
+
+class Serializer(StrictInputMixin, _drf.Serializer):
+    pass
+
+
+class ModelSerializer(StrictInputMixin, _drf.ModelSerializer):
+    serializer_field_mapping = {
+        **_drf.ModelSerializer.serializer_field_mapping,
+        models.CharField: CharField,
+        models.TextField: CharField,
+        models.DateField: DateField,
+        models.IntegerField: IntegerField,
+        models.SmallIntegerField: IntegerField,
+        models.PositiveIntegerField: IntegerField,
+        models.PositiveSmallIntegerField: IntegerField,
+    }
+    serializer_choice_field = ChoiceField
