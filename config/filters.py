@@ -80,3 +80,27 @@ class StrictOrderingFilter(OrderingFilter):
             message = f"must be one or more of {', '.join(allowed)} (- first to reverse)."
             raise ValidationError({self.ordering_param: [message]})
         return valid
+
+    def get_schema_operation_parameters(self, view: Any) -> list[dict[str, Any]]:
+        """``ordering`` as what it is: a comma-separated list of the view's
+        ordering fields (``-`` first to reverse); not offered where there are none."""
+        fields = getattr(view, "ordering_fields", None)
+        if isinstance(fields, str):
+            return super().get_schema_operation_parameters(view)
+        if not fields:
+            return []
+        names = sorted(f if isinstance(f, str) else f[0] for f in fields)
+        return [
+            {
+                "name": self.ordering_param,
+                "required": False,
+                "in": "query",
+                "description": "Comma-separated fields to order by; - first to reverse.",
+                "schema": {
+                    "type": "array",
+                    "items": {"type": "string", "enum": names + [f"-{n}" for n in names]},
+                },
+                "style": "form",
+                "explode": False,
+            }
+        ]

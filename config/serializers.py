@@ -78,12 +78,16 @@ class IntegerField(_drf.IntegerField):
 
 
 class ChoiceField(_drf.ChoiceField):
-    """With ``allow_blank`` (and no ``""`` among the choices), the blank is ``null``:
-    shown as null, declared nullable, and null or "" on input stored as ""."""
+    # With ``blank_as_null`` (by default: ``allow_blank`` and no "" among the choices),
+    # the blank is null: shown as null, declared nullable, null or "" on input stored
+    # as "". (Comments, not docstrings, on these bases: the schema would show a
+    # docstring as the description of every serializer that has none.)
 
-    def __init__(self, choices: Any, **kwargs: Any) -> None:
+    def __init__(self, choices: Any, *, blank_as_null: bool | None = None, **kwargs: Any) -> None:
         super().__init__(choices, **kwargs)
-        self.blank_as_null = self.allow_blank and "" not in self.choices
+        if blank_as_null is None:
+            blank_as_null = self.allow_blank and "" not in self.choices
+        self.blank_as_null = blank_as_null
         if self.blank_as_null:
             self.allow_blank = False  # the schema's enum then carries null, not ""
             self.allow_null = True
@@ -100,7 +104,7 @@ class ChoiceField(_drf.ChoiceField):
 
 
 class StrictInputMixin:
-    """Refuses keys that are not writable fields (see the module docstring)."""
+    # Refuses keys that are not writable fields (see the module docstring).
 
     def to_internal_value(self, data: Any) -> Any:
         problems = self.unexpected_keys(data)
@@ -142,3 +146,11 @@ class ModelSerializer(StrictInputMixin, _drf.ModelSerializer):
         models.PositiveSmallIntegerField: IntegerField,
     }
     serializer_choice_field = ChoiceField
+
+    def build_standard_field(self, field_name: str, model_field: models.Field) -> tuple:
+        field_class, kwargs = super().build_standard_field(field_name, model_field)
+        if issubclass(field_class, ChoiceField):
+            # Decided here, from the model: DRF drops allow_blank from read-only fields.
+            choices = {value for value, _label in model_field.flatchoices}
+            kwargs["blank_as_null"] = model_field.blank and "" not in choices
+        return field_class, kwargs

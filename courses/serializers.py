@@ -64,7 +64,7 @@ class RelapseSerializer(serializers.ModelSerializer):
         required=False, allow_null=True, min_value=0, max_value=100
     )
     immunophenotype = serializers.ChoiceField(choices=Immunophenotype.choices, required=False)
-    course = serializers.PrimaryKeyRelatedField(read_only=True)
+    course = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = Relapse

@@ -213,6 +213,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation's error answers in the one error shape, and request bodies that
+    # refuse undeclared properties (config/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.schema.error_responses",
+    ],
     # Several fields share a name across components (kind, status, site...): name
     # each choice set once so the schema's enums read well and generation stays
     # warning-free (a test runs `check --deploy` with warnings as failures).
