@@ -9,7 +9,7 @@ HOST ?= 127.0.0.1
 PORT ?= 8000
 PYTEST_ARGS ?=
 
-.PHONY: run test lint docs screenshots venv venv-dev migrate demo worker clean
+.PHONY: run test fuzz lint docs screenshots venv venv-dev migrate demo worker clean
 
 $(BIN)/python:
 	$(PYTHON) -m venv $(VENV)
@@ -55,6 +55,15 @@ worker: venv
 # unless REZCOURSE_REQUIRE_SERVICES=1 (as in .ci/run), where they must pass.
 test: venv-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The schemathesis run of tests/test_api_fuzz.py with a longer budget than the suite's:
+# every phase (the coverage phase too) and FUZZ_EXAMPLES cases per operation and mode.
+# Against PostgreSQL: DATABASE_URL=postgres://... make fuzz. About 10-20 minutes.
+FUZZ_EXAMPLES ?= 200
+fuzz: venv-dev
+	REZCOURSE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) REZCOURSE_FUZZ_TIMEOUT=7200 \
+	REZCOURSE_FUZZ_PHASES=examples,coverage,fuzzing,stateful \
+		$(BIN)/pytest -p no:cacheprovider tests/test_api_fuzz.py $(PYTEST_ARGS)
 
 lint: venv-dev
 	$(BIN)/ruff check .

@@ -69,13 +69,27 @@ DOMAIN_STATUS: tuple[tuple[type[errors.ApplicationError], int], ...] = (
 )
 
 
-def _plain(detail: Any) -> Any:
-    """ErrorDetail trees -> plain JSON (lists of strings, nested dicts)."""
+def _fields(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """A validation error as ``{field: [message, ...]}``, the documented shape: errors
+    of a list's items or a nested object are named by their path (``em_sites.0``)."""
     if isinstance(detail, dict):
-        return {str(k): _plain(v) for k, v in detail.items()}
-    if isinstance(detail, list):
-        return [_plain(v) for v in detail]
-    return str(detail)
+        found: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            for name, messages in _fields(value, f"{prefix}.{key}" if prefix else str(key)).items():
+                found.setdefault(name, []).extend(messages)
+        return found
+    if isinstance(detail, list) and any(isinstance(v, dict | list) for v in detail):
+        found = {}
+        for index, value in enumerate(detail):
+            if isinstance(value, dict | list):
+                child = _fields(value, f"{prefix}.{index}" if prefix else str(index))
+            else:
+                child = {prefix or "non_field_errors": [str(value)]}
+            for name, messages in child.items():
+                found.setdefault(name, []).extend(messages)
+        return found
+    messages = detail if isinstance(detail, list) else [detail]
+    return {prefix or "non_field_errors": [str(m) for m in messages]}
 
 
 def error_body(status_code: int, code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -112,7 +126,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
     if isinstance(exc, ValidationError):
         detail = exc.detail
-        fields = _plain(detail if isinstance(detail, dict) else {"non_field_errors": detail})
+        fields = _fields(detail if isinstance(detail, dict) else {"non_field_errors": detail})
         response.data = error_body(
             response.status_code, "invalid", errors.Invalid(fields).message, fields=fields
         )

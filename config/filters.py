@@ -2,10 +2,11 @@
 ``DEFAULT_FILTER_BACKENDS``, so every list endpoint has them).
 
 * A boolean filter takes ``true`` or ``false``; anything else is a 400 naming it
-  (django-filter's select widget read ``?has_open_alerts=2`` as true).
+  (django-filter's select widget read ``?has_open_alerts=2`` as true). A blank choice
+  or id (``?role=``) is a 400 too, not "no filter".
 * A filter on a related object's id (``?team=``, ``?patient=``, ``?alert=``) is a plain
-  id comparison: an id that names nothing the requester can see gives an empty list,
-  whether it exists in another team or nowhere. django-filter's default looked the id
+  comparison with a whole number: an id that names nothing the requester can see gives
+  an empty list, whether it exists in another team or nowhere. django-filter's default looked the id
   up among *all* rows, so another team's id answered 200 and a nonexistent one 400:
   an existence oracle. A value that is not an id is still a 400.
 * An ``ordering`` term that is not one of the view's ``ordering_fields`` is a 400
@@ -18,9 +19,10 @@ from typing import Any
 
 import django_filters
 from django import forms
-from django.db.models import QuerySet
+from django.db.models import Model, QuerySet
 from django_filters import utils
 from django_filters.rest_framework import DjangoFilterBackend
+from django_filters.utils import get_model_field
 from rest_framework.exceptions import ValidationError
 from rest_framework.filters import OrderingFilter
 from rest_framework.request import Request
@@ -39,13 +41,23 @@ class IdFilter(django_filters.Filter):
         super().__init__(*args, **kwargs)
 
 
+def _is_id(model: type[Model], path: str) -> bool:
+    """Whether ``path`` leads to a relation or a primary key (a whole number: django-
+    filter's NumberFilter would take 0.5)."""
+    field = get_model_field(model, path)
+    return field is not None and (field.is_relation or field.primary_key)
+
+
 class FilterBackend(DjangoFilterBackend):
     def get_filterset(self, request: Request, queryset: QuerySet, view: Any) -> Any:
         filterset = super().get_filterset(request, queryset, view)
         if filterset is None:
             return None
         for name, old in list(filterset.filters.items()):
-            if isinstance(old, MODEL_FILTERS):
+            if isinstance(old, MODEL_FILTERS) or (
+                isinstance(old, django_filters.NumberFilter)
+                and _is_id(queryset.model, old.field_name)
+            ):
                 new = IdFilter(field_name=old.field_name, lookup_expr="exact", label=old.label)
                 new.parent = filterset
                 filterset.filters[name] = new
@@ -55,12 +67,15 @@ class FilterBackend(DjangoFilterBackend):
         filterset = self.get_filterset(request, queryset, view)
         if filterset is None:
             return queryset
-        errors = {
-            name: ["must be true or false."]
-            for name, f in filterset.filters.items()
-            if isinstance(f, django_filters.BooleanFilter)
-            and any(v.lower() not in BOOLEAN_VALUES for v in request.query_params.getlist(name))
-        }
+        errors: dict[str, list[str]] = {}
+        for name, f in filterset.filters.items():
+            values = request.query_params.getlist(name)
+            if isinstance(f, django_filters.BooleanFilter):
+                if any(v.lower() not in BOOLEAN_VALUES for v in values):
+                    errors[name] = ["must be true or false."]
+            elif "" in values and not isinstance(f, django_filters.CharFilter):
+                # django-filter reads a blank choice or id as "no filter": every row.
+                errors[name] = ["must not be blank."]
         if not filterset.is_valid():
             errors = {**utils.translate_validation(filterset.errors).detail, **errors}
         if errors:

@@ -30,6 +30,8 @@ the schema and holds them):
 from __future__ import annotations
 
 import datetime
+import math
+import re
 from collections.abc import Mapping
 from typing import Any
 
@@ -56,6 +58,28 @@ class CharField(_drf.CharField):
             kwargs["max_length"] = text_max_length()
         super().__init__(**kwargs)
 
+    def to_internal_value(self, data: Any) -> str:
+        if not isinstance(data, str):
+            self.fail("invalid")  # DRF took 0 for "0"
+        return super().to_internal_value(data)
+
+
+class BooleanField(_drf.BooleanField):
+    def to_internal_value(self, data: Any) -> bool:
+        if not isinstance(data, bool):
+            self.fail("invalid")  # DRF took 0, "no", "off" ...
+        return data
+
+
+class FloatField(_drf.FloatField):
+    def to_internal_value(self, data: Any) -> float:
+        if isinstance(data, bool) or not isinstance(data, int | float):
+            self.fail("invalid")
+        value = super().to_internal_value(data)
+        if not math.isfinite(value):
+            self.fail("invalid")
+        return value
+
 
 class DateField(_drf.DateField):
     default_error_messages = {"out_of_range": "must be between {min} and {max}."}
@@ -75,6 +99,11 @@ class IntegerField(_drf.IntegerField):
         if kwargs.get("max_value") is None:
             kwargs["max_value"] = INT32_MAX
         super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> int:
+        if isinstance(data, bool) or not isinstance(data, int):
+            self.fail("invalid")  # DRF took "5", 5.0 and true
+        return super().to_internal_value(data)
 
 
 class ChoiceField(_drf.ChoiceField):
@@ -107,7 +136,11 @@ class StrictInputMixin:
     # Refuses keys that are not writable fields (see the module docstring).
 
     def to_internal_value(self, data: Any) -> Any:
-        problems = self.unexpected_keys(data)
+        # A query string's parameters are checked against the schema (config/query.py):
+        # the page, its size and the format are there too.
+        problems = {} if isinstance(data, QueryDict) else self.unexpected_keys(data)
+        if isinstance(data, QueryDict):
+            data = self.typed_query(data)
         try:
             value = super().to_internal_value(data)  # type: ignore[misc]
         except _drf.ValidationError as exc:
@@ -118,8 +151,25 @@ class StrictInputMixin:
             raise _drf.ValidationError(problems)
         return value
 
+    def typed_query(self, query: QueryDict) -> dict[str, Any]:
+        """A query string as the JSON the fields expect: each parameter's last value,
+        ``true``/``false`` for a boolean field and digits for a number field as JSON
+        values (anything else stays text, which those fields refuse). A blank value
+        is a value, not an absent one (DRF's HTML-form reading dropped it)."""
+        fields = self.fields  # type: ignore[attr-defined]
+        data: dict[str, Any] = {}
+        for name in query:
+            value: Any = query[name]
+            field = fields.get(name)
+            if isinstance(field, _drf.BooleanField):
+                value = {"true": True, "false": False}.get(value, value)
+            elif isinstance(field, _drf.IntegerField | _drf.FloatField):
+                value = _number(value, float if isinstance(field, _drf.FloatField) else int)
+            data[name] = value
+        return data
+
     def unexpected_keys(self, data: Any) -> dict[str, list[str]]:
-        if not isinstance(data, Mapping) or isinstance(data, QueryDict):
+        if not isinstance(data, Mapping):
             return {}
         fields = self.fields  # type: ignore[attr-defined]
         writable = {f.field_name for f in self._writable_fields}  # type: ignore[attr-defined]
@@ -128,6 +178,15 @@ class StrictInputMixin:
             for key in data
             if key not in writable
         }
+
+
+INTEGER_TEXT = re.compile(r"-?[0-9]{1,19}")
+NUMBER_TEXT = re.compile(r"-?[0-9]{1,30}(\.[0-9]{1,30})?([eE][-+]?[0-9]{1,3})?")
+
+
+def _number(text: str, kind: type) -> Any:
+    pattern = INTEGER_TEXT if kind is int else NUMBER_TEXT
+    return kind(text) if pattern.fullmatch(text) else text
 
 
 class Serializer(StrictInputMixin, _drf.Serializer):
@@ -140,6 +199,8 @@ class ModelSerializer(StrictInputMixin, _drf.ModelSerializer):
         models.CharField: CharField,
         models.TextField: CharField,
         models.DateField: DateField,
+        models.BooleanField: BooleanField,
+        models.FloatField: FloatField,
         models.IntegerField: IntegerField,
         models.SmallIntegerField: IntegerField,
         models.PositiveIntegerField: IntegerField,
