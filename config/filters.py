@@ -71,7 +71,7 @@ class FilterBackend(DjangoFilterBackend):
         for name, f in filterset.filters.items():
             values = request.query_params.getlist(name)
             if isinstance(f, django_filters.BooleanFilter):
-                if any(v.lower() not in BOOLEAN_VALUES for v in values):
+                if any(v not in BOOLEAN_VALUES for v in values):
                     errors[name] = ["must be true or false."]
             elif "" in values and not isinstance(f, django_filters.CharFilter):
                 # django-filter reads a blank choice or id as "no filter": every row.

@@ -47,6 +47,8 @@ def _declared_parameters() -> dict[tuple[Any, str], frozenset[str]]:
         return {}
     known: dict[tuple[Any, str], frozenset[str]] = {}
     for path, _regex, method, callback in generator.endpoints:
+        # As the schema names it ({pk} -> {id}).
+        path = generator.coerce_path(path, method, generator.create_view(callback, method))
         operation = schema["paths"].get(path, {}).get(method.lower())
         if operation is None:
             continue

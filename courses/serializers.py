@@ -50,6 +50,10 @@ class PatientSerializer(serializers.ModelSerializer):
 
 
 class PatientUpdateSerializer(PatientSerializer):
+    # Declared, not only listed read-only: a declared field ignores read_only_fields, and
+    # PATCH {"team": ...} moved a patient into another team without a role check there.
+    team = serializers.PrimaryKeyRelatedField(read_only=True)
+
     class Meta(PatientSerializer.Meta):
         read_only_fields = ["id", "team", "created_at"]
 

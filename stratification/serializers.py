@@ -184,7 +184,7 @@ class StratifyRequestSerializer(serializers.Serializer):
         # silently change the HSCT indication: unknown fields are errors.
         for key in data:
             if key not in self.fields:
-                errors[str(key)] = ["is not a known field"]
+                errors[str(key)] = [serializers.UNKNOWN_FIELD]
         for field in self._writable_fields:
             try:
                 values[field.field_name] = field.run_validation(field.get_value(data))

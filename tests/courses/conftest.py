@@ -11,5 +11,3 @@ from django.utils import timezone
 def frozen_time(time_machine: Any) -> datetime:
     time_machine.move_to(datetime.fromisoformat("2026-11-24T10:00:00+00:00"), tick=False)
     return timezone.now()
-
-
