@@ -24,6 +24,7 @@ from collections.abc import Iterator, Mapping
 from typing import IO, Any
 
 from django.conf import settings
+from django.core.exceptions import ValidationError as DjangoValidationError
 from rest_framework import status
 from rest_framework.exceptions import APIException, ParseError, UnsupportedMediaType
 from rest_framework.exceptions import ValidationError as DRFValidationError
@@ -46,6 +47,12 @@ class RequestTooLarge(APIException):
 
 def control_character_in(text: str) -> bool:
     return CONTROL_CHARACTERS.search(text) is not None
+
+
+def refuse_control_characters(value: str) -> None:
+    """A Django validator with the same rule, for the web app's forms."""
+    if isinstance(value, str) and control_character_in(value):
+        raise DjangoValidationError(CONTROL_MESSAGE, code="control_characters")
 
 
 def printable_name(name: str) -> str:
