@@ -30,7 +30,7 @@ from django.conf import settings
 from django.utils import timezone
 
 from courses import services as course_services
-from notifications.models import Alert, OutboundEmail
+from notifications.models import OutboundEmail
 from teams.models import Role
 from teams.services import token_get_or_create
 
@@ -54,7 +54,7 @@ pytestmark = pytest.mark.django_db(transaction=True)
 
 
 @pytest.fixture
-def fuzz_world(team, other_team, member, make_course) -> dict[str, Any]:
+def fuzz_world(team, other_team, member, make_course, make_alert) -> dict[str, Any]:
     coordinator = member(team, Role.COORDINATOR, email="coord@example.org")
     clinician = member(team, Role.CLINICIAN)
     member(team, Role.VIEWER)
@@ -65,15 +65,7 @@ def fuzz_world(team, other_team, member, make_course) -> dict[str, Any]:
         actor=coordinator,
         now=timezone.now(),
     )
-    alert = Alert.objects.create(
-        course=course,
-        kind="course_stalled",
-        severity="low",
-        message="No activity for a while.",
-        caveat="c",
-        condition_since=date(2026, 11, 1),
-        opened_at=NOW,
-    )
+    alert = make_alert(course)
     email = OutboundEmail.objects.create(
         team=team,
         recipient="coord@example.org",

@@ -15,20 +15,6 @@ pytestmark = pytest.mark.django_db
 STRATIFY = "/api/v1/stratify/"
 
 
-def _alert(course: Any) -> Any:
-    from notifications.models import Alert
-
-    return Alert.objects.create(
-        course=course,
-        kind="course_stalled",
-        severity="low",
-        message="m",
-        caveat="c",
-        condition_since="2026-11-01",
-        opened_at="2026-11-24T10:00:00+00:00",
-    )
-
-
 def post_raw(client: Any, url: str, body: bytes | str, content_type: str) -> Any:
     return client.generic("POST", url, body, content_type=content_type)
 
@@ -73,9 +59,9 @@ def test_a_body_past_the_size_limit_is_a_413_before_it_is_decoded(api, clinician
 
 @pytest.mark.parametrize("url_name", ["stratify", "acknowledge"])
 def test_deeply_nested_json_is_a_400_not_a_recursion_error(
-    api, team, clinician, make_course, url_name
+    api, team, clinician, make_course, make_alert, url_name
 ) -> None:
-    alert = _alert(make_course(team, clinician))
+    alert = make_alert(make_course(team, clinician))
     url = STRATIFY if url_name == "stratify" else f"/api/v1/alerts/{alert.pk}/acknowledge/"
     for body in ("[" * 1000 + "]" * 1000, '{"a":' * 20_000 + "1" + "}" * 20_000):
         response = post_raw(api(clinician), url, body, "application/json")
@@ -129,8 +115,10 @@ def test_a_control_character_in_a_key_is_named_escaped(api, clinician) -> None:
     assert list(response.json()["error"]["fields"]) == ["prot\\x00ocol"]
 
 
-def test_tabs_and_line_breaks_stay_allowed_in_notes(api, team, clinician, make_course) -> None:
-    alert = _alert(make_course(team, clinician))
+def test_tabs_and_line_breaks_stay_allowed_in_notes(
+    api, team, clinician, make_course, make_alert
+) -> None:
+    alert = make_alert(make_course(team, clinician))
     response = api(clinician).post(
         f"/api/v1/alerts/{alert.pk}/acknowledge/", {"note": "line 1\r\n\tline 2"}
     )

@@ -107,21 +107,11 @@ def test_a_parameter_the_schema_does_not_declare_is_refused_on_every_operation(
     ],
 )
 def test_another_teams_id_in_a_filter_answers_as_a_nonexistent_one(
-    api, team, other_team, clinician, member, make_course, url
+    api, team, other_team, clinician, member, make_course, make_alert, url
 ) -> None:
     """Finding 6: ?team=<other team> answered 200 and a nonexistent id 400."""
-    from notifications.models import Alert
-
     elsewhere = make_course(other_team, member(other_team, Role.COORDINATOR))
-    alert = Alert.objects.create(
-        course=elsewhere,
-        kind="course_stalled",
-        severity="low",
-        message="m",
-        caveat="c",
-        condition_since="2026-11-01",
-        opened_at="2026-11-24T10:00:00+00:00",
-    )
+    alert = make_alert(elsewhere)
     make_course(team, clinician)
     ids = {
         "other_team": other_team.pk,

@@ -3,14 +3,11 @@ blank-as-null fields, unpaginated answers, and a warning-free generation."""
 
 from __future__ import annotations
 
-from datetime import date
-
 import pytest
 from django.core.management import call_command
 from django.utils import timezone
 
 from courses import services as course_services
-from notifications.models import Alert
 
 pytestmark = pytest.mark.django_db
 
@@ -75,18 +72,10 @@ def test_unpaginated_answers_are_declared_as_such(schema) -> None:
     ]
 
 
-def test_blank_enums_are_null_in_answers(api, team, clinician, make_course) -> None:
+def test_blank_enums_are_null_in_answers(api, team, clinician, make_course, make_alert) -> None:
     """Alert.resolution and Course.off_protocol_reason answered "" (not in their enums)."""
     course = make_course(team, clinician)
-    alert = Alert.objects.create(
-        course=course,
-        kind="course_stalled",
-        severity="low",
-        message="m",
-        caveat="c",
-        condition_since=date(2026, 11, 1),
-        opened_at=timezone.now(),
-    )
+    alert = make_alert(course)
     client = api(clinician)
     answer = client.get(f"/api/v1/alerts/{alert.pk}/").json()
     assert answer["resolution"] is None

@@ -16,7 +16,6 @@ from django.utils import timezone
 
 from courses import services as course_services
 from courses.models import PlannedStep
-from notifications.models import Alert
 from teams.models import Role
 from tests.factories import MembershipFactory
 
@@ -26,22 +25,14 @@ UNKNOWN = "definitely_not_a_field"
 
 
 @pytest.fixture
-def seeded(team, member, make_course) -> dict[str, Any]:
+def seeded(team, member, make_course, make_alert) -> dict[str, Any]:
     coordinator = member(team, Role.COORDINATOR)
     clinician = member(team, Role.CLINICIAN)
     course = make_course(team, coordinator)
     course_services.referral_save(
         course, data={"referred_on": date(2024, 3, 20)}, actor=coordinator, now=timezone.now()
     )
-    alert = Alert.objects.create(
-        course=course,
-        kind="course_stalled",
-        severity="low",
-        message="m",
-        caveat="c",
-        condition_since=date(2026, 11, 1),
-        opened_at=timezone.now(),
-    )
+    alert = make_alert(course)
     ids = {
         "courses": course.pk,
         "course_pk": course.pk,
