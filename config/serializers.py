@@ -11,6 +11,11 @@ the schema and holds them):
   misspelt optional field would otherwise be ignored and silently change the outcome.
   A read-only field sent in a write is refused as such (``"is read-only."``). Query
   strings are exempt here: config/query.py checks them against the schema.
+* **JSON types are what the schema says:** a string field takes a string (DRF took
+  ``0`` as "0"), a boolean ``true``/``false`` (not ``0`` or ``"no"``), a number a JSON
+  number (not ``"5"``, not NaN), an integer a JSON integer. A query string is read as
+  that JSON first (``typed_query``: ``true``, digits), and a blank parameter is a
+  value, not an absent one.
 * **Free text is bounded.** A ``CharField`` (and every model ``CharField`` or
   ``TextField``) without its own ``max_length`` takes ``REZCOURSE_TEXT_MAX_LENGTH``
   (5,000 characters) on input. Control characters never get this far
