@@ -97,7 +97,7 @@ def fuzz_world(team, other_team, member, make_course, make_alert) -> dict[str, A
     }
 
 
-def test_every_operation_answers_as_documented(live_server, fuzz_world) -> None:
+def test_every_operation_answers_as_documented(live_server, fuzz_world, tmp_path) -> None:
     command = [
         str(Path(sys.executable).parent / "schemathesis"),
         "run",
@@ -128,7 +128,13 @@ def test_every_operation_answers_as_documented(live_server, fuzz_world) -> None:
         "PYTHONPATH": str(settings.BASE_DIR),
     }
     done = subprocess.run(
-        command, env=env, capture_output=True, text=True, timeout=TIMEOUT, cwd=settings.BASE_DIR
+        # In a temporary folder: the command keeps a cache (.schemathesis/) where it runs.
+        command,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=TIMEOUT,
+        cwd=tmp_path,
     )
     if done.returncode != 0:
         pytest.fail(done.stdout[-60000:] + done.stderr[-5000:], pytrace=False)
