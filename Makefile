@@ -58,7 +58,7 @@ test: venv-dev
 
 # The schemathesis run of tests/test_api_fuzz.py with a longer budget than the suite's:
 # every phase (the coverage phase too) and FUZZ_EXAMPLES cases per operation and mode.
-# Against PostgreSQL: DATABASE_URL=postgres://... make fuzz. About 10-20 minutes.
+# Against PostgreSQL: DATABASE_URL=postgres://... make fuzz. About 15 minutes (200 cases).
 FUZZ_EXAMPLES ?= 200
 fuzz: venv-dev
 	REZCOURSE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) REZCOURSE_FUZZ_TIMEOUT=7200 \

@@ -84,6 +84,11 @@ class FilterBackend(DjangoFilterBackend):
 
 
 class StrictOrderingFilter(OrderingFilter):
+    def get_ordering(self, request: Request, queryset: QuerySet, view: Any) -> Any:
+        if request.query_params.get(self.ordering_param, None) == "":
+            raise ValidationError({self.ordering_param: ["must not be blank."]})
+        return super().get_ordering(request, queryset, view)
+
     def remove_invalid_fields(
         self, queryset: QuerySet, fields: list[str], view: Any, request: Request
     ) -> list[str]:

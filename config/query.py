@@ -104,6 +104,9 @@ class QueryStringMiddleware:
         )
         if bad:
             return _error(request, {name: [CONTROL_MESSAGE] for name in bad})
+        if request.path.startswith(API_PREFIX) and request.GET.get("format", None) == "":
+            # DRF reads a blank format as none: refused, as any blank choice.
+            return _error(request, {"format": ["must not be blank."]})
         unknown = unknown_parameters(request)
         if unknown:
             message = ["is not a parameter of this operation."]

@@ -32,6 +32,8 @@ def _fields(response) -> dict:
         ("active=", "active"),
         ("ordering=zzz", "ordering"),
         ("ordering=created_at,-nope", "ordering"),
+        ("ordering=", "ordering"),
+        ("format=", "format"),
         ("state=", "state"),
         ("team=0.5", "team"),
         ("patient=abc", "patient"),
