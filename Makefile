@@ -32,7 +32,7 @@ ALLOWED_HOSTS := $(DJANGO_ALLOWED_HOSTS)$(if $(filter $(URL_HOST),$(subst $(comm
 # Where the demo's e-mails go (never printing EMAIL_URL: it may hold a password).
 MAIL = $(if $(EMAIL_URL)$(EMAIL_HOST),sent by SMTP (EMAIL_URL / EMAIL_HOST),written as files to var/mail/)
 
-.PHONY: run test lint docs screenshots venv venv-dev migrate demo worker clean
+.PHONY: run test fuzz lint docs screenshots venv venv-dev migrate demo worker clean
 
 $(BIN)/python:
 	@echo "rezcourse: creating $(VENV) with $$($(PYTHON) --version 2>&1)"
@@ -172,6 +172,15 @@ worker: venv
 # unless REZCOURSE_REQUIRE_SERVICES=1 (as in .ci/run), where they must pass.
 test: venv-dev
 	$(BIN)/pytest $(PYTEST_ARGS)
+
+# The schemathesis run of tests/test_api_fuzz.py with a longer budget than the suite's:
+# every phase (the coverage phase too) and FUZZ_EXAMPLES cases per operation and mode.
+# Against PostgreSQL: DATABASE_URL=postgres://... make fuzz. About 15 minutes (200 cases).
+FUZZ_EXAMPLES ?= 200
+fuzz: venv-dev
+	REZCOURSE_FUZZ_EXAMPLES=$(FUZZ_EXAMPLES) REZCOURSE_FUZZ_TIMEOUT=7200 \
+	REZCOURSE_FUZZ_PHASES=examples,coverage,fuzzing,stateful \
+		$(BIN)/pytest -p no:cacheprovider tests/test_api_fuzz.py $(PYTEST_ARGS)
 
 lint: venv-dev
 	$(BIN)/ruff check .

@@ -31,8 +31,33 @@ from config import errors
 
 
 class Pagination(PageNumberPagination):
+    """``?page=`` (from 1) and ``?page_size=`` (1 to 500): anything else is a 400 naming
+    the parameter (DRF answered ``?page=0`` or ``?page=abc`` with a 404 and silently
+    replaced a bad page size by the default). A page past the last one is a 404."""
+
     page_size_query_param = "page_size"
     max_page_size = 500
+    last_page_strings = ()
+
+    def _whole_number(self, request: Any, name: str, maximum: int | None) -> int | None:
+        raw = request.query_params.get(name)
+        if raw is None:
+            return None
+        try:
+            value = int(raw) if raw.isascii() and raw.isdigit() else 0
+        except ValueError:
+            value = 0
+        if value < 1 or (maximum is not None and value > maximum):
+            bound = f"from 1 to {maximum}" if maximum is not None else "from 1"
+            raise ValidationError({name: [f"must be a whole number {bound}."]})
+        return value
+
+    def get_page_number(self, request: Any, paginator: Any) -> int:
+        return self._whole_number(request, self.page_query_param, 2**31 - 1) or 1
+
+    def get_page_size(self, request: Any) -> int:
+        size = self._whole_number(request, self.page_size_query_param, self.max_page_size)
+        return size or self.page_size
 
 
 # The HTTP status of each kind of domain error (the most specific class wins).
@@ -44,13 +69,27 @@ DOMAIN_STATUS: tuple[tuple[type[errors.ApplicationError], int], ...] = (
 )
 
 
-def _plain(detail: Any) -> Any:
-    """ErrorDetail trees -> plain JSON (lists of strings, nested dicts)."""
+def _fields(detail: Any, prefix: str = "") -> dict[str, list[str]]:
+    """A validation error as ``{field: [message, ...]}``, the documented shape: errors
+    of a list's items or a nested object are named by their path (``em_sites.0``)."""
     if isinstance(detail, dict):
-        return {str(k): _plain(v) for k, v in detail.items()}
-    if isinstance(detail, list):
-        return [_plain(v) for v in detail]
-    return str(detail)
+        found: dict[str, list[str]] = {}
+        for key, value in detail.items():
+            for name, messages in _fields(value, f"{prefix}.{key}" if prefix else str(key)).items():
+                found.setdefault(name, []).extend(messages)
+        return found
+    if isinstance(detail, list) and any(isinstance(v, dict | list) for v in detail):
+        found = {}
+        for index, value in enumerate(detail):
+            if isinstance(value, dict | list):
+                child = _fields(value, f"{prefix}.{index}" if prefix else str(index))
+            else:
+                child = {prefix or "non_field_errors": [str(value)]}
+            for name, messages in child.items():
+                found.setdefault(name, []).extend(messages)
+        return found
+    messages = detail if isinstance(detail, list) else [detail]
+    return {prefix or "non_field_errors": [str(m) for m in messages]}
 
 
 def error_body(status_code: int, code: str, message: str, **extra: Any) -> dict[str, Any]:
@@ -87,7 +126,7 @@ def exception_handler(exc: Exception, context: dict[str, Any]) -> Response | Non
 
     if isinstance(exc, ValidationError):
         detail = exc.detail
-        fields = _plain(detail if isinstance(detail, dict) else {"non_field_errors": detail})
+        fields = _fields(detail if isinstance(detail, dict) else {"non_field_errors": detail})
         response.data = error_body(
             response.status_code, "invalid", errors.Invalid(fields).message, fields=fields
         )

@@ -3,8 +3,7 @@ rules that span fields or read the record live in the services (same 400 shape).
 
 from __future__ import annotations
 
-from rest_framework import serializers
-
+from config import serializers
 from courses.models import (
     MRD_QUALITATIVE_CHOICES,
     AuditEntry,
@@ -86,6 +85,10 @@ class PatientSerializer(serializers.ModelSerializer):
 
 
 class PatientUpdateSerializer(PatientSerializer):
+    # Declared, not only listed read-only: a declared field ignores read_only_fields, and
+    # PATCH {"team": ...} moved a patient into another team without a role check there.
+    team = serializers.PrimaryKeyRelatedField(read_only=True)
+
     class Meta(PatientSerializer.Meta):
         read_only_fields = ["id", "team", "created_at"]
 
@@ -116,7 +119,7 @@ class RelapseSerializer(serializers.ModelSerializer):
         help_text="An HSCT before this relapse. Absent: true if a transplant of this "
         "patient is recorded before the relapse date, else false.",
     )
-    course = serializers.PrimaryKeyRelatedField(read_only=True)
+    course = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
     class Meta:
         model = Relapse

@@ -49,7 +49,7 @@ urlpatterns = [
     ),
     path(
         "courses/<int:course_pk>/hsct-referral/",
-        views.ReferralViewSet.as_view({"get": "list", "put": "create", "patch": "create"}),
+        views.ReferralViewSet.as_view({"get": "retrieve", "put": "create", "patch": "create"}),
         name="course-hsct-referral",
     ),
     path(

@@ -379,7 +379,7 @@ class CourseViewSet(
         return Response(self._detail(course))
 
     @extend_schema(responses=AuditEntrySerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], filter_backends=[])
     def audit(self, request: Request, pk: str) -> Response:
         entries = self.get_object().audit.select_related("actor")
         page = self.paginate_queryset(entries)
@@ -524,7 +524,7 @@ class ReferralViewSet(CourseChildViewSet):
         # The one object this route names (DRF's OPTIONS metadata asks for it).
         return self.get_referral()
 
-    def list(self, request: Request, course_pk: str) -> Response:
+    def retrieve(self, request: Request, course_pk: str) -> Response:
         return Response(self.get_serializer(self.get_referral()).data)
 
     def create(self, request: Request, course_pk: str) -> Response:

@@ -1,15 +1,18 @@
 from __future__ import annotations
 
-from rest_framework import serializers
-
+from config import serializers
 from notifications.models import Alert, AlertEvent, OutboundEmail, Severity
 
 
 class AlertSerializer(serializers.ModelSerializer):
     team = serializers.IntegerField(source="course.patient.team_id", read_only=True)
     course_reference = serializers.CharField(source="course.patient.reference", read_only=True)
-    acknowledged_by = serializers.CharField(source="acknowledged_by.username", default=None)
-    resolved_by = serializers.CharField(source="resolved_by.username", default=None)
+    acknowledged_by = serializers.CharField(
+        source="acknowledged_by.username", default=None, read_only=True, allow_null=True
+    )
+    resolved_by = serializers.CharField(
+        source="resolved_by.username", default=None, read_only=True, allow_null=True
+    )
 
     class Meta:
         model = Alert
@@ -42,7 +45,9 @@ class AlertSerializer(serializers.ModelSerializer):
 
 
 class AlertEventSerializer(serializers.ModelSerializer):
-    actor = serializers.CharField(source="actor.username", default=None)
+    actor = serializers.CharField(
+        source="actor.username", default=None, read_only=True, allow_null=True
+    )
 
     class Meta:
         model = AlertEvent

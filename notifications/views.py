@@ -105,8 +105,9 @@ class AlertViewSet(
         return self._act(request, ResolveSerializer, services.alert_resolve)
 
     @extend_schema(responses=AlertEventSerializer(many=True))
-    @action(detail=True, methods=["get"])
+    @action(detail=True, methods=["get"], pagination_class=None, filter_backends=[])
     def history(self, request: Request, pk: str) -> Response:
+        """The alert's whole history, oldest first (not paginated: a handful of rows)."""
         events = self.get_object().events.select_related("actor")
         return Response(AlertEventSerializer(events, many=True).data)
 

@@ -6,8 +6,7 @@ describe them in the OpenAPI schema and parse the query parameters."""
 
 from __future__ import annotations
 
-from rest_framework import serializers
-
+from config import serializers
 from notifications.models import AlertKind, Severity
 from reports.outcomes import DEFAULT_PROTOCOL
 from stratification.selectors import protocol_get

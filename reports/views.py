@@ -92,6 +92,7 @@ class WorklistView(GenericAPIView):
     renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CsvRenderer]
     serializer_class = WorklistRow
     queryset = TreatmentCourse.objects.none()  # for the schema; rows come from dashboard
+    filter_backends: list = []  # its filters are WorklistQuery; no ordering: urgency decides
 
     @extend_schema(
         parameters=[WorklistQuery, OpenApiParameter("format", str, enum=["json", "csv"])],

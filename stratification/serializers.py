@@ -10,14 +10,13 @@ are collected together rather than DRF's usual "fields first, then validate()".
 
 from __future__ import annotations
 
-import math
 from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
-from rest_framework import serializers
 from rest_framework.fields import SkipField, get_error_detail
 
+from config import serializers
 from stratification.definitions import CONFIDENCES
 from stratification.engine import on_therapy_errors
 from stratification.facts import (
@@ -35,40 +34,20 @@ from stratification.models import StratificationDecision
 from stratification.selectors import protocol_get, protocol_list
 
 
+# config.serializers' number and boolean fields already take only JSON numbers and
+# booleans (no "5", no true for 1 %, no NaN); these give the facts' own messages.
 class StrictFloatField(serializers.FloatField):
-    """A JSON number: no booleans (``true`` is not 1 %), no NaN or infinity."""
-
     default_error_messages = {"invalid": "must be a number"}
-
-    def to_internal_value(self, data: Any) -> float:
-        if isinstance(data, bool):
-            self.fail("invalid")
-        value = super().to_internal_value(data)
-        if not math.isfinite(value):
-            self.fail("invalid")
-        return value
 
 
 class StrictIntegerField(serializers.IntegerField):
-    """A JSON integer: no booleans, no strings, no 2.0."""
-
     default_error_messages = {"invalid": "must be a whole number"}
-
-    def to_internal_value(self, data: Any) -> int:
-        if isinstance(data, bool) or not isinstance(data, int):
-            self.fail("invalid")
-        return super().to_internal_value(data)
 
 
 class StrictBooleanField(serializers.BooleanField):
-    """A JSON boolean: "yes", 1 or "false" are not (a clinical flag must be explicit)."""
+    """A clinical flag must be explicit: "yes", 1 or "false" are not booleans."""
 
     default_error_messages = {"invalid": "must be true or false"}
-
-    def to_internal_value(self, data: Any) -> bool:
-        if not isinstance(data, bool):
-            self.fail("invalid")
-        return data
 
 
 def _flat(detail: Any) -> list[str]:
@@ -184,7 +163,7 @@ class StratifyRequestSerializer(serializers.Serializer):
         # silently change the HSCT indication: unknown fields are errors.
         for key in data:
             if key not in self.fields:
-                errors[str(key)] = ["is not a known field"]
+                errors[str(key)] = [serializers.UNKNOWN_FIELD]
         for field in self._writable_fields:
             try:
                 values[field.field_name] = field.run_validation(field.get_value(data))

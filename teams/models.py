@@ -21,7 +21,10 @@ def validate_time_zone(value: str) -> None:
 
 
 class Team(models.Model):
-    name = models.CharField(max_length=120, unique=True)
+    # Not unique across the site: the slug is the team's identifier. A rename that
+    # collided with another site's team name would otherwise confirm that it exists
+    # (docs/decisions.md); names are unique among the teams one person belongs to.
+    name = models.CharField(max_length=120)
     slug = models.SlugField(max_length=60, unique=True)
     # Local calendar of the team: digests go out at the team's local hour, and
     # "today" for clinical dates is the team's date (Team.today).

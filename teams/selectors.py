@@ -8,6 +8,7 @@ from collections import defaultdict
 from collections.abc import Mapping
 from datetime import date, datetime
 
+from django.contrib.auth import get_user_model
 from django.contrib.auth.models import AbstractBaseUser, AnonymousUser
 from django.db.models import Case, DateField, QuerySet, Value, When
 
@@ -99,3 +100,19 @@ def on_team_date(dates: Mapping[int, date], team_id_path: str) -> Case | Value:
         default=Value(max(teams_by_date)),
         output_field=DateField(),
     )
+
+
+def account_to_add(identifier: str) -> AbstractBaseUser | None:
+    """The account a coordinator means by ``identifier``: its exact username, or its
+    e-mail address (case-insensitive) when exactly one account has it. Only active
+    accounts that are not superusers (site operators join teams in the admin). None
+    for anything else, whatever the reason, so the answer tells nothing about which
+    accounts exist (docs/decisions.md)."""
+    candidates = get_user_model().objects.filter(is_active=True, is_superuser=False)
+    by_username = list(candidates.filter(username=identifier)[:1])
+    if by_username:
+        return by_username[0]
+    if "@" not in identifier:
+        return None
+    by_email = list(candidates.filter(email__iexact=identifier)[:2])
+    return by_email[0] if len(by_email) == 1 else None

@@ -1,12 +1,9 @@
 from __future__ import annotations
 
-from django.contrib.auth import get_user_model
-from rest_framework import serializers
-
-from teams.models import Membership, Team
-from teams.selectors import team_roles
-
-User = get_user_model()
+from config import serializers
+from teams.models import ADMIN_ROLES, Membership, Team
+from teams.permissions import require_team_role
+from teams.selectors import account_to_add, team_ids_for, team_roles
 
 
 class TeamSerializer(serializers.ModelSerializer):
@@ -28,6 +25,16 @@ class TeamSerializer(serializers.ModelSerializer):
 
     def get_my_role(self, team: Team) -> str | None:
         return team_roles(self.context["request"].user).get(team.pk)
+
+    def validate_name(self, name: str) -> str:
+        # Unique among the requester's own teams only: a check across the site would
+        # confirm another site's team name (docs/decisions.md).
+        mine = Team.objects.filter(pk__in=team_ids_for(self.context["request"].user))
+        if self.instance is not None:
+            mine = mine.exclude(pk=self.instance.pk)
+        if mine.filter(name__iexact=name).exists():
+            raise serializers.ValidationError("another of your teams has this name.")
+        return name
 
 
 class OnlyTeamDefault:
@@ -70,10 +77,16 @@ class TeamPrimaryKeyField(serializers.PrimaryKeyRelatedField):
         return teams_for(self.context["request"].user)
 
 
+NO_SUCH_ACCOUNT = "no account you may add has this username or e-mail address."
+
+
 class MembershipSerializer(serializers.ModelSerializer):
     team = TeamPrimaryKeyField()
-    username = serializers.SlugRelatedField(
-        source="user", slug_field="username", queryset=User.objects.filter(is_active=True)
+    username = serializers.CharField(
+        source="user.username",
+        max_length=254,
+        help_text="In: the person's exact username, or their account's e-mail address. "
+        "Out: their username.",
     )
 
     class Meta:
@@ -82,13 +95,25 @@ class MembershipSerializer(serializers.ModelSerializer):
         read_only_fields = ["id", "created_at"]
         validators: list = []  # the unique pair is checked below with a clearer message
 
+    def validate_team(self, team: Team) -> Team:
+        # Before the account is looked up: someone who may not add members learns
+        # nothing about which accounts exist (403 whatever the username).
+        require_team_role(self.context["request"], team, ADMIN_ROLES)
+        return team
+
     def validate(self, attrs: dict) -> dict:
+        # Only reached when the team is one the requester coordinates (validate_team);
+        # an unknown, inactive or superuser account, or an ambiguous e-mail address,
+        # all answer the same.
+        user = account_to_add(attrs.pop("user")["username"])
+        if user is None:
+            raise serializers.ValidationError({"username": [NO_SUCH_ACCOUNT]})
         if (
             self.instance is None
-            and Membership.objects.filter(team=attrs["team"], user=attrs["user"]).exists()
+            and Membership.objects.filter(team=attrs["team"], user=user).exists()
         ):
             raise serializers.ValidationError({"username": ["is already a member of this team."]})
-        return attrs
+        return {**attrs, "user": user}
 
 
 class MembershipUpdateSerializer(serializers.ModelSerializer):

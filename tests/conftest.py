@@ -231,3 +231,23 @@ def make_course(make_patient: Callable[..., Patient]) -> Callable[..., Treatment
         return course
 
     return make
+
+
+@pytest.fixture
+def make_alert(db: None) -> Callable[..., Any]:
+    """make_alert(course, **fields) -> an open low-severity course_stalled alert."""
+    from notifications.models import Alert
+
+    def make(course: TreatmentCourse, **fields: Any) -> Any:
+        data = {
+            "kind": "course_stalled",
+            "severity": "low",
+            "message": "No activity for a while.",
+            "caveat": "c",
+            "condition_since": date(2026, 11, 1),
+            "opened_at": timezone.now(),
+            **fields,
+        }
+        return Alert.objects.create(course=course, **data)
+
+    return make

@@ -13,7 +13,10 @@ from __future__ import annotations
 from typing import Any
 
 from django import forms
+from django.conf import settings
+from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 
+from config.parsers import refuse_control_characters
 from courses.models import (
     BCR_ABL1_CHOICES,
     FOLLOW_UP_EVENT_KINDS,
@@ -74,13 +77,26 @@ def start_date_field() -> forms.DateField:
 
 
 class WebFormMixin:
-    """Dates as date pickers, and no browser-side checks beyond ``required``."""
+    """Dates as date pickers, and no browser-side checks beyond ``required``. The API's
+    input bounds hold here too (config/serializers.py): no control characters in text,
+    free text of at most REZCOURSE_TEXT_MAX_LENGTH characters where the field names no
+    limit, dates from REZCOURSE_DATE_MIN to REZCOURSE_DATE_MAX."""
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)  # type: ignore[call-arg]
         for field in self.fields.values():  # type: ignore[attr-defined]
-            if isinstance(field, forms.DateField) and not isinstance(field.widget, DateInput):
-                field.widget = DateInput(attrs=field.widget.attrs)
+            if isinstance(field, forms.DateField):
+                if not isinstance(field.widget, DateInput):
+                    field.widget = DateInput(attrs=field.widget.attrs)
+                field.validators += [
+                    MinValueValidator(settings.REZCOURSE_DATE_MIN),
+                    MaxValueValidator(settings.REZCOURSE_DATE_MAX),
+                ]
+            elif isinstance(field, forms.CharField):
+                field.validators.append(refuse_control_characters)
+                if field.max_length is None:
+                    field.max_length = settings.REZCOURSE_TEXT_MAX_LENGTH
+                    field.validators.append(MaxLengthValidator(field.max_length))
 
     def service_data(self) -> dict[str, Any]:
         """What the service takes: the cleaned fields, minus presentation-only ones."""

@@ -8,7 +8,7 @@ environment (12-factor). The defaults are the *embedded* ones: SQLite under
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import date, timedelta
 from pathlib import Path
 
 import environ
@@ -54,6 +54,9 @@ MIDDLEWARE = [
     # Outside the 404 replacement below, so the page it substitutes carries the policy too.
     "config.csp.CSPMiddleware",
     "config.api.NotFoundMiddleware",
+    # No control characters in any query string; under /api/v1/, no query parameter
+    # the OpenAPI schema does not declare for the operation (config/query.py).
+    "config.query.QueryStringMiddleware",
     # Serves the admin's and Swagger UI's static files without a separate web server.
     "whitenoise.middleware.WhiteNoiseMiddleware",
     "django.contrib.sessions.middleware.SessionMiddleware",
@@ -171,9 +174,12 @@ REST_FRAMEWORK = {
         "rest_framework.permissions.IsAuthenticated",
         "teams.permissions.TeamRolePermission",
     ],
+    # UTF-8 JSON only, bounded in size and depth, no control characters (config/parsers.py).
+    "DEFAULT_PARSER_CLASSES": ["config.parsers.JSONParser"],
+    # Strict booleans, id filters that are no existence oracle, strict ordering.
     "DEFAULT_FILTER_BACKENDS": [
-        "django_filters.rest_framework.DjangoFilterBackend",
-        "rest_framework.filters.OrderingFilter",
+        "config.filters.FilterBackend",
+        "config.filters.StrictOrderingFilter",
     ],
     "DEFAULT_PAGINATION_CLASS": "config.api.Pagination",
     "PAGE_SIZE": 50,
@@ -182,6 +188,16 @@ REST_FRAMEWORK = {
     "TEST_REQUEST_DEFAULT_FORMAT": "json",
     "DATETIME_FORMAT": "iso-8601",
 }
+
+# Input bounds of every endpoint (config/parsers.py, config/serializers.py and
+# docs/decisions.md): a request body of at most this many bytes (413 past it), JSON
+# nested at most this deep (400), free text of at most this many characters where a
+# field names no limit of its own, and dates within this range.
+REZCOURSE_API_MAX_BODY_BYTES = env.int("REZCOURSE_API_MAX_BODY_BYTES", default=256 * 1024)
+REZCOURSE_API_MAX_JSON_DEPTH = 32
+REZCOURSE_TEXT_MAX_LENGTH = 5000
+REZCOURSE_DATE_MIN = date(1900, 1, 1)
+REZCOURSE_DATE_MAX = date(2200, 12, 31)
 
 SPECTACULAR_SETTINGS = {
     "TITLE": "rezcourse API",
@@ -197,6 +213,12 @@ SPECTACULAR_SETTINGS = {
     "SWAGGER_UI_FAVICON_HREF": "SIDECAR",
     "REDOC_DIST": "SIDECAR",
     "COMPONENT_SPLIT_REQUEST": True,
+    # Every operation's error answers in the one error shape, and request bodies that
+    # refuse undeclared properties (config/schema.py).
+    "POSTPROCESSING_HOOKS": [
+        "drf_spectacular.hooks.postprocess_schema_enums",
+        "config.schema.error_responses",
+    ],
     # Several fields share a name across components (kind, status, site...): name
     # each choice set once so the schema's enums read well and generation stays
     # warning-free (a test runs `check --deploy` with warnings as failures).

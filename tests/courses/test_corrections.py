@@ -190,7 +190,7 @@ def test_voiding_the_death_that_ended_a_course_reinstates_it(
         )
     assert voided.status_code == 200, voided.content
     body = client.get(url(course, "")).json()
-    assert (body["state"], body["off_protocol_reason"]) == ("induction", "")
+    assert (body["state"], body["off_protocol_reason"]) == ("induction", None)
     history = client.get(url(course, "transitions/")).json()["history"]
     assert [h["name"] for h in history][-2:] == ["take_off_protocol", "reinstate"]
     assert "wrong patient" in history[-1]["reason"]

@@ -7,7 +7,7 @@ from rest_framework.test import APIClient
 
 from teams.models import Membership, Role
 from teams.services import token_rotate
-from tests.factories import MembershipFactory
+from tests.factories import MembershipFactory, UserFactory
 
 pytestmark = pytest.mark.django_db
 
@@ -211,3 +211,79 @@ def test_a_coordinator_of_one_team_adds_a_member_without_naming_the_team(
     )
     assert refused.status_code == 400
     assert refused.json()["error"]["fields"].keys() == {"team"}
+
+
+# --- Issue 15, finding 6: no enumeration of accounts or team names ---------------------
+
+
+def _add(client, team, identifier):
+    return client.post(
+        "/api/v1/memberships/", {"team": team.pk, "username": identifier, "role": "viewer"}
+    )
+
+
+def test_a_member_is_added_by_exact_username_or_e_mail(api, team, coordinator) -> None:
+    by_name = UserFactory(username="dr.ada", email="ada@clinic.example")
+    by_mail = UserFactory(username="dr.bo", email="Bo@Clinic.example")
+    client = api(coordinator)
+    assert _add(client, team, "dr.ada").json()["username"] == "dr.ada"
+    created = _add(client, team, "bo@clinic.example")
+    assert created.status_code == 201, created.content
+    assert created.json()["username"] == "dr.bo"
+    assert {m.user for m in Membership.objects.filter(team=team)} >= {by_name, by_mail}
+
+
+def test_accounts_that_may_not_be_added_answer_exactly_as_unknown_ones(
+    api, team, coordinator
+) -> None:
+    UserFactory(username="root", is_superuser=True, is_staff=True)
+    UserFactory(username="gone", is_active=False)
+    UserFactory(username="twin1", email="twin@clinic.example")
+    UserFactory(username="twin2", email="twin@clinic.example")
+    UserFactory(username="Casey")
+    client = api(coordinator)
+    answers = {
+        identifier: _add(client, team, identifier).json()
+        for identifier in (
+            "nobody-has-this-name",
+            "root",  # the superuser
+            "gone",  # inactive
+            "twin@clinic.example",  # ambiguous e-mail address
+            "casey",  # not the exact username
+            "Cas",  # no prefix search
+        )
+    }
+    assert len({repr(a) for a in answers.values()}) == 1, answers
+    assert next(iter(answers.values()))["error"]["fields"] == {
+        "username": ["no account you may add has this username or e-mail address."]
+    }
+    assert Membership.objects.filter(team=team).count() == 1
+
+
+def test_someone_who_may_not_add_members_learns_nothing_about_accounts(api, team, member) -> None:
+    clinician = member(team, Role.CLINICIAN)
+    UserFactory(username="exists")
+    client = api(clinician)
+    known, unknown = _add(client, team, "exists"), _add(client, team, "does-not-exist")
+    assert known.status_code == unknown.status_code == 403
+    assert known.json() == unknown.json()
+
+
+def test_renaming_a_team_to_another_sites_team_name_reveals_nothing(
+    api, team, other_team, coordinator
+) -> None:
+    # Team names are not unique across the site: the answer is the same whether or not
+    # another site has a team of that name.
+    client = api(coordinator)
+    taken = client.patch(f"/api/v1/teams/{team.pk}/", {"name": other_team.name})
+    free = client.patch(f"/api/v1/teams/{team.pk}/", {"name": "A name nobody has"})
+    assert taken.status_code == free.status_code == 200
+    team.refresh_from_db()
+    assert team.name == "A name nobody has"
+
+
+def test_two_of_your_own_teams_cannot_share_a_name(api, team, other_team, coordinator) -> None:
+    MembershipFactory(team=other_team, user=coordinator, role=Role.VIEWER)
+    response = api(coordinator).patch(f"/api/v1/teams/{team.pk}/", {"name": "team y"})
+    assert response.status_code == 400
+    assert response.json()["error"]["fields"] == {"name": ["another of your teams has this name."]}

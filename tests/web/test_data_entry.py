@@ -296,3 +296,18 @@ def test_skipping_a_step_needs_a_reason(web, parse, team, clinician, make_course
     client.post(url, {"action": "skip", "skip-reason": "not indicated after review"})
     step.refresh_from_db()
     assert step.status == StepStatus.SKIPPED
+
+
+@pytest.mark.parametrize(
+    ("field", "value", "message"),
+    [
+        ("frontline_protocol", "AIEOP\x1b[31m", "must not contain control characters"),
+        ("initial_diagnosis_date", "9999-12-31", "less than or equal to 2200-12-31"),
+        ("initial_diagnosis_date", "1899-12-31", "greater than or equal to 1900-01-01"),
+    ],
+)
+def test_the_forms_hold_the_apis_input_bounds(web, parse, team, clinician, field, value, message):
+    response = web(clinician).post("/patients/new/", {**PATIENT, field: value})
+    assert response.status_code == 400
+    assert message in parse(response).text
+    assert not Patient.objects.exists()
