@@ -47,6 +47,17 @@ def lock_course(course: TreatmentCourse | int) -> TreatmentCourse:
     )
 
 
+def reload_facts(course: TreatmentCourse) -> None:
+    """Read the course's patient and relapse afresh, after its lock is held. A
+    ``SELECT ... FOR UPDATE`` that waited for the lock re-reads the locked row only:
+    the rows it joined (select_related) are as they were when the statement began. A
+    patient or relapse change committed meanwhile would then be missed, and a decision
+    judged on facts that no longer hold. (A change not yet committed waits for this
+    course's lock and re-judges the course after us.)"""
+    course.patient = Patient.objects.select_related("team").get(pk=course.patient_id)
+    course.relapse = Relapse.objects.get(pk=course.relapse_id)
+
+
 def _plain(value: Any) -> Any:
     """``value`` as JSON can hold it (dates as ISO strings, at any depth)."""
     if isinstance(value, date):

@@ -30,6 +30,7 @@ from courses.services.common import (
     audit,
     lock_course,
     refresh_staleness,
+    reload_facts,
     require_active,
     require_schedule,
     touch,
@@ -158,6 +159,7 @@ def course_restratify(
     front-line status carries over (the clinician's statement about the same patient)."""
     course = lock_course(course)
     require_active(course)
+    reload_facts(course)
     protocol = protocol_for(course.protocol_slug)
     previous = course.decision
     today = course.patient.team.today(now)
@@ -317,6 +319,7 @@ def course_confirm_stratification(
     kept (its clinical start stays). A decision whose facts changed since it was made
     is not confirmed: stratify again."""
     course = lock_course(course)
+    reload_facts(course)
     today = course.patient.team.today(now)
     stale = refresh_staleness(course, course.patient, course.relapse, today)
     if stale:
