@@ -120,6 +120,8 @@ class Context:
         return self.thresholds.get(slug, {}).get(name, settings.REZCOURSE_ALERT_DEFAULTS[name])
 
     def scope(self, queryset: QuerySet, course_path: str = "pk") -> QuerySet:
+        # Unordered: the sweep keys what it reads, and a sort of every row is waste.
+        queryset = queryset.order_by()
         if self.course_ids is None:
             return queryset
         return queryset.filter(**{f"{course_path}__in": self.course_ids})
@@ -260,6 +262,9 @@ def step_overdue(ctx: Context) -> list[Due]:
             overdue_from=AddDays(F("due_on"), F("grace_days") + 1),
         )
         .filter(overdue_from__lte=F("today"))
+        # Implied by the line above (grace is never negative), and in the form the
+        # partial index of open steps by due date (step_planned_due) range-scans.
+        .filter(due_on__lt=max(ctx.today_by_zone.values(), default=date.min))
         .values_list(
             "pk", "course_id", "label", "planned_on", "due_on", "grace_days", "overdue_from"
         )
