@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections.abc import Iterator
 from datetime import date, datetime
+from functools import partial
 
 from django.http import Http404
 from django.utils import timezone
@@ -33,6 +34,7 @@ from config.renderers import CsvRenderer, csv_response
 from courses.models import TreatmentCourse
 from courses.selectors import courses_for
 from reports import outcomes, summary, timeline, worklist
+from reports.pagination import KeysetPagination
 from reports.plot import PngRenderer, SvgRenderer
 from reports.serializers import (
     OutcomesQuerySerializer,
@@ -86,11 +88,16 @@ CSV_COLUMNS = [
 class WorklistView(GenericAPIView):
     """What needs attention now, one row per course with alerts that are unresolved
     and not snoozed, most urgent first (severity with escalation, then how long the
-    oldest condition has held). `?format=csv` exports every matching row."""
+    oldest condition has held). `?format=csv` exports every matching row.
+
+    Pages are keyset pages: follow `next` and `previous` (they carry a `cursor`); there
+    are no page numbers. `count` is exact when the answer covers one team
+    (`count_exact: true`); for several teams it may be the database's estimate."""
 
     permission_classes = [IsAuthenticated]
     renderer_classes = [JSONRenderer, BrowsableAPIRenderer, CsvRenderer]
     serializer_class = WorklistRow
+    pagination_class = KeysetPagination
     queryset = TreatmentCourse.objects.none()  # for the schema; rows come from dashboard
 
     @extend_schema(
@@ -133,6 +140,8 @@ class WorklistView(GenericAPIView):
             include_snoozed=params["include_snoozed"],
         )
         snoozed = params["include_snoozed"]
+        # Exact for one team; a network's total may be the planner's estimate.
+        self.paginator.count_rows = partial(worklist.count, exact=len(dates) == 1)
         if request.accepted_renderer.format == "csv":
 
             def rows() -> Iterator[list]:  # streamed while the response is sent
