@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from courses import services as course_services
 from notifications import services
-from notifications.models import Alert, AlertEvent, AlertKind, AlertState, SweepRun
+from notifications.models import Alert, AlertEvent, AlertKind, AlertState, OutboundEmail, SweepRun
+from teams.models import Role
 from tests.conftest import run_concurrently
 from tests.factories import TeamFactory
 from tests.notifications.conftest import unresolved
@@ -194,3 +195,23 @@ def test_the_sweep_alerts_command_runs_a_sweep(clock, course):
     call_command("sweep_alerts", stdout=out)
     assert "opened" in out.getvalue()
     assert Alert.objects.filter(course=course).exists()
+
+
+def test_the_outbox_loads_no_alert_when_nobody_hears_at_once(clock, team, member, make_course):
+    """Recipients first: with no address to write to, an opening sweep reads no alert
+    back for its e-mails (an opening of 50k alerts used to reload them all)."""
+    silent = member(team, Role.CLINICIAN, email="")
+    make_course(team, silent)
+    clock("2026-12-20")
+    with CaptureQueriesContext(connection) as sweep_queries:
+        assert services.alerts_sweep(timezone.now()).opened
+    loads = [
+        q["sql"]
+        for q in sweep_queries.captured_queries
+        if q["sql"].startswith(
+            'SELECT "notifications_alert"."id", "notifications_alert"."course_id"'
+        )
+        and '"courses_patient"' in q["sql"]
+    ]
+    assert loads == []
+    assert not OutboundEmail.objects.exists()

@@ -46,3 +46,22 @@ def test_summary_range_team_and_isolation(api, clinician, cohort):
         client.get("/api/v1/dashboard/summary/")
     # auth (token+user, roles), then one read of the counters: counts and delays alike
     assert len(ctx.captured_queries) == 2 + read_queries(1)
+
+
+def test_the_summary_costs_the_same_queries_for_more_courses(
+    api, clinician, cohort, team, make_course, sweep, clock
+):
+    client = api(clinician)
+
+    def count() -> int:
+        with CaptureQueriesContext(connection) as ctx:
+            assert client.get("/api/v1/dashboard/summary/?started_from=2026-01-01").status_code
+        return len(ctx.captured_queries)
+
+    few = count()
+    for _ in range(4):
+        make_course(team, clinician)
+    clock("2026-12-20")
+    sweep()
+    assert client.get("/api/v1/dashboard/summary/").json()["active_courses"] == 7
+    assert count() == few == 2 + read_queries(1)

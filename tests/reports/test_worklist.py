@@ -143,3 +143,42 @@ def test_each_row_is_judged_on_its_own_teams_calendar(
     # The export is named after the teams' latest date.
     export = client.get("/api/v1/dashboard/worklist/?format=csv")
     assert "worklist-2026-12-15.csv" in export["Content-Disposition"]
+
+
+def test_pages_are_keyset_pages_followed_by_their_links(api, clinician, cohort):
+    """Two courses, one per page: `next` and `previous` carry a cursor (the key of the
+    row the page starts after or before), never a page number."""
+    client = api(clinician)
+    first = client.get("/api/v1/dashboard/worklist/?page_size=1").json()
+    assert [r["course"] for r in first["results"]] == [cohort["a"].pk]
+    assert first["previous"] is None and "cursor=" in first["next"]
+    assert "page_size=1" in first["next"] and "page=" not in first["next"].replace("page_size=", "")
+    second = client.get(first["next"]).json()
+    assert [r["course"] for r in second["results"]] == [cohort["b"].pk]
+    assert second["next"] is None
+    back = client.get(second["previous"]).json()
+    assert back["results"] == first["results"] and back["previous"] is None
+    assert first["count"] == second["count"] == 2 and first["count_exact"] is True
+
+
+def test_a_cursor_that_is_not_from_a_link_is_a_400(api, clinician, cohort):
+    for cursor in ("nonsense", "WyJ4Il0", "WyJuIiwgMV0"):  # garbage, ["x"], ["n", 1]
+        response = api(clinician).get(f"/api/v1/dashboard/worklist/?cursor={cursor}")
+        assert response.status_code == 400
+        assert "cursor" in response.json()["error"]["fields"]
+
+
+def test_the_count_is_exact_for_one_team_and_may_be_an_estimate_for_several(
+    api, clinician, cohort, other_team
+):
+    MembershipFactory(team=other_team, user=clinician, role=Role.CLINICIAN)
+    client = api(clinician)
+    one = client.get(f"/api/v1/dashboard/worklist/?team={cohort['a'].patient.team_id}").json()
+    assert (one["count"], one["count_exact"]) == (2, True)
+    both = client.get("/api/v1/dashboard/worklist/").json()
+    assert len(both["results"]) == 3  # course y of team Y too
+    if connection.vendor == "postgresql":
+        # The planner's estimate: one EXPLAIN instead of counting a network's rows.
+        assert both["count_exact"] is False and both["count"] >= 0
+    else:
+        assert (both["count"], both["count_exact"]) == (3, True)
