@@ -152,6 +152,9 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
             models.Index(fields=["state"]),
             models.Index(fields=["risk_group"]),
             models.Index(fields=["protocol_slug"]),
+            # The periodic alert sweep refreshes the dashboards of the courses written
+            # since its last run (notifications.services._written_since).
+            models.Index(fields=["last_activity_at"], name="course_last_activity"),
         ]
 
     def __str__(self) -> str:

@@ -40,8 +40,10 @@ from datetime import date, datetime
 
 from django.db import connection
 from django.db.models import (
+    BigIntegerField,
     Case,
     Count,
+    DateField,
     DateTimeField,
     F,
     IntegerField,
@@ -138,8 +140,9 @@ def refresh(
     (courses a snooze of which ended). ``dates``: {team_id: the team's calendar date}
     for every team of those courses. Call with the sweep lock held."""
     alerts = union(alerts, courses)
-    _refresh_attention(union(alerts, woken), now, dates)
-    _refresh_facts(alerts=alerts, courses=union(courses))
+    courses = union(courses)
+    _refresh_attention(union(alerts, woken), courses, now, dates)
+    _refresh_facts(alerts=alerts, courses=courses)
 
 
 def snoozes_ending(dates: Mapping[int, date]) -> list[int]:
@@ -160,7 +163,9 @@ def rebuild(now: datetime, dates: Mapping[int, date]) -> None:
 # --- the worklist's rows -------------------------------------------------------------
 
 
-def _refresh_attention(ids: Ids, now: datetime, dates: Mapping[int, date]) -> None:
+def _refresh_attention(ids: Ids, written: Ids, now: datetime, dates: Mapping[int, date]) -> None:
+    """The rows of ``ids``; their next step is looked up again for the ``written``
+    courses and for new rows only (only a write on the course moves its steps)."""
     if ids is not EVERY and not ids:
         return
     unresolved = scoped(
@@ -171,11 +176,21 @@ def _refresh_attention(ids: Ids, now: datetime, dates: Mapping[int, date]) -> No
     awake = Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=today)
     rank = severity_rank()
     urgency = rank + F("escalation_level")
-    next_step = (
+    next_step = Subquery(
         PlannedStep.objects.filter(course_id=OuterRef("course_id"), status=StepStatus.PLANNED)
         .order_by("due_on", "sequence")
         .values("pk")[:1]
     )
+    if written is not EVERY:
+        # The row's own next step, joined (one to one), not looked up row by row.
+        kept = F("course__attention__next_step_id")
+        if written:
+            kept = Case(
+                When(course_id__in_array=sorted(written), then=Value(None)),
+                default=kept,
+                output_field=BigIntegerField(),
+            )
+        next_step = Coalesce(kept, next_step, output_field=BigIntegerField())
     # Annotation names of their own: "severity" and the like would shadow the alert's
     # fields inside the expressions.
     aggregates = {
@@ -190,7 +205,7 @@ def _refresh_attention(ids: Ids, now: datetime, dates: Mapping[int, date]) -> No
         "x_all_oldest": Min("condition_since"),
         "x_all_count": Count("id"),
         "x_wake": Min("snoozed_until", filter=Q(snoozed_until__gt=today)),
-        "x_step": Subquery(next_step),
+        "x_step": next_step,
         "x_at": Value(now, output_field=DateTimeField()),
     }
     fresh = (
@@ -278,17 +293,26 @@ def _tally(scope: Q) -> Counter:
 
 def _refresh_facts(*, alerts: Ids, courses: Ids) -> None:
     """Replace the facts in scope and move the counters by the difference: the old
-    contribution of these courses comes off, the new one goes on."""
+    contribution of these courses comes off, the new one goes on. A part refreshed
+    for every course (every alert fact, or every other fact) is counted again from
+    its facts instead, in SQL: cheaper than a difference over every row."""
     scope = _fact_scope(alerts, courses)
     if scope is None:
         return
-    before = _tally(scope)
+    some = _fact_scope(
+        alerts if alerts is not EVERY else (), courses if courses is not EVERY else ()
+    )
+    before = _tally(some) if some is not None else Counter()
     SummaryFact.objects.filter(scope).delete()
     for source in _fact_sources(alerts, courses):
         _insert_select(SummaryFact, FACT_COLUMNS, source)
-    after = _tally(scope)
-    after.subtract(before)
-    _move_counters(after)
+    if some is not None:
+        after = _tally(some)
+        after.subtract(before)
+        _move_counters(after)
+    every = [q for q, part in ((Q(name=ALERT), alerts), (~Q(name=ALERT), courses)) if part is EVERY]
+    if every:
+        _recount(every[0] if len(every) == 1 else Q())
 
 
 def _move_counters(delta: Mapping[tuple, int]) -> None:
@@ -319,7 +343,7 @@ def _move_counters(delta: Mapping[tuple, int]) -> None:
             # The counters are the sum of the facts; this can only mean rows edited by
             # hand. Count every team again from the facts rather than store nonsense.
             logger.error("summary counter %s would go negative; recounting from facts", key)
-            _recount()
+            _recount(Q())
             return
         if total == 0:
             if pk is not None:
@@ -333,9 +357,24 @@ def _move_counters(delta: Mapping[tuple, int]) -> None:
         SummaryCounter.objects.filter(pk__in_array=emptied).delete()
 
 
-def _recount() -> None:
-    SummaryCounter.objects.all().delete()
-    _move_counters(_tally(Q()))
+def _recount(names: Q) -> None:
+    """The counters of the facts matching ``names`` (on the fact's name), counted again
+    from the facts: per start date, and over every start date."""
+    SummaryCounter.objects.filter(names).delete()
+    facts = SummaryFact.objects.filter(names).order_by()
+    per_day = (
+        facts.filter(start_date__isnull=False)
+        .values("team_id", "start_date", "name", "key", "value")
+        .annotate(x_n=Count("id"))
+        .values_list("team_id", "start_date", "name", "key", "value", "x_n")
+    )
+    overall = (
+        facts.values("team_id", "name", "key", "value")
+        .annotate(x_n=Count("id"), x_start=Value(EVERY_START, output_field=DateField()))
+        .values_list("team_id", "x_start", "name", "key", "value", "x_n")
+    )
+    for rows in (per_day, overall):
+        _insert_select(SummaryCounter, (*COUNTER_KEY, "n"), rows)
 
 
 # --- SQL ---------------------------------------------------------------------------------

@@ -112,6 +112,13 @@ class Alert(models.Model):
         indexes = [
             models.Index(fields=["state", "kind"]),
             models.Index(fields=["course", "state"]),
+            # The sweep's escalation candidates: open alerts below the last level, by
+            # age (a few rows, not a pass over every unresolved alert).
+            models.Index(
+                fields=["escalation_level", "opened_at"],
+                condition=Q(state="open"),
+                name="alert_escalation_candidates",
+            ),
         ]
 
     def __str__(self) -> str:

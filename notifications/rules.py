@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db.models import (
@@ -60,11 +60,12 @@ WATCHED_STEP_KINDS = (
 SCHEDULED_STATES = tuple(s for s in ACTIVE_STATES if s != State.REGISTERED)
 
 
-@dataclass(frozen=True, slots=True)
-class Due:
+class Due(NamedTuple):
     """A condition that holds today. The message is only written when an alert is
     opened or its condition moved: a steady sweep over 100k courses must not format
-    tens of thousands of sentences it will throw away."""
+    tens of thousands of sentences it will throw away. (A named tuple: as immutable
+    as a frozen dataclass, and a quarter of its cost to build, tens of thousands a
+    sweep.)"""
 
     course_id: int
     kind: str

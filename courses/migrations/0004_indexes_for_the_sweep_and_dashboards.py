@@ -11,6 +11,10 @@ class Migration(migrations.Migration):
 
     operations = [
         migrations.AddIndex(
+            model_name='treatmentcourse',
+            index=models.Index(fields=['last_activity_at'], name='course_last_activity'),
+        ),
+        migrations.AddIndex(
             model_name='plannedstep',
             index=models.Index(condition=models.Q(('status', 'planned')), fields=['due_on'], name='step_planned_due'),
         ),
