@@ -108,7 +108,7 @@ class KeysetPagination(BasePagination):
         return direction == "n", key
 
     def _link(self, row: Any, forward: bool) -> str:
-        values = [getattr(row, name) for name in self.key]
+        values = [row[name] if isinstance(row, dict) else getattr(row, name) for name in self.key]
         token = json.dumps(["n" if forward else "p", *values], default=str)
         url = self.request.build_absolute_uri()
         return replace_query_param(

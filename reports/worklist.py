@@ -26,6 +26,21 @@ from teams.selectors import on_team_date
 SEVERITY_BY_RANK = {rank: severity for severity, rank in SEVERITY_RANK.items()}
 
 
+# What a row shows of its course, read with the page (plain values: no model
+# instances for a page of rows).
+COURSE_FIELDS = (
+    "course_id",
+    "course__patient__team_id",
+    "course__patient__reference",
+    "course__state",
+    "course__risk_group",
+    "course__protocol_slug",
+    "next_step__label",
+    "next_step__due_on",
+)
+COUNTS = ("priority", "severity_rank", "oldest_since", "open_alerts")
+
+
 def order(include_snoozed: bool) -> tuple[str, str, str]:
     """The row order, most urgent first, then the oldest condition, then the course:
     ascending columns of CourseAttention (one index each, with and without the team)."""
@@ -43,22 +58,17 @@ def _attention(dates: Mapping[int, date], include_snoozed: bool) -> Q:
     return q
 
 
-def worklist(
+def matching(
     dates: Mapping[int, date],
     *,
     kind: str | None = None,
     risk_group: str | None = None,
     include_snoozed: bool = False,
 ) -> QuerySet[CourseAttention]:
-    """Courses with alerts that need attention, most urgent first: by the highest
-    urgency among their alerts (severity rank plus escalation level), then by how long
-    the oldest condition has held. One CourseAttention per course, with its course,
-    patient and next step; :func:`worklist_rows` shapes a page of them. ``dates``
-    names the teams in scope (pass only the requester's) and their today."""
+    """The attention rows of the courses on the worklist (see :func:`worklist`),
+    unordered and without their courses: what the total counts."""
     key = order(include_snoozed)
-    rows = CourseAttention.objects.filter(
-        team_id__in=list(dates), **{f"{key[0]}__isnull": False}
-    ).select_related("course__patient", "next_step")
+    rows = CourseAttention.objects.filter(team_id__in=list(dates), **{f"{key[0]}__isnull": False})
     if risk_group:
         rows = rows.filter(risk_group=risk_group)
     if kind:
@@ -69,14 +79,33 @@ def worklist(
                 )
             )
         )
-    return rows.order_by(*key)
+    return rows
 
 
-def count(rows: QuerySet[CourseAttention], *, exact: bool) -> tuple[int, bool]:
+def worklist(
+    dates: Mapping[int, date],
+    *,
+    kind: str | None = None,
+    risk_group: str | None = None,
+    include_snoozed: bool = False,
+) -> QuerySet:
+    """Courses with alerts that need attention, most urgent first: by the highest
+    urgency among their alerts (severity rank plus escalation level), then by how long
+    the oldest condition has held. One row (values) per course, with its course,
+    patient and next step; :func:`worklist_rows` shapes a page of them. ``dates``
+    names the teams in scope (pass only the requester's) and their today."""
+    prefix = "all_" if include_snoozed else ""
+    rows = matching(dates, kind=kind, risk_group=risk_group, include_snoozed=include_snoozed)
+    return rows.values(*COURSE_FIELDS, *(f"{prefix}{name}" for name in COUNTS)).order_by(
+        *order(include_snoozed)
+    )
+
+
+def count(rows: QuerySet, *, exact: bool) -> tuple[int, bool]:
     """How many rows match, and whether that is exact: the COUNT itself when ``exact``
     (one team: an index range), otherwise PostgreSQL's estimate of it (one EXPLAIN,
     whatever the network's size). Elsewhere always exact."""
-    rows = rows.order_by().values("pk")
+    rows = rows.order_by()
     if exact or connections[rows.db].vendor != "postgresql":
         return rows.count(), True
     plan = json.loads(rows.explain(format="json"))
@@ -84,14 +113,14 @@ def count(rows: QuerySet[CourseAttention], *, exact: bool) -> tuple[int, bool]:
 
 
 def worklist_rows(
-    page: Sequence[CourseAttention], dates: Mapping[int, date], include_snoozed: bool = False
+    page: Sequence[Mapping[str, Any]], dates: Mapping[int, date], include_snoozed: bool = False
 ) -> list[dict[str, Any]]:
-    """The page's rows with their course, alerts and next due step: one query for the
+    """The page's rows (from :func:`worklist`) with their alerts: one query for the
     page's alerts, whatever its length (the courses came with the page)."""
     alerts: dict[int, list[dict[str, Any]]] = defaultdict(list)
     for alert in (
         Alert.objects.filter(
-            _attention(dates, include_snoozed), course_id__in=[row.course_id for row in page]
+            _attention(dates, include_snoozed), course_id__in=[row["course_id"] for row in page]
         )
         .order_by("condition_since", "id")
         .values(
@@ -109,24 +138,23 @@ def worklist_rows(
     prefix = "all_" if include_snoozed else ""
     rows = []
     for row in page:
-        course, step = row.course, row.next_step
-        oldest = getattr(row, f"{prefix}oldest_since")
+        team, oldest = row["course__patient__team_id"], row[f"{prefix}oldest_since"]
         rows.append(
             {
-                "course": course.pk,
-                "team": course.patient.team_id,
-                "course_reference": course.patient.reference,
-                "state": course.state,
-                "risk_group": course.risk_group,
-                "protocol": course.protocol_slug,
-                "severity": SEVERITY_BY_RANK[getattr(row, f"{prefix}severity_rank")],
-                "urgency": -getattr(row, f"{prefix}priority"),
-                "open_alerts": getattr(row, f"{prefix}open_alerts"),
-                "days_overdue": max(0, (dates[course.patient.team_id] - oldest).days),
+                "course": row["course_id"],
+                "team": team,
+                "course_reference": row["course__patient__reference"],
+                "state": row["course__state"],
+                "risk_group": row["course__risk_group"],
+                "protocol": row["course__protocol_slug"],
+                "severity": SEVERITY_BY_RANK[row[f"{prefix}severity_rank"]],
+                "urgency": -row[f"{prefix}priority"],
+                "open_alerts": row[f"{prefix}open_alerts"],
+                "days_overdue": max(0, (dates[team] - oldest).days),
                 "oldest_since": oldest,
-                "next_step": step.label if step else None,
-                "next_step_due_on": step.due_on if step else None,
-                "alerts": alerts[course.pk],
+                "next_step": row["next_step__label"],
+                "next_step_due_on": row["next_step__due_on"],
+                "alerts": alerts[row["course_id"]],
             }
         )
     return rows
