@@ -113,21 +113,15 @@ def prepare_one_team(database_url: str, active_target: int) -> dict:
 def rebuild_if_needed() -> None:
     """A cohort loaded in bulk (the generator writes rows, not through the services)
     is brought into the dashboards by a sweep; one that predates them, by a rebuild."""
-    from django.db import transaction
     from django.utils import timezone
 
-    from notifications import dashboards
     from notifications.models import CourseAttention, SummaryCounter
-    from notifications.services import _lock_sweep
-    from teams.models import Team
+    from notifications.services import dashboards_rebuild
 
     if CourseAttention.objects.exists() and SummaryCounter.objects.exists():
         return
     print("building the dashboards' state...", flush=True)
-    now = timezone.now()
-    with transaction.atomic():
-        _lock_sweep(now)
-        dashboards.rebuild(now, {t.pk: t.today(now) for t in Team.objects.all()})
+    dashboards_rebuild(timezone.now())
 
 
 def member_token(username: str, teams: list, role: str) -> str:
@@ -170,12 +164,11 @@ def prepare_many_teams(database_url: str, source_url: str) -> dict:
     from bench.bench_sweep import _setup
 
     _setup(database_url)
-    from django.db import connection, transaction
+    from django.db import connection
     from django.utils import timezone
 
     from courses.models import Patient
-    from notifications import dashboards
-    from notifications.services import _lock_sweep
+    from notifications.services import dashboards_rebuild
     from teams.models import Role, Team
 
     teams = list(Team.objects.filter(slug__startswith="net-").order_by("slug"))
@@ -192,10 +185,7 @@ def prepare_many_teams(database_url: str, source_url: str) -> dict:
                 f"UPDATE {Patient._meta.db_table} SET team_id = (%s::bigint[])[1 + id %% %s]",
                 [ids, len(ids)],
             )
-        now = timezone.now()
-        with transaction.atomic():
-            _lock_sweep(now)
-            dashboards.rebuild(now, {t.pk: t.today(now) for t in Team.objects.all()})
+        dashboards_rebuild(timezone.now())  # every course changed team
         with connection.cursor() as cursor:
             cursor.execute("VACUUM ANALYZE")
     return {

@@ -37,9 +37,12 @@ from notifications.models import (
     Alert,
     AlertEvent,
     AlertState,
+    CourseAttention,
     Heartbeat,
     NotificationPreference,
     Resolution,
+    SummaryCounter,
+    SummaryFact,
     SweepRun,
 )
 from stratification.selectors import protocol_registry
@@ -337,6 +340,18 @@ def _escalate(unresolved: QuerySet[Alert], now: datetime, ctx: rules.Context) ->
             for pk, course_id, severity in alerts
         ]
     return escalated
+
+
+@transaction.atomic
+def dashboards_rebuild(now: datetime) -> dict[str, int]:
+    """The dashboards' state for every course, from scratch, under the sweep lock."""
+    _lock_sweep(now)
+    dashboards.rebuild(now, {team.pk: team.today(now) for team in Team.objects.all()})
+    return {
+        "attention rows": CourseAttention.objects.count(),
+        "summary facts": SummaryFact.objects.count(),
+        "summary counters": SummaryCounter.objects.count(),
+    }
 
 
 # --- lifecycle ---------------------------------------------------------------------

@@ -190,7 +190,8 @@ class SummaryView(GenericAPIView):
             started_from=params.get("started_from"),
             started_to=params.get("started_to"),
         )
-        return Response(SummaryAnswer(data).data)
+        # Already in the answer's shape (SummaryAnswer describes it for the schema).
+        return Response(data)
 
 
 ALL_REZ_BFM_90 = REFERENCE_FIGURES["all-rez-bfm-90"]

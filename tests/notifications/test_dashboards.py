@@ -141,3 +141,28 @@ def test_a_course_evaluation_costs_the_same_queries_whatever_the_cohort(
     # (tallied, replaced from six sources, tallied again; the counters are read and
     # written only when they move, and here nothing did), inside a savepoint pair.
     assert len(evaluation.captured_queries) == 22
+
+
+def test_the_rebuild_command_leaves_what_the_sweeps_kept(clock, sweep, course, clinician):
+    clock("2026-12-08")
+    sweep()
+    services.alert_snooze(
+        Alert.objects.filter(course=course).first(),
+        actor=clinician,
+        until=date(2026, 12, 11),
+        reason="away",
+        now=timezone.now(),
+    )
+
+    def state() -> tuple[list, list]:
+        rows = CourseAttention.objects.values_list(
+            "course_id", "priority", "all_priority", "open_alerts", "wake_on", "next_step_id"
+        )
+        counters = SummaryCounter.objects.order_by("team_id", "start_date", "name", "key", "value")
+        return list(rows), list(counters.values_list("team_id", "start_date", "key", "value", "n"))
+
+    kept = state()
+    out = StringIO()
+    call_command("rebuild_dashboards", stdout=out)
+    assert "1 attention rows" in out.getvalue()
+    assert state() == kept
