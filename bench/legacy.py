@@ -9,27 +9,19 @@ authentication and page size (bench/urls.py). Never used by the service."""
 
 from __future__ import annotations
 
-from collections import defaultdict
 from datetime import date
 from typing import Any
 
 from django.db import connections
 from django.db.models import (
     Aggregate,
-    Case,
     Count,
     DateField,
     F,
     FloatField,
-    IntegerField,
-    Max,
-    Min,
     OuterRef,
-    Q,
     QuerySet,
     Subquery,
-    Value,
-    When,
 )
 from django.db.models.functions import Cast
 
@@ -42,74 +34,17 @@ from courses.models import (
     StepStatus,
     TreatmentCourse,
 )
-from notifications.models import SEVERITY_RANK, UNRESOLVED, Alert
+from notifications.models import UNRESOLVED, Alert
 from reports.delays import percentile_cont
-from teams.selectors import on_team_date
-
-SEVERITY_BY_RANK = {rank: severity for severity, rank in SEVERITY_RANK.items()}
-
-
-def _attention(dates: dict[int, date]) -> Q:
-    today = on_team_date(dates, "course__patient__team_id")
-    return Q(state__in=UNRESOLVED) & ~Q(snoozed_until__gt=today)
+from tests.reports import oracle
 
 
 def worklist_page(dates: dict[int, date], size: int) -> dict[str, Any]:
-    """The old endpoint's first page: the grouped alerts counted, then sliced, then the
-    page's courses, alerts and next steps."""
-    rank = Case(
-        *(When(severity=s, then=Value(r)) for s, r in SEVERITY_RANK.items()),
-        output_field=IntegerField(),
-    )
-    groups = (
-        Alert.objects.filter(
-            _attention(dates),
-            course__patient__team_id__in=list(dates),
-            course__state__in=ACTIVE_STATES,
-        )
-        .values("course_id")
-        .annotate(
-            open_alerts=Count("id"),
-            urgency=Max(rank + F("escalation_level")),
-            severity_rank=Max(rank),
-            oldest_since=Min("condition_since"),
-        )
-        .order_by("-urgency", "oldest_since", "course_id")
-    )
-    total = groups.count()
-    page = list(groups[:size])
-    ids = [g["course_id"] for g in page]
-    courses = TreatmentCourse.objects.select_related("patient").in_bulk(ids)
-    alerts: dict[int, list[dict]] = defaultdict(list)
-    for alert in Alert.objects.filter(_attention(dates), course_id__in=ids).order_by(
-        "condition_since", "id"
-    ):
-        alerts[alert.course_id].append(
-            {"id": alert.pk, "kind": alert.kind, "severity": alert.severity}
-        )
-    steps: dict[int, PlannedStep] = {}
-    for step in PlannedStep.objects.filter(course_id__in=ids, status=StepStatus.PLANNED).order_by(
-        "course_id", "due_on", "sequence"
-    ):
-        steps.setdefault(step.course_id, step)
-    rows = []
-    for group in page:
-        course = courses[group["course_id"]]
-        step = steps.get(course.pk)
-        rows.append(
-            {
-                "course": course.pk,
-                "course_reference": course.patient.reference,
-                "state": course.state,
-                "severity": SEVERITY_BY_RANK[group["severity_rank"]],
-                "urgency": group["urgency"],
-                "open_alerts": group["open_alerts"],
-                "oldest_since": group["oldest_since"],
-                "next_step": step.label if step else None,
-                "alerts": alerts[course.pk],
-            }
-        )
-    return {"count": total, "results": rows}
+    """The old endpoint's first page: the grouped alerts (the test oracle's query,
+    which is the old design's) counted, then sliced, then the page's courses, alerts
+    and next steps."""
+    groups = oracle.groups(dates)
+    return {"count": groups.count(), "results": oracle.rows(list(groups[:size]), dates, False)}
 
 
 class PercentileCont(Aggregate):

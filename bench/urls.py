@@ -19,46 +19,25 @@ from django.utils import timezone
 
 from bench import legacy
 from notifications.models import EVERY_START, UNRESOLVED, Alert, CourseAttention, SummaryCounter
+from reports import worklist
 from teams.selectors import on_team_date, team_dates, team_ids_for
 
 PAGE = settings.REST_FRAMEWORK["PAGE_SIZE"]
 
 
 def worklist_limit(request):  # noqa: ANN001, ANN201
+    """The endpoint's first page, from the attention rows and the page's alerts."""
     dates = team_dates(request.user, timezone.now())
     rows = CourseAttention.objects.filter(team_id__in=list(dates), priority__isnull=False)
     count = rows.count() if len(dates) == 1 else None
-    page = list(
-        rows.order_by("priority", "oldest_since", "course_id").values(
-            "course_id",
-            "team_id",
-            "course__patient__reference",
-            "course__state",
-            "course__risk_group",
-            "course__protocol_slug",
-            "priority",
-            "severity_rank",
-            "open_alerts",
-            "oldest_since",
-            "next_step__label",
-            "next_step__due_on",
-        )[:PAGE]
-    )
+    fields = (*worklist.COURSE_FIELDS, *worklist.COUNTS)
+    page = list(rows.order_by(*worklist.order(False)).values(*fields)[:PAGE])
     today = on_team_date(dates, "course__patient__team_id")
     alerts = list(
         Alert.objects.filter(state__in=UNRESOLVED, course_id__in=[r["course_id"] for r in page])
         .exclude(snoozed_until__gt=today)
         .order_by("condition_since", "id")
-        .values(
-            "id",
-            "course_id",
-            "kind",
-            "severity",
-            "state",
-            "escalation_level",
-            "condition_since",
-            "message",
-        )
+        .values(*worklist.ALERT_FIELDS)
     )
     return JsonResponse(
         {"count": count, "results": page, "alerts": alerts}, json_dumps_params={"default": str}

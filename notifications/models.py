@@ -254,6 +254,18 @@ class OutboundEmail(models.Model):
 # --- the dashboards' precomputed state (notifications.dashboards) ----------------------
 
 
+def derived_team() -> models.ForeignKey:
+    """The team of a derived row: led by the indexes that use it (no index of its own),
+    and without a database constraint (see SummaryFact)."""
+    return models.ForeignKey(
+        "teams.Team",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+
+
 class CourseAttention(models.Model):
     """What the worklist shows of one course: one row per active course with at least
     one unresolved alert, written only by :func:`notifications.dashboards.refresh`, in
@@ -277,13 +289,7 @@ class CourseAttention(models.Model):
     )
     # The course's team and risk group, copied for the filters: the indexes below lead
     # with the team.
-    team = models.ForeignKey(
-        "teams.Team",
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    team = derived_team()
     risk_group = models.CharField(max_length=10, null=True, blank=True)
     priority = models.SmallIntegerField(null=True)
     severity_rank = models.SmallIntegerField(null=True)
@@ -349,13 +355,7 @@ class SummaryFact(models.Model):
     course = models.ForeignKey(
         "courses.TreatmentCourse", on_delete=models.CASCADE, related_name="+", db_constraint=False
     )
-    team = models.ForeignKey(
-        "teams.Team",
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    team = derived_team()
     start_date = models.DateField(null=True)
     name = models.CharField(max_length=30)
     key = models.CharField(max_length=80, blank=True)
@@ -375,13 +375,7 @@ class SummaryCounter(models.Model):
     start date, and over every start date (``start_date`` = EVERY_START). The summary
     reads these: one row per distinct value, not one per course or block."""
 
-    team = models.ForeignKey(
-        "teams.Team",
-        on_delete=models.CASCADE,
-        related_name="+",
-        db_index=False,
-        db_constraint=False,
-    )
+    team = derived_team()
     start_date = models.DateField()
     name = models.CharField(max_length=30)
     key = models.CharField(max_length=80, blank=True)

@@ -39,6 +39,17 @@ COURSE_FIELDS = (
     "next_step__due_on",
 )
 COUNTS = ("priority", "severity_rank", "oldest_since", "open_alerts")
+# What a row lists of each of its alerts.
+ALERT_FIELDS = (
+    "id",
+    "course_id",
+    "kind",
+    "severity",
+    "state",
+    "escalation_level",
+    "condition_since",
+    "message",
+)
 
 
 def order(include_snoozed: bool) -> tuple[str, str, str]:
@@ -123,16 +134,7 @@ def worklist_rows(
             _attention(dates, include_snoozed), course_id__in=[row["course_id"] for row in page]
         )
         .order_by("condition_since", "id")
-        .values(
-            "id",
-            "course_id",
-            "kind",
-            "severity",
-            "state",
-            "escalation_level",
-            "condition_since",
-            "message",
-        )
+        .values(*ALERT_FIELDS)
     ):
         alerts[alert.pop("course_id")].append(alert)
     prefix = "all_" if include_snoozed else ""

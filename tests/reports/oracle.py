@@ -24,6 +24,7 @@ from django.db.models import (
     Min,
     OuterRef,
     Q,
+    QuerySet,
     Value,
     When,
 )
@@ -44,7 +45,13 @@ def _attention(dates: Mapping[int, date], include_snoozed: bool) -> Q:
     return q
 
 
-def worklist(
+def worklist(dates: Mapping[int, date], **filters: Any) -> list[dict[str, Any]]:
+    """Every row of the worklist, in order (the API's rows; ``protocol`` and
+    ``reference`` are the web app's extra filters)."""
+    return rows(list(groups(dates, **filters)), dates, filters.get("include_snoozed", False))
+
+
+def groups(
     dates: Mapping[int, date],
     *,
     kind: str | None = None,
@@ -52,9 +59,9 @@ def worklist(
     include_snoozed: bool = False,
     protocol: str | None = None,
     reference: str | None = None,
-) -> list[dict[str, Any]]:
-    """Every row of the worklist, in order (the API's rows; ``protocol`` and
-    ``reference`` are the web app's extra filters)."""
+) -> QuerySet:
+    """The courses on the worklist with their aggregates, grouped from the alerts on
+    every request, in order (also the old design's query in bench/legacy.py)."""
     rank = Case(
         *(When(severity=s, then=Value(r)) for s, r in SEVERITY_RANK.items()),
         output_field=IntegerField(),
@@ -78,7 +85,7 @@ def worklist(
                 )
             )
         )
-    groups = list(
+    return (
         alerts.values("course_id")
         .annotate(
             open_alerts=Count("id"),
@@ -88,12 +95,12 @@ def worklist(
         )
         .order_by("-urgency", "oldest_since", "course_id")
     )
-    return _rows(groups, dates, include_snoozed)
 
 
-def _rows(
+def rows(
     groups: list[dict[str, Any]], dates: Mapping[int, date], include_snoozed: bool
 ) -> list[dict[str, Any]]:
+    """A page of ``groups`` with its courses, alerts and next steps (three queries)."""
     ids = [g["course_id"] for g in groups]
     courses = TreatmentCourse.objects.select_related("patient").in_bulk(ids)
     alerts: dict[int, list[Alert]] = defaultdict(list)

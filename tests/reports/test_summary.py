@@ -7,7 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from notifications.models import Alert
-from tests.reports.conftest import read_queries
+from tests.reports.conftest import queries, read_queries
 
 pytestmark = pytest.mark.django_db
 
@@ -52,16 +52,11 @@ def test_the_summary_costs_the_same_queries_for_more_courses(
     api, clinician, cohort, team, make_course, sweep, clock
 ):
     client = api(clinician)
-
-    def count() -> int:
-        with CaptureQueriesContext(connection) as ctx:
-            assert client.get("/api/v1/dashboard/summary/?started_from=2026-01-01").status_code
-        return len(ctx.captured_queries)
-
-    few = count()
+    url = "/api/v1/dashboard/summary/?started_from=2026-01-01"
+    few = queries(client, url)
     for _ in range(4):
         make_course(team, clinician)
     clock("2026-12-20")
     sweep()
     assert client.get("/api/v1/dashboard/summary/").json()["active_courses"] == 7
-    assert count() == few == 2 + read_queries(1)
+    assert queries(client, url) == few == 2 + read_queries(1)

@@ -15,6 +15,7 @@ from notifications import services
 from notifications.models import Alert
 from teams.models import Role
 from tests.factories import MembershipFactory, TeamFactory
+from tests.reports.conftest import queries
 
 pytestmark = pytest.mark.django_db
 
@@ -90,9 +91,7 @@ def test_the_worklist_costs_the_same_queries_for_more_courses(
     client = api(clinician)
 
     def count() -> int:
-        with CaptureQueriesContext(connection) as ctx:
-            rows(client)
-        return len(ctx.captured_queries)
+        return queries(client, "/api/v1/dashboard/worklist/")
 
     few = count()
     for _ in range(4):
