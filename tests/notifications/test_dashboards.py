@@ -113,9 +113,7 @@ def test_courses_loaded_in_bulk_enter_the_dashboards_with_the_next_sweep(clock, 
     active = SummaryCounter.objects.filter(team=cohort, start_date=EVERY_START, name="state")
     assert (
         sum(active.values_list("n", flat=True))
-        == cohort.patients.filter(
-            courses__state__in=list(services.rules.ACTIVE_STATES)
-        ).count()
+        == cohort.patients.filter(courses__state__in=list(services.rules.ACTIVE_STATES)).count()
     )
 
 
