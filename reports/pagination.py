@@ -22,7 +22,7 @@ from django.core.exceptions import ValidationError as DjangoValidationError
 from django.db.models import F, QuerySet
 from django.db.models.fields.tuple_lookups import Tuple, TupleGreaterThan, TupleLessThan
 from rest_framework.exceptions import ValidationError
-from rest_framework.pagination import BasePagination, _positive_int
+from rest_framework.pagination import BasePagination
 from rest_framework.request import Request
 from rest_framework.response import Response
 from rest_framework.settings import api_settings
@@ -70,16 +70,21 @@ class KeysetPagination(BasePagination):
         return page
 
     def get_page_size(self, request: Request) -> int:
-        """As DRF's page-number pagination: ``page_size`` if it is a positive integer
-        (at most max_page_size), the default otherwise."""
-        try:
-            return _positive_int(
-                request.query_params[self.page_size_query_param],
-                strict=True,
-                cutoff=self.max_page_size,
-            )
-        except (KeyError, ValueError):
+        """``page_size`` from 1 to max_page_size; anything else is a 400 naming it (a
+        bad size silently replaced by the default would look like a short list)."""
+        raw = request.query_params.get(self.page_size_query_param)
+        if raw is None:
             return self.page_size
+        size = int(raw) if raw.isascii() and raw.isdigit() else 0
+        if not 1 <= size <= self.max_page_size:
+            raise ValidationError(
+                {
+                    self.page_size_query_param: [
+                        f"must be a whole number from 1 to {self.max_page_size}."
+                    ]
+                }
+            )
+        return size
 
     def get_paginated_response(self, data: Any) -> Response:
         return Response(

@@ -181,3 +181,10 @@ def test_the_count_is_exact_for_one_team_and_may_be_an_estimate_for_several(
         assert both["count_exact"] is False and both["count"] >= 0
     else:
         assert (both["count"], both["count_exact"]) == (3, True)
+
+
+@pytest.mark.parametrize("size", ["0", "501", "abc", "-1"])
+def test_a_page_size_out_of_range_is_a_400(api, clinician, cohort, size):
+    response = api(clinician).get(f"/api/v1/dashboard/worklist/?page_size={size}")
+    assert response.status_code == 400
+    assert "page_size" in response.json()["error"]["fields"]
