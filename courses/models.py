@@ -239,6 +239,9 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
             models.Index(fields=["state"]),
             models.Index(fields=["risk_group"]),
             models.Index(fields=["protocol_slug"]),
+            # The periodic alert sweep refreshes the dashboards of the courses written
+            # since its last run (notifications.services._written_since).
+            models.Index(fields=["last_activity_at"], name="course_last_activity"),
         ]
 
     def __str__(self) -> str:
@@ -452,7 +455,20 @@ class PlannedStep(models.Model):
             models.UniqueConstraint(fields=["course", "sequence"], name="step_unique_sequence"),
             models.UniqueConstraint(fields=["course", "key"], name="step_unique_key"),
         ]
-        indexes = [models.Index(fields=["status", "due_on"])]
+        indexes = [
+            models.Index(fields=["status", "due_on"]),
+            # The open steps only (a fraction of all): the overdue-step alert rule
+            # range-scans them by due date, and the worklist's next step of a course is
+            # its first open one by due date.
+            models.Index(
+                fields=["due_on"], condition=models.Q(status="planned"), name="step_planned_due"
+            ),
+            models.Index(
+                fields=["course", "due_on", "sequence"],
+                condition=models.Q(status="planned"),
+                name="step_planned_next",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"{self.label} due {self.due_on}"

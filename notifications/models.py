@@ -7,6 +7,8 @@ workers cannot both open it.
 
 from __future__ import annotations
 
+from datetime import date
+
 from django.conf import settings
 from django.db import models
 from django.db.models import Q
@@ -114,6 +116,13 @@ class Alert(models.Model):
         indexes = [
             models.Index(fields=["state", "kind"]),
             models.Index(fields=["course", "state"]),
+            # The sweep's escalation candidates: open alerts below the last level, by
+            # age (a few rows, not a pass over every unresolved alert).
+            models.Index(
+                fields=["escalation_level", "opened_at"],
+                condition=Q(state="open"),
+                name="alert_escalation_candidates",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -154,6 +163,10 @@ class SweepRun(models.Model):
     last_duration_ms = models.PositiveIntegerField(default=0)
     last_counts = models.JSONField(default=dict)
     runs = models.PositiveBigIntegerField(default=0)
+    # The highest course id the dashboards' state (notifications.dashboards) has seen:
+    # courses above it were written without the services (a bulk load, the cohort
+    # generator) and are refreshed by the next periodic sweep.
+    courses_seen_up_to = models.PositiveBigIntegerField(default=0)
 
     def __str__(self) -> str:
         return f"{self.name} ({self.runs} runs)"
@@ -240,3 +253,148 @@ class OutboundEmail(models.Model):
 
     def __str__(self) -> str:
         return f"{self.kind} to {self.recipient} ({self.status})"
+
+
+# --- the dashboards' precomputed state (notifications.dashboards) ----------------------
+
+
+def derived_team() -> models.ForeignKey:
+    """The team of a derived row: led by the indexes that use it (no index of its own),
+    and without a database constraint (see SummaryFact)."""
+    return models.ForeignKey(
+        "teams.Team",
+        on_delete=models.CASCADE,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+
+
+class CourseAttention(models.Model):
+    """What the worklist shows of one course: one row per active course with at least
+    one unresolved alert, written only by :func:`notifications.dashboards.refresh`, in
+    the transaction of the alert changes it follows.
+
+    Two sets of aggregates: the alerts *awake* on the team's calendar date of the
+    refresh (unresolved and not snoozed past it; the worklist's default), and all
+    unresolved ones (``include_snoozed``). A course whose every alert is snoozed has
+    no awake aggregates (``priority`` null). ``wake_on`` is the first date one of its
+    snoozes ends: the sweep refreshes the row that day.
+
+    ``priority`` is minus the urgency (severity rank plus escalation level), so that
+    "most urgent, then oldest condition, then course" is one ascending key, and a
+    keyset page is one row comparison an index range-scans."""
+
+    course = models.OneToOneField(
+        "courses.TreatmentCourse",
+        primary_key=True,
+        on_delete=models.CASCADE,
+        related_name="attention",
+    )
+    # The course's team and risk group, copied for the filters: the indexes below lead
+    # with the team.
+    team = derived_team()
+    risk_group = models.CharField(max_length=10, null=True, blank=True)
+    priority = models.SmallIntegerField(null=True)
+    severity_rank = models.SmallIntegerField(null=True)
+    oldest_since = models.DateField(null=True)
+    open_alerts = models.PositiveIntegerField(default=0)
+    all_priority = models.SmallIntegerField()
+    all_severity_rank = models.SmallIntegerField()
+    all_oldest_since = models.DateField()
+    all_open_alerts = models.PositiveIntegerField()
+    wake_on = models.DateField(null=True)
+    # The course's first planned step by due date (and sequence).
+    next_step = models.ForeignKey(
+        "courses.PlannedStep",
+        null=True,
+        on_delete=models.SET_NULL,
+        related_name="+",
+        db_index=False,
+        db_constraint=False,
+    )
+    # When a refresh last changed the row (a refresh that finds it current leaves it).
+    changed_at = models.DateTimeField()
+
+    class Meta:
+        indexes = [
+            # One team (exact count, keyset pages), then several (the network view).
+            models.Index(
+                fields=["team", "priority", "oldest_since", "course"],
+                condition=Q(priority__isnull=False),
+                name="attention_team_order",
+            ),
+            models.Index(
+                fields=["priority", "oldest_since", "course"],
+                condition=Q(priority__isnull=False),
+                name="attention_order",
+            ),
+            models.Index(
+                fields=["team", "all_priority", "all_oldest_since", "course"],
+                name="attention_team_all_order",
+            ),
+            models.Index(
+                fields=["all_priority", "all_oldest_since", "course"], name="attention_all_order"
+            ),
+            models.Index(
+                fields=["wake_on"], condition=Q(wake_on__isnull=False), name="attention_wake"
+            ),
+        ]
+
+    def __str__(self) -> str:
+        return f"attention for course {self.course_id}"
+
+
+class SummaryFact(models.Model):
+    """One thing one course adds to its team's summary counters (an active course in
+    its state and risk group, an unresolved alert, one delay value), as of the
+    course's last refresh. Kept so that a refresh can take exactly the course's old
+    contribution off the counters before adding the new one: the counters are the
+    sum of these rows, by construction.
+
+    The dashboards' tables hold derived rows that only ``refresh`` writes, so their
+    references to teams, steps and (here) courses carry no database constraint:
+    checking one per row at commit costs seconds when a whole cohort is rebuilt."""
+
+    course = models.ForeignKey(
+        "courses.TreatmentCourse", on_delete=models.CASCADE, related_name="+", db_constraint=False
+    )
+    team = derived_team()
+    start_date = models.DateField(null=True)
+    name = models.CharField(max_length=30)
+    key = models.CharField(max_length=80, blank=True)
+    value = models.IntegerField(default=0)
+
+    def __str__(self) -> str:
+        return f"{self.name} {self.key} {self.value} (course {self.course_id})"
+
+
+# The start date of the counters that count every course of the team, whatever its
+# start (and courses not started yet): no course starts in the year 1.
+EVERY_START = date(1, 1, 1)
+
+
+class SummaryCounter(models.Model):
+    """How many facts (SummaryFact) a team has of one name, key and value, per course
+    start date, and over every start date (``start_date`` = EVERY_START). The summary
+    reads these: one row per distinct value, not one per course or block."""
+
+    team = derived_team()
+    start_date = models.DateField()
+    name = models.CharField(max_length=30)
+    key = models.CharField(max_length=80, blank=True)
+    value = models.IntegerField(default=0)
+    n = models.PositiveIntegerField()
+
+    class Meta:
+        constraints = [
+            models.UniqueConstraint(
+                fields=["team", "start_date", "name", "key", "value"],
+                name="summary_counter_unique",
+            )
+        ]
+
+    def __str__(self) -> str:
+        return (
+            f"team {self.team_id} {self.start_date}: {self.name} {self.key} {self.value} = {self.n}"
+        )

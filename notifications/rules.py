@@ -16,7 +16,7 @@ from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
 from datetime import date
 from functools import partial
-from typing import Any
+from typing import Any, NamedTuple
 
 from django.conf import settings
 from django.db.models import (
@@ -61,11 +61,12 @@ WATCHED_STEP_KINDS = (
 SCHEDULED_STATES = tuple(s for s in ACTIVE_STATES if s != State.REGISTERED)
 
 
-@dataclass(frozen=True, slots=True)
-class Due:
+class Due(NamedTuple):
     """A condition that holds today. The message is only written when an alert is
     opened or its condition moved: a steady sweep over 100k courses must not format
-    tens of thousands of sentences it will throw away."""
+    tens of thousands of sentences it will throw away. (A named tuple: as immutable
+    as a frozen dataclass, and a quarter of its cost to build, tens of thousands a
+    sweep.)"""
 
     course_id: int
     kind: str
@@ -121,6 +122,8 @@ class Context:
         return self.thresholds.get(slug, {}).get(name, settings.REZCOURSE_ALERT_DEFAULTS[name])
 
     def scope(self, queryset: QuerySet, course_path: str = "pk") -> QuerySet:
+        # Unordered: the sweep keys what it reads, and a sort of every row is waste.
+        queryset = queryset.order_by()
         if self.course_ids is None:
             return queryset
         return queryset.filter(**{f"{course_path}__in": self.course_ids})
@@ -260,6 +263,9 @@ def step_overdue(ctx: Context) -> list[Due]:
             overdue_from=AddDays(F("due_on"), F("grace_days") + 1),
         )
         .filter(overdue_from__lte=F("today"))
+        # Implied by the line above (grace is never negative), and in the form the
+        # partial index of open steps by due date (step_planned_due) range-scans.
+        .filter(due_on__lt=max(ctx.today_by_zone.values(), default=date.min))
         .values_list(
             "pk",
             "course_id",

@@ -29,7 +29,9 @@ def render() -> str:
         "completed, or off protocol after a death or second relapse —, or by hand with a",
         "reason; a condition resolved by hand is",
         "not reopened until it occurs again). A snoozed alert (until a date, with a reason)",
-        "stays quiet until then. An open, unacknowledged alert escalates one level after",
+        "stays quiet until then, and is back on the worklist with the first sweep on that",
+        "date (on its team's calendar; at most one sweep interval late). An open,",
+        "unacknowledged alert escalates one level after",
         f"each of {settings.REZCOURSE_ALERT_ESCALATION_HOURS} hours "
         "(`REZCOURSE_ALERT_ESCALATION_HOURS`). At most one unresolved alert exists per",
         "(course, kind, subject), enforced by a partial unique index. Alerts are never",

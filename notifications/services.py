@@ -5,13 +5,19 @@ The sweep is idempotent and serialized: it locks its SweepRun row for the whole
 transaction, so a second sweep (another worker, or a per-course re-evaluation after a
 save) waits and then finds nothing to do. The partial unique constraint on Alert is
 the database's own guarantee behind it: never two unresolved alerts per condition.
+
+The lifecycle actions take the same lock first: every change to alerts, and the
+dashboards' rows that follow them (notifications.dashboards), happen one transaction
+at a time, each ending with :func:`dashboards.refresh` for the courses it changed.
 """
 
 from __future__ import annotations
 
+import gc
 import logging
 import time
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
 from typing import NamedTuple
@@ -19,20 +25,24 @@ from typing import NamedTuple
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F, Q, QuerySet
+from django.db.models import F, Max, Q, QuerySet
 
+from config.db import insert_rows
 from config.errors import Invalid, Refused
-from courses.models import ACTIVE_STATES
-from notifications import rules
+from courses.models import ACTIVE_STATES, TreatmentCourse
+from notifications import dashboards, rules
 from notifications.email import enqueue_alert_notices
 from notifications.models import (
     UNRESOLVED,
     Alert,
     AlertEvent,
     AlertState,
+    CourseAttention,
     Heartbeat,
     NotificationPreference,
     Resolution,
+    SummaryCounter,
+    SummaryFact,
     SweepRun,
 )
 from stratification.selectors import protocol_registry
@@ -53,14 +63,21 @@ def heartbeat_record(name: str, now: datetime) -> Heartbeat:
 # --- the sweep -------------------------------------------------------------------------
 
 
-class Existing(NamedTuple):
+class Opened(NamedTuple):
+    """A new alert, as the events, the outbox and the dashboards need it: no model
+    instance (an opening sweep writes tens of thousands)."""
+
     pk: int
-    since: date
+    course_id: int
+    kind: str
+    subject: str
+    severity: str
+    escalation_level: int = 0
 
 
 @dataclass
 class SweepResult:
-    opened: list[Alert] = field(default_factory=list)
+    opened: list[Opened] = field(default_factory=list)
     escalated: list[Alert] = field(default_factory=list)
     resolved: int = 0
     updated: int = 0
@@ -76,14 +93,25 @@ class SweepResult:
         }
 
 
-def _context(now: datetime, course_ids: Sequence[int] | None) -> rules.Context:
+# A course written this long before a periodic sweep started (its transaction still
+# open then) is still refreshed by the next one: see _written_since.
+WRITE_MARGIN = timedelta(minutes=10)
+
+
+def _context(
+    now: datetime, course_ids: Sequence[int] | None
+) -> tuple[rules.Context, dict[int, date]]:
+    """The rules' context, and {team_id: the team's calendar date} for the dashboards."""
     # One row per team (a handful): the rules need each time zone's date once.
-    today = {team.time_zone: team.today(now) for team in Team.objects.only("time_zone")}
+    teams = list(Team.objects.only("time_zone"))
+    dates = {team.pk: team.today(now) for team in teams}
+    today = {team.time_zone: dates[team.pk] for team in teams}
     thresholds = {
         d.slug: {name: t.value for name, t in d.alert_thresholds.items()}
         for d in protocol_registry()
     }
-    return rules.Context(today_by_zone=today, thresholds=thresholds, course_ids=course_ids)
+    ctx = rules.Context(today_by_zone=today, thresholds=thresholds, course_ids=course_ids)
+    return ctx, dates
 
 
 def _lock_sweep(now: datetime) -> SweepRun:
@@ -95,24 +123,55 @@ def _lock_sweep(now: datetime) -> SweepRun:
         return SweepRun.objects.select_for_update().get(name="alerts")
 
 
-@transaction.atomic
+@contextmanager
+def _collector_paused() -> Iterator[None]:
+    """A sweep builds a few short-lived objects per due condition and unresolved alert
+    (rows, keys, conditions: 150,000 for 100k courses), and Python's cyclic garbage
+    collector, started by allocation counts, walks every object the process holds
+    each time it runs: a third of a steady sweep went there. None of these objects
+    forms a cycle, so reference counting frees them as before; the collector is
+    paused for the sweep and resumes after it."""
+    enabled = gc.isenabled()
+    gc.disable()
+    try:
+        yield
+    finally:
+        if enabled:
+            gc.enable()
+
+
 def alerts_sweep(now: datetime, course_ids: Sequence[int] | None = None) -> SweepResult:
     """Evaluate every rule (for every active course, or for ``course_ids``): open
     alerts whose condition holds, resolve those whose condition cleared, escalate
-    those left unacknowledged. A constant number of queries whatever the cohort size.
-    """
+    those left unacknowledged; then refresh the dashboards' rows of the courses
+    concerned. A constant number of queries whatever the cohort size.
+
+    What the comparison needs of the unresolved alerts is read as plain values, the
+    new alerts are inserted in one statement without model instances, and the outbox
+    loads only the alerts that reach someone."""
+    with _collector_paused():
+        return _sweep(now, course_ids)
+
+
+@transaction.atomic
+def _sweep(now: datetime, course_ids: Sequence[int] | None) -> SweepResult:
+    """One sweep, in one transaction (see alerts_sweep)."""
     started = time.monotonic()
     run = _lock_sweep(now)
-    ctx = _context(now, course_ids)
-    due = {d.key: d for d in rules.evaluate(ctx)}
+    ctx, dates = _context(now, course_ids)
+    # Keyed by (course, kind, subject): a Due's first three fields (a tuple slice is
+    # cheaper than building the key field by field, 50,000 times a steady sweep).
+    due = {d[:3]: d for d in rules.evaluate(ctx)}
 
     existing_qs = Alert.objects.filter(state__in=UNRESOLVED)
     if course_ids is not None:
         existing_qs = existing_qs.filter(course_id__in=course_ids)
     # Plain tuples, not model instances, and only what every sweep needs (timestamps
     # cost more to parse than anything else): the steady sweep reads every open alert.
-    rows = existing_qs.values_list("pk", "course_id", "kind", "subject", "condition_since")
-    existing = {(c, k, s): Existing(pk, *rest) for pk, c, k, s, *rest in rows}
+    rows = existing_qs.order_by().values_list(
+        "pk", "course_id", "kind", "subject", "condition_since"
+    )
+    existing = {(c, k, s): (pk, since) for pk, c, k, s, since in rows}
     result = SweepResult()
 
     # A condition a person resolved by hand stays resolved while it is the same
@@ -123,86 +182,134 @@ def alerts_sweep(now: datetime, course_ids: Sequence[int] | None = None) -> Swee
         dismissed = set(
             Alert.objects.filter(
                 resolution=Resolution.MANUAL,
-                course_id__in={k[0] for k in new_keys},
+                course_id__in_array={k[0] for k in new_keys},
             ).values_list("course_id", "kind", "subject", "condition_since")
         )
-    to_open = [
-        Alert(
-            course_id=d.course_id,
-            kind=d.kind,
-            subject=d.subject,
-            severity=rules.BY_KIND[d.kind].severity,
-            message=d.message,
-            caveat=rules.BY_KIND[d.kind].caveat,
-            condition_since=d.since,
-            opened_at=now,
-        )
-        for k in new_keys
-        if (d := due[k]) and (*k, d.since) not in dismissed
-    ]
-    if to_open:
-        result.opened = Alert.objects.bulk_create(to_open)
+    result.opened = _open(
+        [d for k in new_keys if (d := due[k]) and (*k, d.since) not in dismissed], now
+    )
 
-    # The message follows from the condition's dates: rewrite it only when they moved.
-    changed = [
-        Alert(pk=e.pk, message=d.message, condition_since=d.since)
-        for key, e in existing.items()
-        if (d := due.get(key)) is not None and e.since != d.since
-    ]
+    # One pass over the unresolved alerts: still due and unchanged (the steady case),
+    # due with moved dates (the message follows from them: rewritten only then), or
+    # cleared.
+    changed: dict[tuple[int, str, str], Alert] = {}
+    cleared: dict[tuple[int, str, str], int] = {}
+    for key, (pk, since) in existing.items():
+        d = due.get(key)
+        if d is None:
+            cleared[key] = pk
+        elif since != d.since:
+            changed[key] = Alert(pk=pk, message=d.message, condition_since=d.since)
+        else:
+            result.unchanged += 1
     if changed:
-        Alert.objects.bulk_update(changed, ["message", "condition_since"])
+        Alert.objects.bulk_update(changed.values(), ["message", "condition_since"])
     result.updated = len(changed)
-    result.unchanged = sum(1 for key in existing if key in due) - len(changed)
-
-    cleared = [e.pk for key, e in existing.items() if key not in due]
     # A condition can clear because the course itself ended (completed, or off
     # protocol: a death, a second relapse): those alerts say so ("course ended"), so
     # nobody reads them as a problem that was fixed.
     ended: set[int] = set()
     if cleared:
         ended = set(
-            Alert.objects.filter(pk__in=cleared)
+            Alert.objects.filter(pk__in_array=list(cleared.values()))
             .exclude(course__state__in=ACTIVE_STATES)
             .values_list("pk", flat=True)
         )
         for pks, resolution in (
-            ([pk for pk in cleared if pk not in ended], Resolution.CONDITION_CLEARED),
+            ([pk for pk in cleared.values() if pk not in ended], Resolution.CONDITION_CLEARED),
             (sorted(ended), Resolution.COURSE_ENDED),
         ):
             if pks:
-                result.resolved += Alert.objects.filter(pk__in=pks, state__in=UNRESOLVED).update(
+                result.resolved += Alert.objects.filter(
+                    pk__in_array=pks, state__in=UNRESOLVED
+                ).update(
                     state=AlertState.RESOLVED, resolved_at=now, resolution=resolution
                 )
 
     result.escalated = _escalate(existing_qs, now, ctx)
 
-    events = [AlertEvent(alert=a, at=now, action="opened") for a in result.opened]
+    events = [(a.pk, now, "opened", "") for a in result.opened]
     events += [
-        AlertEvent(
-            alert_id=pk,
-            at=now,
-            action="resolved",
-            note="course ended" if pk in ended else "condition cleared",
-        )
-        for pk in cleared
+        (pk, now, "resolved", "course ended" if pk in ended else "condition cleared")
+        for pk in cleared.values()
     ]
-    events += [
-        AlertEvent(alert=a, at=now, action="escalated", note=f"level {a.escalation_level}")
-        for a in result.escalated
-    ]
-    if events:
-        AlertEvent.objects.bulk_create(events)
+    events += [(a.pk, now, "escalated", f"level {a.escalation_level}") for a in result.escalated]
+    insert_rows(AlertEvent, ("alert", "at", "action", "note"), events)
     # The e-mails are written in this same transaction: they exist exactly when the
     # alert change they report does.
     enqueue_alert_notices(result.opened, result.escalated, now)
 
-    if course_ids is None:
-        run.last_started_at = now
-        run.last_duration_ms = int((time.monotonic() - started) * 1000)
-        run.last_counts = result.counts()
-        run.runs += 1
-        run.save()
+    alerts_changed = {a.course_id for a in result.opened}
+    alerts_changed |= {key[0] for key in (*changed, *cleared)}
+    alerts_changed |= {a.course_id for a in result.escalated}
+    if course_ids is not None:
+        # Right after a write on these courses: everything about them.
+        dashboards.refresh(now, dates, courses=set(course_ids))
+        return result
+    dashboards.refresh(
+        now,
+        dates,
+        courses=_written_since(run, now),
+        alerts=alerts_changed,
+        woken=dashboards.snoozes_ending(dates),
+    )
+    run.last_started_at = now
+    run.last_duration_ms = int((time.monotonic() - started) * 1000)
+    run.last_counts = result.counts()
+    run.runs += 1
+    run.save()
     return result
+
+
+def _open(dues: Sequence[rules.Due], now: datetime) -> list[Opened]:
+    """Insert the new alerts in one statement; their messages are written here, once."""
+    rows = [
+        (
+            d.course_id,
+            d.kind,
+            d.subject,
+            rules.BY_KIND[d.kind].severity,
+            d.message,
+            rules.BY_KIND[d.kind].caveat,
+            d.since,
+            now,
+        )
+        for d in dues
+    ]
+    columns = ("course", "kind", "subject", "severity", "message", "caveat", "condition_since")
+    inserted = insert_rows(
+        Alert,
+        (*columns, "opened_at"),
+        rows,
+        returning=("id", "course", "kind", "subject", "severity"),
+    )
+    return [Opened(*row) for row in inserted]
+
+
+def _written_since(run: SweepRun, now: datetime) -> dashboards.Ids:
+    """The courses written since the previous periodic sweep (their re-evaluation may
+    have been lost with the broker) and those new to the dashboards (loaded in bulk,
+    without the services); every course the first time. Advances the run's mark."""
+    if run.last_started_at is None:
+        run.courses_seen_up_to = TreatmentCourse.objects.aggregate(top=Max("pk"))["top"] or 0
+        return dashboards.EVERY
+    # last_activity_at is the writer's clock at the start of its request: a write still
+    # open when the previous sweep read the courses is caught by the margin, and so is
+    # a writer whose clock runs a little ahead. (Synthetic cohorts carry activity dates
+    # in the future: those wait until their date instead of being refreshed each time.)
+    ids = set(
+        TreatmentCourse.objects.filter(
+            Q(
+                last_activity_at__gte=run.last_started_at - WRITE_MARGIN,
+                last_activity_at__lte=now + WRITE_MARGIN,
+            )
+            | Q(pk__gt=run.courses_seen_up_to)
+        )
+        .order_by()
+        .values_list("pk", flat=True)
+    )
+    run.courses_seen_up_to = max(run.courses_seen_up_to, *ids, 0)
+    return ids
 
 
 def _escalate(unresolved: QuerySet[Alert], now: datetime, ctx: rules.Context) -> list[Alert]:
@@ -222,28 +329,61 @@ def _escalate(unresolved: QuerySet[Alert], now: datetime, ctx: rules.Context) ->
             opened_at__lte=now - timedelta(hours=min(hours)),
         )
         .filter(Q(snoozed_until__isnull=True) | Q(snoozed_until__lte=today))
-        .values_list("pk", "opened_at", "escalation_level")
+        .order_by()
+        .values_list("pk", "course_id", "severity", "opened_at", "escalation_level")
     )
-    by_level: dict[int, list[int]] = {}
-    for pk, opened_at, current in candidates:
+    by_level: dict[int, list[tuple[int, int, str]]] = {}
+    for pk, course_id, severity, opened_at, current in candidates:
         # The highest level whose threshold has passed: a sweep that was down for days
         # catches up in one step, not one level per run.
         level = sum(1 for h in hours if now - opened_at >= timedelta(hours=h))
         if level > current:
-            by_level.setdefault(level, []).append(pk)
+            by_level.setdefault(level, []).append((pk, course_id, severity))
     escalated: list[Alert] = []
-    for level, pks in by_level.items():
-        Alert.objects.filter(pk__in=pks).update(escalation_level=level, escalated_at=now)
-        escalated += [Alert(pk=pk, escalation_level=level, escalated_at=now) for pk in pks]
+    for level, alerts in by_level.items():
+        Alert.objects.filter(pk__in_array=[pk for pk, _, _ in alerts]).update(
+            escalation_level=level, escalated_at=now
+        )
+        escalated += [
+            Alert(
+                pk=pk,
+                course_id=course_id,
+                severity=severity,
+                escalation_level=level,
+                escalated_at=now,
+            )
+            for pk, course_id, severity in alerts
+        ]
     return escalated
+
+
+@transaction.atomic
+def dashboards_rebuild(now: datetime) -> dict[str, int]:
+    """The dashboards' state for every course, from scratch, under the sweep lock."""
+    _lock_sweep(now)
+    dashboards.rebuild(now, {team.pk: team.today(now) for team in Team.objects.all()})
+    return {
+        "attention rows": CourseAttention.objects.count(),
+        "summary facts": SummaryFact.objects.count(),
+        "summary counters": SummaryCounter.objects.count(),
+    }
 
 
 # --- lifecycle ---------------------------------------------------------------------
 
 
-def _lock_alert(alert: Alert | int) -> Alert:
+def _lock_alert(alert: Alert | int, now: datetime) -> Alert:
+    """The alert's row, locked, after the sweep lock: a person's action and a sweep
+    (or another action) are applied one after the other, and each refreshes the
+    course's dashboard rows from what the one before committed."""
+    _lock_sweep(now)
     pk = alert if isinstance(alert, int) else alert.pk
     return Alert.objects.select_for_update().select_related("course__patient__team").get(pk=pk)
+
+
+def _refresh_course(alert: Alert, now: datetime) -> None:
+    team = alert.course.patient.team
+    dashboards.refresh(now, {team.pk: team.today(now)}, alerts={alert.course_id})
 
 
 def _refuse(alert: Alert, action: str) -> None:
@@ -263,12 +403,13 @@ def _refuse(alert: Alert, action: str) -> None:
 
 @transaction.atomic
 def alert_acknowledge(alert: Alert, *, actor: AbstractBaseUser, note: str, now: datetime) -> Alert:
-    alert = _lock_alert(alert)
+    alert = _lock_alert(alert, now)
     _refuse(alert, "acknowledge")
     alert.state = AlertState.ACKNOWLEDGED
     alert.acknowledged_by, alert.acknowledged_at, alert.acknowledge_note = actor, now, note
     alert.save(update_fields=["state", "acknowledged_by", "acknowledged_at", "acknowledge_note"])
     AlertEvent.objects.create(alert=alert, at=now, action="acknowledged", actor=actor, note=note)
+    _refresh_course(alert, now)
     return alert
 
 
@@ -276,7 +417,7 @@ def alert_acknowledge(alert: Alert, *, actor: AbstractBaseUser, note: str, now: 
 def alert_snooze(
     alert: Alert, *, actor: AbstractBaseUser, until: date, reason: str, now: datetime
 ) -> Alert:
-    alert = _lock_alert(alert)
+    alert = _lock_alert(alert, now)
     _refuse(alert, "snooze")
     today = alert.course.patient.team.today(now)
     errors = {}
@@ -294,12 +435,13 @@ def alert_snooze(
     AlertEvent.objects.create(
         alert=alert, at=now, action="snoozed", actor=actor, note=f"until {until}: {reason.strip()}"
     )
+    _refresh_course(alert, now)
     return alert
 
 
 @transaction.atomic
 def alert_resolve(alert: Alert, *, actor: AbstractBaseUser, reason: str, now: datetime) -> Alert:
-    alert = _lock_alert(alert)
+    alert = _lock_alert(alert, now)
     _refuse(alert, "resolve")
     if not reason.strip():
         raise Invalid({"reason": ["is required to resolve an alert by hand."]})
@@ -312,6 +454,7 @@ def alert_resolve(alert: Alert, *, actor: AbstractBaseUser, reason: str, now: da
     AlertEvent.objects.create(
         alert=alert, at=now, action="resolved", actor=actor, note=reason.strip()
     )
+    _refresh_course(alert, now)
     return alert
 
 

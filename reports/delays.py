@@ -1,36 +1,28 @@
 """Delay statistics for the dashboard summary: how long HSCT referrals, transplants and
 blocks take, as counts, medians and 90th percentiles.
 
-Computed in the database, in a constant number of queries (one per measure). On
-PostgreSQL the percentiles are percentile_cont aggregates; SQLite has no percentile
-function, so there each measure fetches just its sorted delay values (one query,
-integers only) and the same percentile_cont interpolation runs in Python."""
+The delays themselves are defined once, in :func:`courses.delays.course_delays`; the
+sweep keeps a histogram of them per team and course start date
+(notifications.dashboards), and the percentiles here are PostgreSQL's percentile_cont
+interpolation applied to that histogram: the same figures as sorting every value,
+without reading one row per block."""
 
 from __future__ import annotations
 
 import math
-from collections.abc import Iterable, Sequence
+from bisect import bisect_right
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import asdict, dataclass
 from datetime import date
+from itertools import accumulate
 from typing import Any
 
-from django.db import connections
-from django.db.models import (
-    Aggregate,
-    Count,
-    DateField,
-    F,
-    FloatField,
-    Func,
-    IntegerField,
-    OuterRef,
-    QuerySet,
-    Subquery,
-)
-from django.db.models.functions import Cast
+from django.db.models import QuerySet
 
-from courses.models import PlannedStep, ResponseAssessment, StepKind, StepStatus, TreatmentCourse
-from courses.selectors import valid_referral
+from courses.delays import MEASURES
+from notifications import dashboards
+from reports.counters import read_counters
 from teams.models import Team
 
 
@@ -51,42 +43,9 @@ class DelayStatistics:
         return asdict(self)
 
 
-class DaysBetween(Func):
-    """``end - start`` in whole days (an integer) for two date expressions."""
-
-    arity = 2
-    output_field = IntegerField()
-    # PostgreSQL: date - date is an integer number of days.
-    template = "(%(expressions)s)"
-    arg_joiner = " - "
-
-    def as_sqlite(self, compiler: Any, connection: Any, **extra: Any) -> Any:
-        return self.as_sql(
-            compiler,
-            connection,
-            template="CAST(ROUND(julianday(%(expressions)s)) AS INTEGER)",
-            arg_joiner=") - julianday(",
-            **extra,
-        )
-
-
-class PercentileCont(Aggregate):
-    """PostgreSQL's ``percentile_cont(fraction) WITHIN GROUP (ORDER BY expression)``:
-    the continuous percentile, interpolating linearly between the two nearest values."""
-
-    function = "PERCENTILE_CONT"
-    template = "%(function)s(%(fraction)s) WITHIN GROUP (ORDER BY %(expressions)s)"
-    output_field = FloatField()
-
-    def __init__(self, expression: Any, fraction: float, **extra: Any) -> None:
-        if not 0 <= fraction <= 1:
-            raise ValueError("fraction must be between 0 and 1")
-        # A float we formatted ourselves, never user input: safe to inline.
-        super().__init__(Cast(expression, FloatField()), fraction=repr(float(fraction)), **extra)
-
-
 def percentile_cont(sorted_values: Sequence[float], fraction: float) -> float | None:
-    """The same interpolation as PostgreSQL's percentile_cont, on sorted values."""
+    """PostgreSQL's percentile_cont interpolation, on sorted values: the value at
+    ``fraction * (n - 1)``, linear between the two nearest."""
     if not sorted_values:
         return None
     position = fraction * (len(sorted_values) - 1)
@@ -95,24 +54,40 @@ def percentile_cont(sorted_values: Sequence[float], fraction: float) -> float | 
     return float(low + (high - low) * (position - lower))
 
 
-def _delay_stat(rows: QuerySet, expression: Any) -> DelayStat:
-    """count, median and 90th percentile of ``expression`` over ``rows``: one query."""
-    rows = rows.annotate(delay=expression).filter(delay__isnull=False)
-    if connections[rows.db].vendor == "postgresql":
-        result = rows.aggregate(
-            count=Count("delay"),
-            median=PercentileCont("delay", 0.5),
-            p90=PercentileCont("delay", 0.9),
-        )
-        count, median, p90 = result["count"], result["median"], result["p90"]
-    else:
-        values = list(rows.order_by("delay").values_list("delay", flat=True))
-        count, median, p90 = len(values), percentile_cont(values, 0.5), percentile_cont(values, 0.9)
+def percentile_of_counts(counts: Mapping[int, int], fraction: float) -> float | None:
+    """The same interpolation on a histogram ({value: how many}): what
+    :func:`percentile_cont` gives for the sorted values the histogram counts."""
+    total = sum(counts.values())
+    if not total:
+        return None
+    position = fraction * (total - 1)
+    lower, upper = math.floor(position), math.ceil(position)
+    values = sorted(counts)
+    ends = list(accumulate(counts[v] for v in values))  # rank of each value's last copy + 1
+
+    def at(rank: int) -> int:
+        return values[bisect_right(ends, rank)]
+
+    low, high = at(lower), at(upper)
+    return float(low + (high - low) * (position - lower))
+
+
+def delay_stat(counts: Mapping[int, int]) -> DelayStat:
+    """Count, median and 90th percentile of one measure's histogram, in days."""
 
     def _r(value: float | None) -> float | None:
         return None if value is None else round(value, 2)
 
-    return DelayStat(count=count, median_days=_r(median), p90_days=_r(p90))
+    return DelayStat(
+        count=sum(counts.values()),
+        median_days=_r(percentile_of_counts(counts, 0.5)),
+        p90_days=_r(percentile_of_counts(counts, 0.9)),
+    )
+
+
+def statistics_of(histograms: Mapping[str, Mapping[int, int]]) -> DelayStatistics:
+    """{measure: {days: how many}} -> the statistics (a missing measure counts 0)."""
+    return DelayStatistics(**{m: delay_stat(histograms.get(m, {})) for m in MEASURES})
 
 
 def delay_statistics(
@@ -123,38 +98,11 @@ def delay_statistics(
 ) -> DelayStatistics:
     """Delays of the courses of ``teams`` (a Team queryset or team ids — pass only the
     requester's) whose start date falls in [started_from, started_to] (either end
-    open). Three queries, whatever the number of courses."""
-    courses = (
-        TreatmentCourse.objects.filter(patient__team__in=teams, start_date__isnull=False)
-        .annotate(referral=valid_referral())
-        .order_by()
-    )
-    if started_from is not None:
-        courses = courses.filter(start_date__gte=started_from)
-    if started_to is not None:
-        courses = courses.filter(start_date__lte=started_to)
-    first_cr2 = Subquery(
-        ResponseAssessment.objects.filter(course=OuterRef("pk"), cr2=True)
-        .order_by("assessed_on")
-        .values("assessed_on")[:1],
-        output_field=DateField(),
-    )
-    return DelayStatistics(
-        hsct_referral=_delay_stat(
-            courses.filter(hsct_indicated=True, referral__isnull=False),
-            DaysBetween(F("referral__referred_on"), F("start_date")),
-        ),
-        cr2_to_transplant=_delay_stat(
-            courses.filter(referral__performed_on__isnull=False),
-            DaysBetween(F("referral__performed_on"), first_cr2),
-        ),
-        block_delay=_delay_stat(
-            PlannedStep.objects.filter(
-                course__in=courses,
-                kind=StepKind.BLOCK,
-                status=StepStatus.DONE,
-                done_on__isnull=False,
-            ).order_by(),
-            DaysBetween(F("done_on"), F("planned_on")),
-        ),
-    )
+    open), from the counters the sweep keeps (one query, whatever the number of
+    courses). The measures are defined in :func:`courses.delays.course_delays`."""
+    histograms: dict[str, dict[int, int]] = defaultdict(dict)
+    for _, measure, days, n in read_counters(
+        teams, started_from=started_from, started_to=started_to, names=[dashboards.DELAY]
+    ):
+        histograms[measure][days] = n
+    return statistics_of(histograms)

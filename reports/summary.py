@@ -1,47 +1,48 @@
 """The team summary for the dashboard's header: active courses by state and risk group,
-open alerts by kind and severity, and the delay statistics."""
+open alerts by kind and severity, and the delay statistics — all from the counters the
+sweep keeps per team and course start date (reports.counters)."""
 
 from __future__ import annotations
 
+from collections import defaultdict
 from datetime import date
 from typing import Any
 
-from django.db.models import Count
-
-from courses.models import ACTIVE_STATES, TreatmentCourse
-from notifications.models import SEVERITY_RANK, UNRESOLVED, Alert
-from reports.delays import delay_statistics
+from courses.models import ACTIVE_STATES
+from notifications import dashboards
+from notifications.models import SEVERITY_RANK
+from reports.counters import read_counters
+from reports.delays import statistics_of
 
 
 def summary(
     team_ids: list[int], *, started_from: date | None, started_to: date | None
 ) -> dict[str, Any]:
-    """Counts and delays for the dashboard's header: five queries.
+    """Counts and delays for the dashboard's header: one query.
 
     The date range selects courses by their clinical start (the day therapy began);
     without a range every course counts, registered ones included. Open alerts count
     whether snoozed or not, so no "today" enters the answer."""
-    courses = TreatmentCourse.objects.filter(patient__team_id__in=team_ids)
-    if started_from:
-        courses = courses.filter(start_date__gte=started_from)
-    if started_to:
-        courses = courses.filter(start_date__lte=started_to)
-    active = courses.filter(state__in=ACTIVE_STATES)
-    by_state = dict(active.values_list("state").annotate(n=Count("id")).order_by())
-    by_group = {
-        group or "unconfirmed": n
-        for group, n in active.values_list("risk_group").annotate(n=Count("id")).order_by()
-    }
-    alerts = Alert.objects.filter(state__in=UNRESOLVED, course__in=courses.values("pk"))
-    by_kind: dict[str, dict[str, int]] = {}
-    for kind, severity, n in (
-        alerts.values_list("kind", "severity").annotate(n=Count("id")).order_by()
+    by_state: dict[str, int] = defaultdict(int)
+    by_group: dict[str, int] = defaultdict(int)
+    by_kind: dict[str, dict[str, int]] = defaultdict(dict)
+    histograms: dict[str, dict[int, int]] = defaultdict(dict)
+    for name, key, value, n in read_counters(
+        team_ids, started_from=started_from, started_to=started_to
     ):
-        by_kind.setdefault(kind, {})[severity] = n
-    by_severity: dict[str, int] = {}
+        if name == dashboards.STATE:
+            by_state[key] += n
+        elif name == dashboards.GROUP:
+            by_group[key or "unconfirmed"] += n
+        elif name == dashboards.ALERT:
+            kind, severity = key.split(":")
+            by_kind[kind][severity] = n
+        elif name == dashboards.DELAY:
+            histograms[key][value] = n
+    by_severity: dict[str, int] = defaultdict(int)
     for per_kind in by_kind.values():
         for severity, n in per_kind.items():
-            by_severity[severity] = by_severity.get(severity, 0) + n
+            by_severity[severity] += n
     return {
         "teams": team_ids,
         "started_from": started_from,
@@ -51,8 +52,6 @@ def summary(
         "active_by_risk_group": dict(sorted(by_group.items())),
         "open_alerts": sum(by_severity.values()),
         "open_alerts_by_severity": {s: by_severity.get(s, 0) for s in SEVERITY_RANK},
-        "open_alerts_by_kind": by_kind,
-        "delays": delay_statistics(
-            team_ids, started_from=started_from, started_to=started_to
-        ).as_dict(),
+        "open_alerts_by_kind": dict(by_kind),
+        "delays": statistics_of(histograms).as_dict(),
     }

@@ -9,7 +9,7 @@ change there alone.
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from typing import Any
@@ -176,15 +176,23 @@ def _limited(rows: QuerySet | list, limit: int | None) -> Section:
 
 
 def worklist(
-    team_ids: list[int], filters: WorklistFilters, today: date, *, limit: int | None = SECTION_LIMIT
+    team_ids: list[int],
+    filters: WorklistFilters,
+    today: date,
+    *,
+    limit: int | None = SECTION_LIMIT,
+    dates: Mapping[int, date] | None = None,
 ) -> Worklist:
-    """The morning view in a fixed number of queries (seven), whatever the number of
-    courses: needs attention (open alerts, most urgent first), due now and in the next
-    14 days (every open step, alerted or not; overdue ones first), needs review
-    (stratifications awaiting a clinician) and relapses whose course was never opened.
-    ``limit`` rows per section (None: all, for the CSV export)."""
+    """The morning view in a fixed number of queries (five), whatever the number of
+    courses: needs attention (open alerts, most urgent first, from the attention rows
+    the sweep keeps), due now and in the next 14 days (every open step, alerted or not;
+    overdue ones first), needs review (stratifications awaiting a clinician) and
+    relapses whose course was never opened. ``limit`` rows per section (None: all,
+    for the CSV export). ``dates``: each team's own date, which decides when its
+    snoozes end and how many days its courses are overdue, as in the API (default:
+    ``today`` for every team)."""
     # The page shows one "today" (the first team's calendar, see today_for).
-    dates = dict.fromkeys(team_ids, today)
+    dates = dict(dates) if dates is not None else dict.fromkeys(team_ids, today)
     groups = attention_groups(
         dates, kind=filters.kind or None, risk_group=filters.risk_group or None
     )

@@ -5,13 +5,14 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from datetime import datetime
+from typing import Any
 
 from django.conf import settings
 from django.db import transaction
 from django.template.loader import render_to_string
 
 from notifications.email.delivery import kick_drain
-from notifications.email.recipients import reaches, recipients_for
+from notifications.email.recipients import notice_rank, reaches, recipients_for
 from notifications.models import Alert, EmailKind, OutboundEmail
 
 KIND_LABELS = dict(Alert._meta.get_field("kind").choices)
@@ -24,24 +25,36 @@ def links(alert: Alert) -> dict[str, str]:
     return {"alert_url": f"{course}#alert-{alert.pk}", "timeline_url": f"{course}#timeline"}
 
 
-def enqueue_alert_notices(
-    opened: Sequence[Alert], escalated: Sequence[Alert], now: datetime
-) -> int:
-    """Outbox rows for newly opened and escalated alerts, in the caller's transaction.
-    A constant number of queries: the alerts, the recipients, one INSERT."""
-    events = [("opened", a.pk) for a in opened] + [("escalated", a.pk) for a in escalated]
+def enqueue_alert_notices(opened: Sequence[Any], escalated: Sequence[Any], now: datetime) -> int:
+    """Outbox rows for newly opened and escalated alerts (anything with a ``pk``, a
+    ``severity`` and an ``escalation_level``), in the caller's transaction.
+
+    The recipients come first (every team's: a handful of rows), and only the alerts
+    loud enough for the least demanding of them are loaded, of the teams that have
+    them: an opening sweep of tens of thousands of alerts that reach nobody loads
+    none. A constant number of queries: the recipients, the alerts, one INSERT."""
+    events = [("opened", a) for a in opened] + [("escalated", a) for a in escalated]
     if not events:
+        return 0
+    recipients = recipients_for(None)
+    thresholds = [r.threshold for rs in recipients.values() for r in rs if r.threshold]
+    if not thresholds:
+        return 0
+    lowest = min(thresholds)
+    heard = [(event, a.pk) for event, a in events if notice_rank(a) >= lowest]
+    if not heard:
         return 0
     alerts = {
         a.pk: a
-        for a in Alert.objects.filter(pk__in=[pk for _, pk in events]).select_related(
-            "course__patient"
-        )
+        for a in Alert.objects.filter(
+            pk__in_array=[pk for _, pk in heard], course__patient__team_id__in=list(recipients)
+        ).select_related("course__patient")
     }
-    recipients = recipients_for({a.course.patient.team_id for a in alerts.values()})
     rows = []
-    for event, pk in events:
-        alert = alerts[pk]
+    for event, pk in heard:
+        alert = alerts.get(pk)
+        if alert is None:  # its team has no recipient
+            continue
         team_id = alert.course.patient.team_id
         for recipient in recipients.get(team_id, []):
             if not reaches(alert, recipient):

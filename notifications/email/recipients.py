@@ -6,6 +6,7 @@ from __future__ import annotations
 from collections import defaultdict
 from collections.abc import Iterable
 from dataclasses import dataclass
+from typing import Any
 
 from notifications.models import (
     DEFAULT_DIGEST,
@@ -25,19 +26,30 @@ class Recipient:
     digest: bool
 
     @property
+    def threshold(self) -> int | None:
+        """The lowest notice rank (:func:`notice_rank`) that reaches them at once."""
+        if self.immediate_min_severity is None:
+            return None
+        return SEVERITY_RANK[self.immediate_min_severity]
+
+    @property
     def ident(self) -> str:
         return f"user:{self.user_id}" if self.user_id else f"address:{self.email.lower()}"
 
 
-def recipients_for(team_ids: Iterable[int]) -> dict[int, list[Recipient]]:
+def recipients_for(team_ids: Iterable[int] | None) -> dict[int, list[Recipient]]:
     """Members with an e-mail address (and their preferences, or the defaults), plus
-    each team's distribution address. Two queries whatever the number of teams."""
-    team_ids = list(team_ids)
+    each team's distribution address, for ``team_ids`` (None: every team). Two
+    queries whatever the number of teams."""
     by_team: dict[int, list[Recipient]] = defaultdict(list)
-    memberships = (
-        Membership.objects.filter(team_id__in=team_ids, user__is_active=True)
-        .exclude(user__email="")
-        .select_related("user", "notification_preference")
+    memberships = Membership.objects.filter(user__is_active=True)
+    teams = Team.objects.all()
+    if team_ids is not None:
+        team_ids = list(team_ids)
+        memberships = memberships.filter(team_id__in=team_ids)
+        teams = teams.filter(pk__in=team_ids)
+    memberships = memberships.exclude(user__email="").select_related(
+        "user", "notification_preference"
     )
     for m in memberships:
         pref = getattr(m, "notification_preference", None)
@@ -50,10 +62,8 @@ def recipients_for(team_ids: Iterable[int]) -> dict[int, list[Recipient]]:
                 pref.digest if pref else DEFAULT_DIGEST,
             )
         )
-    for team_id, address in (
-        Team.objects.filter(pk__in=team_ids)
-        .exclude(distribution_email="")
-        .values_list("pk", "distribution_email")
+    for team_id, address in teams.exclude(distribution_email="").values_list(
+        "pk", "distribution_email"
     ):
         by_team[team_id].append(
             Recipient(team_id, None, address, DEFAULT_IMMEDIATE_MIN_SEVERITY, DEFAULT_DIGEST)
@@ -61,11 +71,15 @@ def recipients_for(team_ids: Iterable[int]) -> dict[int, list[Recipient]]:
     return by_team
 
 
-def reaches(alert: Alert, recipient: Recipient) -> bool:
+def reaches(alert: Alert | Any, recipient: Recipient) -> bool:
     """An alert reaches a recipient at or above their severity; each escalation level
     counts as one step up, so an unacknowledged medium alert reaches the people who
-    only hear about high ones once it has escalated."""
-    if recipient.immediate_min_severity is None:
-        return False
-    rank = SEVERITY_RANK[alert.severity] + alert.escalation_level
-    return rank >= SEVERITY_RANK[recipient.immediate_min_severity]
+    only hear about high ones once it has escalated. ``alert``: anything with a
+    ``severity`` and an ``escalation_level``."""
+    threshold = recipient.threshold
+    return threshold is not None and notice_rank(alert) >= threshold
+
+
+def notice_rank(alert: Alert | Any) -> int:
+    """The severity an alert is heard at: its rank plus its escalation level."""
+    return SEVERITY_RANK[alert.severity] + alert.escalation_level

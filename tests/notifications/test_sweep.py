@@ -3,7 +3,7 @@ snoozes and of alerts resolved by hand."""
 
 from __future__ import annotations
 
-from datetime import date
+from datetime import date, timedelta
 from io import StringIO
 
 import pytest
@@ -14,7 +14,8 @@ from django.utils import timezone
 
 from courses import services as course_services
 from notifications import services
-from notifications.models import Alert, AlertEvent, AlertKind, AlertState, SweepRun
+from notifications.models import Alert, AlertEvent, AlertKind, AlertState, OutboundEmail, SweepRun
+from teams.models import Role
 from tests.conftest import run_concurrently
 from tests.factories import TeamFactory
 from tests.notifications.conftest import unresolved
@@ -157,17 +158,23 @@ def test_the_sweep_costs_the_same_queries_whatever_the_cohort_size(clock, course
     now = timezone.now()
     with CaptureQueriesContext(connection) as opening:
         assert services.alerts_sweep(now).opened
+    # The generator's last activity dates lie around "now": the next sweep refreshes
+    # those courses' dashboard rows as written since the opening one.
+    services.alerts_sweep(now + timedelta(minutes=15))
     with CaptureQueriesContext(connection) as steady:
-        services.alerts_sweep(now)
-    # The lock, team zones, six rules, unresolved alerts, escalation candidates and
-    # the run's record, inside a savepoint pair (the test's transaction encloses it)...
-    assert len(steady.captured_queries) == 13
+        services.alerts_sweep(now + timedelta(minutes=30))
+    # The lock, team zones, six rules, unresolved alerts, escalation candidates, the
+    # courses written since the last sweep, the snoozes that end, and the run's record,
+    # inside a savepoint pair (the test's transaction encloses it)...
+    assert len(steady.captured_queries) == 15
     if connection.vendor == "postgresql":
-        # ...plus the alerts resolved by hand, the new alerts and their events, and for
-        # the e-mails the new alerts with their courses and the recipients (members,
-        # distribution addresses; this cohort's team has none, so nothing is written).
+        # ...plus the alerts resolved by hand, the new alerts and their events, the
+        # recipients (members, distribution addresses; this cohort's team has none, so
+        # no alert is loaded for e-mail); and, this being the first sweep, the
+        # dashboards built for every course (attention rows; the summary's facts from
+        # six sources, tallied before and after, and its counters moved).
         # (SQLite splits large INSERTs into batches of 999 parameters; PostgreSQL not.)
-        assert len(opening.captured_queries) == 19
+        assert len(opening.captured_queries) == 33
 
 
 @pytest.mark.integration
@@ -188,3 +195,23 @@ def test_the_sweep_alerts_command_runs_a_sweep(clock, course):
     call_command("sweep_alerts", stdout=out)
     assert "opened" in out.getvalue()
     assert Alert.objects.filter(course=course).exists()
+
+
+def test_the_outbox_loads_no_alert_when_nobody_hears_at_once(clock, team, member, make_course):
+    """Recipients first: with no address to write to, an opening sweep reads no alert
+    back for its e-mails (an opening of 50k alerts used to reload them all)."""
+    silent = member(team, Role.CLINICIAN, email="")
+    make_course(team, silent)
+    clock("2026-12-20")
+    with CaptureQueriesContext(connection) as sweep_queries:
+        assert services.alerts_sweep(timezone.now()).opened
+    loads = [
+        q["sql"]
+        for q in sweep_queries.captured_queries
+        if q["sql"].startswith(
+            'SELECT "notifications_alert"."id", "notifications_alert"."course_id"'
+        )
+        and '"courses_patient"' in q["sql"]
+    ]
+    assert loads == []
+    assert not OutboundEmail.objects.exists()

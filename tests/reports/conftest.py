@@ -3,8 +3,11 @@
 from __future__ import annotations
 
 from datetime import date
+from typing import Any
 
 import pytest
+from django.db import connection
+from django.test.utils import CaptureQueriesContext
 from django.utils import timezone
 
 from courses import services as course_services
@@ -14,6 +17,20 @@ from tests.notifications import conftest as notifications
 # The clock and the real sweep, as the notifications tests use them.
 clock = notifications.clock
 sweep = notifications.sweep
+
+
+def queries(client: Any, url: str) -> int:
+    """How many queries answering ``url`` costs."""
+    with CaptureQueriesContext(connection) as ctx:
+        assert client.get(url).status_code == 200
+    return len(ctx.captured_queries)
+
+
+def read_queries(selects: int) -> int:
+    """The queries of a read of the summary's counters (reports.counters) making
+    ``selects`` SELECTs: its transaction's savepoint pair (the test's transaction
+    encloses it), and on PostgreSQL the SET LOCAL that turns JIT off."""
+    return selects + 2 + (connection.vendor == "postgresql")
 
 
 @pytest.fixture

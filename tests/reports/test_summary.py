@@ -7,6 +7,7 @@ from django.db import connection
 from django.test.utils import CaptureQueriesContext
 
 from notifications.models import Alert
+from tests.reports.conftest import queries, read_queries
 
 pytestmark = pytest.mark.django_db
 
@@ -43,4 +44,19 @@ def test_summary_range_team_and_isolation(api, clinician, cohort):
     )
     with CaptureQueriesContext(connection) as ctx:
         client.get("/api/v1/dashboard/summary/")
-    assert len(ctx.captured_queries) == 2 + 3 + 3  # auth, three counts, three delays
+    # auth (token+user, roles), then one read of the counters: counts and delays alike
+    assert len(ctx.captured_queries) == 2 + read_queries(1)
+
+
+def test_the_summary_costs_the_same_queries_for_more_courses(
+    api, clinician, cohort, team, make_course, sweep, clock
+):
+    client = api(clinician)
+    url = "/api/v1/dashboard/summary/?started_from=2026-01-01"
+    few = queries(client, url)
+    for _ in range(4):
+        make_course(team, clinician)
+    clock("2026-12-20")
+    sweep()
+    assert client.get("/api/v1/dashboard/summary/").json()["active_courses"] == 7
+    assert queries(client, url) == few == 2 + read_queries(1)

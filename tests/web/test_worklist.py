@@ -157,9 +157,9 @@ def _worklist_queries(client) -> int:  # noqa: ANN001
 
 
 # Session, user, the user's teams with names, the role map, then the worklist itself:
-# needs attention (grouped alerts, their courses, their alerts, next steps), due steps,
-# needs review, unopened relapses.
-WORKLIST_QUERIES = 11
+# needs attention (the precomputed attention rows with their courses and next steps,
+# then their alerts), due steps, needs review, unopened relapses.
+WORKLIST_QUERIES = 9
 
 
 @pytest.mark.parametrize("courses", [2, 10])

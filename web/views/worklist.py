@@ -61,13 +61,15 @@ def _load(request: HttpRequest, *, limit: int | None) -> dict[str, Any]:
     filters = form.filters() if request.GET else selectors.WorklistFilters()
     team_ids = selectors.team_in_scope(request.user, filters.team)
     shown = [t for t in teams if t.pk in team_ids]
-    today = selectors.today_for(shown, timezone.now())
+    now = timezone.now()
+    today = selectors.today_for(shown, now)
+    dates = {t.pk: t.today(now) for t in shown}
     return {
         "form": form,
         "filters": filters,
         "teams": {t.pk: t for t in teams},
         "several_teams": len(teams) > 1,
-        "worklist": selectors.worklist(team_ids, filters, today, limit=limit),
+        "worklist": selectors.worklist(team_ids, filters, today, limit=limit, dates=dates),
         "today": today,
     }
 
