@@ -118,6 +118,25 @@ def test_an_unknown_address_gets_the_same_answer_and_no_mail(client):
     assert mail.outbox == []
 
 
+def test_a_mail_server_that_is_down_gets_the_same_answer_not_a_500(
+    client, clinician, settings, caplog
+):
+    import socket
+
+    with socket.socket() as closed:  # a port nobody listens on: connection refused
+        closed.bind(("127.0.0.1", 0))
+        port = closed.getsockname()[1]
+    settings.EMAIL_BACKEND = "django.core.mail.backends.smtp.EmailBackend"
+    settings.EMAIL_HOST, settings.EMAIL_PORT, settings.EMAIL_TIMEOUT = "127.0.0.1", port, 2
+    response = client.post("/accounts/password-reset/", {"email": clinician.email})
+    assert response.status_code == 302
+    assert response["Location"] == "/accounts/password-reset/sent/"
+    # Django's reset form logs the failure by user id (never the address) and answers
+    # as if the mail had left, so the page says nothing about who has an account.
+    assert "Failed to send password reset email" in caplog.text
+    assert clinician.email not in caplog.text
+
+
 def test_every_form_needs_the_csrf_token(team, clinician, started_course):
     course = started_course(team, clinician)
     alert = Alert.objects.filter(course=course).first()
