@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import zoneinfo
+from datetime import date
+
 from django.utils import timezone
 from drf_spectacular.utils import OpenApiExample, OpenApiResponse, extend_schema
 from rest_framework.permissions import IsAuthenticated
@@ -295,10 +298,23 @@ class StratifyView(APIView):
         tags=["stratification"],
     )
     def post(self, request: Request) -> Response:
-        # "Today" for the future-date checks: read once, in the server's time zone.
-        today = timezone.localdate()
+        today = _latest_today(request)
         serializer = StratifyRequestSerializer(data=request.data, context={"today": today})
         serializer.is_valid(raise_exception=True)
         data = serializer.validated_data
         decision = stratify(RelapseFacts.from_mapping(data), data["protocol_definition"])
         return Response(decision.as_dict())
+
+
+def _latest_today(request: Request) -> date:
+    """ "Today" for the future-date checks, read once: the latest date it is in any of
+    the requester's teams' time zones (a date that has begun for one of their teams is
+    not in the future), or the server's date for a user in no team.
+
+    Read through the user's memberships rather than the teams app, which this app does
+    not import (pyproject's import contracts)."""
+    now = timezone.now()
+    zones = set(request.user.memberships.values_list("team__time_zone", flat=True))
+    if not zones:
+        return timezone.localdate(now)
+    return max(now.astimezone(zoneinfo.ZoneInfo(zone)).date() for zone in zones)

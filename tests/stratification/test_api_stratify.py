@@ -13,7 +13,7 @@ from rest_framework.test import APIClient
 from stratification.definitions import CONFIDENCES
 from stratification.models import StratificationDecision
 from stratification.views import EXAMPLES, REQUEST_EXAMPLE, RESPONSE_EXAMPLE
-from tests.factories import UserFactory
+from tests.factories import MembershipFactory, TeamFactory, UserFactory
 
 URL = "/api/v1/stratify/"
 # 12:00 in Berlin (the default TIME_ZONE) on 2026-11-24.
@@ -317,6 +317,23 @@ def test_today_is_the_local_date(
             api(clinician), body(relapse_date="2026-11-25", frontline_therapy_end_date=None)
         )
     assert response.status_code == 200, response.content
+
+
+def test_today_is_the_latest_date_of_the_requesters_teams(
+    api: Callable[[object | None], APIClient], team: object
+) -> None:
+    # 12:30 UTC on the 24th is already 01:30 on the 25th in Auckland: for a member of
+    # an Auckland team the 25th has begun; for a member of a Berlin team it has not.
+    auckland = TeamFactory(time_zone="Pacific/Auckland")
+    kiwi = MembershipFactory(team=auckland, role="clinician").user
+    berliner = MembershipFactory(team=team, role="clinician").user
+    relapse_today_in_auckland = body(relapse_date="2026-11-25", frontline_therapy_end_date=None)
+    with time_machine.travel(datetime(2026, 11, 24, 12, 30, tzinfo=UTC), tick=False):
+        accepted = post(api(kiwi), relapse_today_in_auckland)
+        refused = post(api(berliner), relapse_today_in_auckland)
+    assert accepted.status_code == 200, accepted.content
+    assert refused.status_code == 400
+    assert "must not be in the future" in str(refused.json()["error"]["fields"]["relapse_date"])
 
 
 # --- 401 ---------------------------------------------------------------------------------
