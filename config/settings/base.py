@@ -45,7 +45,17 @@ INSTALLED_APPS = [
     "notifications",
     "reports",
     "web",
+    # The history of every write (django-auditlog, with our entry model: history/).
+    # After auditlog, so history's admin replaces auditlog's for the entry model.
+    "auditlog",
+    "history",
 ]
+
+AUDITLOG_LOGENTRY_MODEL = "history.Entry"
+# Changes as JSON values ({field: [before, after]}), not their string forms.
+AUDITLOG_STORE_JSON_CHANGES = True
+# The audit is about who changed what, not where from: no IP addresses kept.
+AUDITLOG_DISABLE_REMOTE_ADDR = True
 
 MIDDLEWARE = [
     "django.middleware.security.SecurityMiddleware",
@@ -63,6 +73,8 @@ MIDDLEWARE = [
     "django.middleware.common.CommonMiddleware",
     "django.middleware.csrf.CsrfViewMiddleware",
     "django.contrib.auth.middleware.AuthenticationMiddleware",
+    # The history's channel (api, admin, web) and actor for every write of the request.
+    "history.middleware.HistoryMiddleware",
     "django_htmx.middleware.HtmxMiddleware",
     "django.contrib.messages.middleware.MessageMiddleware",
     "django.middleware.clickjacking.XFrameOptionsMiddleware",
