@@ -252,3 +252,24 @@ def test_a_task_write_is_recorded_as_the_task_channel(team, clinician, make_cour
         task_postrun.send(sender=None, task_id="t-1")
     block = BlockAdministration.objects.get(course=course)
     assert _entries("courses.blockadministration", block.pk)[0].channel == "task"
+
+
+def test_a_removed_membership_is_recorded_with_what_it_was(api, team, coordinator, member) -> None:
+    leaving = member(team, Role.CLINICIAN)
+    membership = leaving.memberships.get()
+    response = api(coordinator).delete(f"/api/v1/memberships/{membership.pk}/")
+    assert response.status_code == 204, response.content
+    entry = _entries("teams.membership", membership.pk)[-1]
+    assert entry.action == Entry.Action.DELETE
+    assert entry.changes["role"] == ["clinician", None]
+    assert (entry.channel, entry.actor, entry.team_id) == ("api", coordinator, team.pk)
+
+
+@pytest.mark.parametrize(
+    ("query", "name"),
+    [("model=courses.nothing", "model"), ("team=abc", "team"), ("channel=fax", "channel")],
+)
+def test_a_bad_history_filter_is_a_400_naming_it(api, team, viewer, query, name) -> None:
+    response = api(viewer).get(f"/api/v1/history/?{query}")
+    assert response.status_code == 400, response.content
+    assert name in response.json()["error"]["fields"]
