@@ -606,7 +606,9 @@ def _amend(
 
 def _locked_record(record: ClinicalRecord) -> tuple[TreatmentCourse, Any]:
     course = lock_course(record.course_id)
-    return course, type(record).with_voided.select_for_update().get(pk=record.pk)
+    locked = type(record).with_voided.select_for_update().get(pk=record.pk)
+    locked.course = course  # its patient joined: the history reads the team from it
+    return course, locked
 
 
 @transaction.atomic

@@ -174,6 +174,7 @@ def step_update(
     course = lock_course(step.course_id)
     require_active(course)
     step = PlannedStep.objects.get(pk=step.pk)
+    step.course = course  # the locked row, its patient joined (the history reads the team)
     if schedule.closed_by_record(step) and ({"done_on", "status"} & data.keys()):
         raise Refused(
             f"{step.label} was closed by a clinical record ({step.done_by}) on "
