@@ -14,6 +14,7 @@ api_v1 = [
     path("", include("courses.urls")),
     path("", include("notifications.urls")),
     path("", include("reports.urls")),
+    path("", include("history.urls")),
 ]
 
 

@@ -13,6 +13,7 @@ from django.db.models import F
 
 from config.errors import Invalid, Refused
 from courses import schedule
+from courses.bounds import text_errors
 from courses.models import (
     ACTIVE_STATES,
     ClinicalEvent,
@@ -318,6 +319,7 @@ def course_confirm_stratification(
     the schedule is laid out anew from the new group's template, everything recorded
     kept (its clinical start stays). A decision whose facts changed since it was made
     is not confirmed: stratify again."""
+    Invalid.raise_if(text_errors("reason", reason))
     course = lock_course(course)
     reload_facts(course)
     today = course.patient.team.today(now)

@@ -19,6 +19,7 @@ from django.db import transaction
 from django.db.models import Min
 
 from config.errors import Invalid
+from courses.bounds import value_errors
 from courses.models import (
     BlockAdministration,
     ClinicalEvent,
@@ -137,9 +138,10 @@ def patient_errors(patient: Patient, now: datetime) -> dict[str, list[str]]:
     same fact checks a relapse meets when it is recorded, under the patient's field
     names and naming the relapse."""
     today = patient.team.today(now)
-    errors = _frontline_errors(patient, today)
-    for field, messages in _birth_errors(patient, today).items():
-        errors.setdefault(field, []).extend(messages)
+    errors = value_errors("Patient", {"birth_month": patient.birth_month})
+    for found in (_frontline_errors(patient, today), _birth_errors(patient, today)):
+        for field, messages in found.items():
+            errors.setdefault(field, []).extend(messages)
     if patient.pk is not None:
         relapses = list(patient.relapses.all())
         if patient.sex == "female" and any("testis" in (r.em_sites or []) for r in relapses):
@@ -317,6 +319,8 @@ def relapse_errors(
     other relapses (one per date, numbered in date order)."""
     facts = relapse_facts(patient, data)
     errors = validate_facts(facts, patient.team.today(now))
+    for field, messages in value_errors("Relapse", data).items():
+        errors.setdefault(field, messages)  # the facts' own check may have said it
     # The facts validator speaks of the stratification input; a relapse names the
     # patient's diagnosis and front-line facts, which the client did not send here.
     for fact, field in RELAPSE_FIELD_OF_FACT.items():

@@ -24,6 +24,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
 
 from config.errors import Invalid, Refused
+from courses.bounds import number_bound, planned_date_errors, text_errors, value_errors
 from courses.models import (
     ACTIVE_STATES,
     FOLLOW_UP_EVENT_KINDS,
@@ -165,6 +166,19 @@ def mrd_errors(
         ]
     elif sensitivity is not None and not 0 < sensitivity <= top:
         errors["sensitivity"] = [f"must be above 0 and at most {top:g} in {unit}."]
+    # The plausible range (courses/bounds.py), judged on the fractions that are stored
+    # and said in the unit of entry too.
+    fractions = {
+        field: _as_fraction(data.get(field), unit)
+        for field in ("value", "sensitivity")
+        if field not in errors and isinstance(data.get(field), int | float)
+    }
+    for field in value_errors("MrdResult", fractions):
+        bound = number_bound("MrdResult", field)
+        words = f"must be between {bound.low:g} and {bound.high:g} as a fraction"
+        if unit == MrdUnit.PERCENT:
+            words += f" ({bound.low * 100:g} to {bound.high * 100:g} in percent)"
+        errors[field] = [f"{words}: {bound.why}."]
     return errors
 
 
@@ -212,15 +226,39 @@ def referral_errors(
     errors.update(_dates_errors(course, data, ("referred_on", "performed_on"), today))
     _not_before(data, "planned_on", "referred_on", errors)
     _not_before(data, "performed_on", "referred_on", errors)
+    if "planned_on" not in errors:
+        errors.update(
+            planned_date_errors("planned_on", data.get("planned_on"), course.relapse.relapse_date)
+        )
     return errors
 
 
+def _bounded(
+    model: type, check: Callable[[TreatmentCourse, Mapping[str, Any], date], dict]
+) -> Callable[[TreatmentCourse, Mapping[str, Any], date], dict]:
+    """The record kind's own checks, then the plausibility bounds of its values
+    (courses/bounds.py) on the fields those checks left alone. (MRD values are judged
+    by mrd_errors itself: they arrive in the unit of entry.)"""
+
+    def run(course: TreatmentCourse, data: Mapping[str, Any], today: date) -> dict:
+        errors = check(course, data, today)
+        if model is not MrdResult:
+            for field, messages in value_errors(model.__name__, data).items():
+                errors.setdefault(field, messages)
+        return errors
+
+    return run
+
+
 RECORD_ERRORS: dict[type, Callable[[TreatmentCourse, Mapping[str, Any], date], dict]] = {
-    BlockAdministration: block_errors,
-    ResponseAssessment: assessment_errors,
-    MrdResult: mrd_errors,
-    ClinicalEvent: event_errors,
-    HsctReferral: referral_errors,
+    model: _bounded(model, check)
+    for model, check in (
+        (BlockAdministration, block_errors),
+        (ResponseAssessment, assessment_errors),
+        (MrdResult, mrd_errors),
+        (ClinicalEvent, event_errors),
+        (HsctReferral, referral_errors),
+    )
 }
 
 
@@ -426,7 +464,7 @@ def referral_save(
         referral.save(update_fields=["recorded_by", "recorded_at"])
         _settle(course, now)
         return referral
-    Invalid.raise_if(referral_errors(course, data, course.patient.team.today(now)))
+    Invalid.raise_if(RECORD_ERRORS[HsctReferral](course, data, course.patient.team.today(now)))
     referral = HsctReferral.objects.create(
         course=course, recorded_by=actor, recorded_at=now, **data
     )
@@ -568,7 +606,9 @@ def _amend(
 
 def _locked_record(record: ClinicalRecord) -> tuple[TreatmentCourse, Any]:
     course = lock_course(record.course_id)
-    return course, type(record).with_voided.select_for_update().get(pk=record.pk)
+    locked = type(record).with_voided.select_for_update().get(pk=record.pk)
+    locked.course = course  # its patient joined: the history reads the team from it
+    return course, locked
 
 
 @transaction.atomic
@@ -604,6 +644,7 @@ def record_void(
     reason = reason.strip()
     if not reason:
         raise Invalid({"reason": ["is required to void a record."]})
+    Invalid.raise_if(text_errors("reason", reason))
     record.voided_at, record.voided_by, record.void_reason = now, actor, reason
     record.save(update_fields=["voided_at", "voided_by", "void_reason"])
     audit(course, actor, now, "voided", model.__name__, record.pk, {"reason": reason})

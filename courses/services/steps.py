@@ -14,6 +14,7 @@ from django.db import transaction
 
 from config.errors import Invalid, Refused
 from courses import schedule
+from courses.bounds import planned_date_errors, text_errors, value_errors
 from courses.models import PlannedStep, StepKind, StepStatus, TreatmentCourse
 from courses.selectors import protocol_for
 from courses.services.common import (
@@ -122,7 +123,14 @@ def step_add(
         errors.update(mrd_time_point_errors(course, "mrd_time_point", point))
     elif point:
         errors["mrd_time_point"] = ["is only for a step of kind mrd."]
+    errors.update(value_errors("PlannedStep", data))
     Invalid.raise_if(errors)
+    base = (after.done_on or after.due_on) if after else course.start_date
+    due = base + timedelta(days=data["offset_days"])
+    # The due date lands within the planning horizon (courses/bounds.py): said under
+    # the field the client sent.
+    for messages in planned_date_errors("due_on", due, course.relapse.relapse_date).values():
+        raise Invalid({"offset_days": [f"the step would be due on {due}, which {messages[0]}"]})
     position = (after.sequence + 1) if after else 0
     # Shift the sequence numbers after the insertion point (from the end, so the
     # unique (course, sequence) constraint holds at every row).
@@ -131,8 +139,6 @@ def step_add(
     key = f"{ADDED_STEP_PREFIX}{len(steps) + 1}"
     while any(s.key == key for s in steps):
         key += "_"
-    base = (after.done_on or after.due_on) if after else course.start_date
-    due = base + timedelta(days=data["offset_days"])
     step = PlannedStep.objects.create(
         course=course,
         sequence=position,
@@ -168,6 +174,7 @@ def step_update(
     course = lock_course(step.course_id)
     require_active(course)
     step = PlannedStep.objects.get(pk=step.pk)
+    step.course = course  # the locked row, its patient joined (the history reads the team)
     if schedule.closed_by_record(step) and ({"done_on", "status"} & data.keys()):
         raise Refused(
             f"{step.label} was closed by a clinical record ({step.done_by}) on "
@@ -178,9 +185,11 @@ def step_update(
     reason = (data.get("reason") or "").strip()
     errors: dict[str, list[str]] = {}
     changes: dict[str, Any] = {}
+    errors.update(text_errors("reason", reason))
     if "due_on" in data:
         if not reason:
             errors["reason"] = ["is required to reschedule a step."]
+        errors.update(planned_date_errors("due_on", data["due_on"], course.relapse.relapse_date))
         step.rescheduled_on = data["due_on"]
         changes["due_on"] = data["due_on"]
     if "done_on" in data:

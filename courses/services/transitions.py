@@ -19,6 +19,7 @@ from django.db import transaction
 from django_fsm import ConcurrentTransition
 
 from config.errors import Invalid, Refused
+from courses.bounds import text_errors
 from courses.models import CourseTransition, StepKind, StepStatus, TreatmentCourse
 from courses.selectors import allowed_transitions
 from courses.services.common import lock_course, touch
@@ -140,6 +141,7 @@ def course_transition(
         raise Invalid({"transition": [f"unknown transition; one of {', '.join(sorted(offered))}."]})
     if off_protocol_reason and off_protocol_reason not in OffProtocolReason.values:
         raise Invalid({"off_protocol_reason": [f"one of {', '.join(OffProtocolReason.values)}."]})
+    Invalid.raise_if(text_errors("reason", reason))
     given = TransitionInput(
         reason=reason.strip(), off_protocol_reason=off_protocol_reason, on=on or today
     )
