@@ -22,8 +22,12 @@ from courses.transitions import (
     CR2_RECORDED,
     END_OF_THERAPY_REACHED,
     ENDING_RECORD_VOIDED,
+    HSCT_DECIDED,
     HSCT_INDICATED,
     HSCT_NOT_INDICATED,
+    LATEST_ASSESSMENT_CR2,
+    MRD_BEFORE_TRANSPLANT,
+    NOT_NON_RESPONSE,
     OFF_PROTOCOL_REASON,
     TRANSPLANT_DATE,
     OffProtocolReason,
@@ -282,7 +286,7 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
         field=state,
         source=State.RESPONSE_ASSESSMENT,
         target=State.POST_REMISSION_CHEMO,
-        custom={"guards": (CR2_RECORDED, HSCT_NOT_INDICATED)},
+        custom={"guards": (NOT_NON_RESPONSE, CR2_RECORDED, HSCT_NOT_INDICATED, HSCT_DECIDED)},
     )
     def continue_chemotherapy(self, given: TransitionInput) -> None:
         pass
@@ -291,7 +295,7 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
         field=state,
         source=[State.RESPONSE_ASSESSMENT, State.POST_REMISSION_CHEMO],
         target=State.HSCT_WORKUP,
-        custom={"guards": (CR2_RECORDED, HSCT_INDICATED)},
+        custom={"guards": (NOT_NON_RESPONSE, CR2_RECORDED, HSCT_INDICATED)},
     )
     def start_hsct_workup(self, given: TransitionInput) -> None:
         pass
@@ -300,7 +304,7 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
         field=state,
         source=State.HSCT_WORKUP,
         target=State.TRANSPLANTED,
-        custom={"guards": (TRANSPLANT_DATE,)},
+        custom={"guards": (LATEST_ASSESSMENT_CR2, TRANSPLANT_DATE, MRD_BEFORE_TRANSPLANT)},
     )
     def transplant(self, given: TransitionInput) -> None:
         pass
@@ -309,7 +313,7 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
         field=state,
         source=State.POST_REMISSION_CHEMO,
         target=State.MAINTENANCE,
-        custom={"guards": (HSCT_NOT_INDICATED,)},
+        custom={"guards": (NOT_NON_RESPONSE, HSCT_NOT_INDICATED, HSCT_DECIDED)},
     )
     def start_maintenance(self, given: TransitionInput) -> None:
         pass
@@ -318,7 +322,7 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
         field=state,
         source=[State.TRANSPLANTED, State.MAINTENANCE],
         target=State.COMPLETED,
-        custom={"guards": (AFTER_TRANSPLANT_DAY, END_OF_THERAPY_REACHED)},
+        custom={"guards": (NOT_NON_RESPONSE, AFTER_TRANSPLANT_DAY, END_OF_THERAPY_REACHED)},
     )
     def complete(self, given: TransitionInput) -> None:
         pass
