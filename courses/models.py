@@ -203,6 +203,8 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
     # induction for ALL-REZ BFM 2002 S2); a clinician confirms it (confirm-hsct).
     hsct_proposed = models.BooleanField(null=True, blank=True)
     hsct_proposal_basis = models.TextField(blank=True)
+    # The clinical date of the sample the proposal comes from (None: no proposal).
+    hsct_proposed_on = models.DateField(null=True, blank=True)
     # A clinician confirmed the group the course follows (risk_group). It stays true
     # while a re-stratification awaits confirmation (the current decision's
     # confirmed_at is then empty: selectors.awaiting_confirmation).

@@ -33,6 +33,12 @@ class AlertKind(models.TextChoices):
     STEP_OVERDUE = "step_overdue", "Planned step overdue"
     COURSE_STALLED = "course_stalled", "Course stalled"
     STRATIFICATION_STALE = "stratification_stale", "Stratification stale"
+    HSCT_DECISION_PENDING = "hsct_decision_pending", "HSCT proposal not decided"
+    MRD_DECISION_MISSING = "mrd_decision_missing", "Deciding MRD missing"
+    NON_RESPONSE = "non_response", "Non-response"
+    MRD_HIGH_BEFORE_HSCT = "mrd_high_before_hsct", "High MRD before HSCT"
+    DONOR_SEARCH_STALLED = "donor_search_stalled", "Donor search stalled"
+    CUMULATIVE_DELAY = "cumulative_delay", "Cumulative delay"
 
 
 class Severity(models.TextChoices):
