@@ -175,7 +175,7 @@ def test_the_sweep_costs_the_same_queries_whatever_the_cohort_size(clock, course
         # dashboards built for every course (attention rows; the summary's facts from
         # six sources, tallied before and after, and its counters moved).
         # (SQLite splits large INSERTs into batches of 999 parameters; PostgreSQL not.)
-        assert len(opening.captured_queries) == 33
+        assert len(opening.captured_queries) == 40
 
 
 @pytest.mark.integration
