@@ -191,6 +191,10 @@ class NotificationPreference(models.Model):
         max_length=10, choices=Severity.choices, null=True, blank=True, default=Severity.HIGH
     )
     digest = models.BooleanField(default=True)
+    # A viewer cannot act on an alert: immediate e-mails reach viewers only when they
+    # opt in here (then at ``immediate_min_severity``); the digest reaches them anyway.
+    # Ignored for clinicians and coordinators, who hear at once by default.
+    viewer_immediate_opt_in = models.BooleanField(default=False)
 
     def __str__(self) -> str:
         return f"{self.membership}: immediate>={self.immediate_min_severity}, digest={self.digest}"

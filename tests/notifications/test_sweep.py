@@ -108,15 +108,15 @@ def test_a_snoozed_alert_stays_quiet_until_its_date(clock, sweep, course, clinic
     services.alert_snooze(
         alert,
         actor=clinician,
-        until=date(2026, 12, 20),
+        until=date(2026, 12, 15),  # a high alert: at most 7 days
         reason="referral letter sent, awaiting centre",
         now=timezone.now(),
     )
-    clock("2026-12-19")
+    clock("2026-12-14")
     sweep()
     alert.refresh_from_db()
     assert alert.escalation_level == 0
-    clock("2026-12-20")
+    clock("2026-12-15")
     sweep()
     alert.refresh_from_db()
     assert alert.escalation_level == 2  # it catches up once the snooze ends
