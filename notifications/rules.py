@@ -63,6 +63,12 @@ WATCHED_STEP_KINDS = (
 )
 # A registered course has no schedule yet: only the stalled rule watches it.
 SCHEDULED_STATES = tuple(s for s in ACTIVE_STATES if s != State.REGISTERED)
+# Response is judged no earlier than the end of induction (Buchmann et al., Blood 2022,
+# Ponte-di-Legno consensus): a marrow during induction that is not yet CR is not
+# non-response.
+AFTER_INDUCTION_STATES = tuple(
+    s for s in ACTIVE_STATES if s not in (State.REGISTERED, State.STRATIFIED, State.INDUCTION)
+)
 
 
 class Due(NamedTuple):
@@ -146,8 +152,9 @@ class Context:
 
 
 def _non_responders() -> QuerySet:
-    """The ids of the courses whose latest valid response assessment (by clinical
-    date) is not CR: non-response, or CR2 lost on a later marrow. One subquery the
+    """The ids of the courses past induction whose latest valid response assessment
+    (by clinical date) is not CR: non-response, or CR2 lost on a later marrow (during
+    induction a marrow not yet in CR is not non-response). One subquery the
     rules exclude with: the non_response rule speaks for these courses, and the
     referral, overdue-step and stalled rules would only add noise (a non-responder
     is not on the road to a transplant in CR2)."""
@@ -158,7 +165,7 @@ def _non_responders() -> QuerySet:
     )
     return (
         ResponseAssessment.objects.order_by()
-        .filter(cr2=False, pk=Subquery(latest))
+        .filter(cr2=False, pk=Subquery(latest), course__state__in=AFTER_INDUCTION_STATES)
         .values("course_id")
     )
 
@@ -599,14 +606,12 @@ def mrd_decision_missing(ctx: Context) -> list[Due]:
 
 
 def non_response(ctx: Context) -> list[Due]:
-    """The latest valid response assessment of an active course is not CR
-    (non-response, or CR2 lost on a later marrow), and neither a re-assessment nor an
-    off-protocol decision followed within N days (default 7)."""
+    """The latest valid response assessment of an active course past induction is not
+    CR (non-response, or CR2 lost on a later marrow), and neither a re-assessment nor
+    an off-protocol decision followed within N days (default 7)."""
     rows = (
         ctx.scope(
-            ResponseAssessment.objects.filter(
-                pk__in=_non_responders().values("pk"), course__state__in=ACTIVE_STATES
-            ),
+            ResponseAssessment.objects.filter(pk__in=_non_responders().values("pk")),
             "course_id",
         )
         .annotate(

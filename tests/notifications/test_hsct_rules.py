@@ -131,7 +131,12 @@ def test_a_non_response_alerts_after_7_days_and_silences_the_remission_rules(
     clock("2026-12-08")
     sweep()
     [referral] = unresolved(group_a, AlertKind.HSCT_REFERRAL_MISSING)
+    record(
+        services.block_record, group_a, clinician, block_type="R2", start_date=date(2026, 11, 24)
+    )
+    move(group_a, "start_induction", clinician)
     clock("2026-12-20")
+    move(group_a, "assess_response", clinician)
     record(
         services.assessment_record,
         group_a,
@@ -165,6 +170,33 @@ def test_a_non_response_alerts_after_7_days_and_silences_the_remission_rules(
     )
     sweep()
     assert_cleared(alert)
+
+
+def test_a_marrow_not_yet_in_cr_during_induction_is_not_non_response(
+    clock, sweep, group_a, clinician
+):
+    move(group_a, "start_induction", clinician)
+    clock("2026-12-07")
+    record(
+        services.assessment_record,
+        group_a,
+        clinician,
+        assessed_on=date(2026, 12, 7),
+        marrow="M2",
+        cr2=False,
+        em_status="none",
+    )
+    clock("2026-12-20")
+    sweep()
+    assert unresolved(group_a, AlertKind.NON_RESPONSE) == []
+    # Judged once induction is over (the course moved to its response assessment).
+    record(
+        services.block_record, group_a, clinician, block_type="R2", start_date=date(2026, 11, 24)
+    )
+    move(group_a, "assess_response", clinician)
+    sweep()
+    [alert] = unresolved(group_a, AlertKind.NON_RESPONSE)
+    assert alert.condition_since == date(2026, 12, 14)  # the assessment + 7 days
 
 
 def test_high_pre_hsct_mrd_alerts_at_the_threshold_and_clears_with_a_lower_result(
