@@ -417,3 +417,60 @@ def test_a_course_in_maintenance_stalls_after_its_own_interval(clock, sweep, gro
     )
     sweep()
     assert_cleared(alert)
+
+
+def test_a_transplanted_course_stalls_after_the_post_transplant_interval(
+    clock, sweep, group_a, clinician
+):
+    record(
+        services.block_record, group_a, clinician, block_type="R2", start_date=date(2026, 11, 24)
+    )
+    move(group_a, "start_induction", clinician)
+    move(group_a, "assess_response", clinician)
+    record(
+        services.assessment_record,
+        group_a,
+        clinician,
+        assessed_on=date(2026, 11, 24),
+        marrow="M1",
+        cr2=True,
+        em_status="none",
+    )
+    move(group_a, "start_hsct_workup", clinician)
+    clock("2027-02-01")
+    record(
+        services.mrd_record,
+        group_a,
+        clinician,
+        sampled_on=date(2027, 1, 25),
+        time_point="pre_hsct",
+        value=0.0001,
+        unit="fraction",
+    )
+    record(
+        services.referral_save,
+        group_a,
+        clinician,
+        referred_on=date(2026, 11, 24),
+        donor_search_status="donor_found",
+        performed_on=date(2027, 2, 1),
+    )
+    move(group_a, "transplant", clinician)
+    clock("2027-05-11")  # day +99
+    sweep()
+    assert unresolved(group_a, AlertKind.COURSE_STALLED) == []
+    clock("2027-05-12")  # day +100
+    sweep()
+    [alert] = unresolved(group_a, AlertKind.COURSE_STALLED)
+    assert alert.condition_since == date(2027, 5, 12)
+    assert "(after HSCT)" in alert.message
+    record(
+        services.event_record,
+        group_a,
+        clinician,
+        kind="follow_up_contact",
+        occurred_on=date(2027, 5, 12),
+        contact_status="alive_in_cr",
+    )
+    sweep()
+    assert_cleared(alert)
