@@ -474,3 +474,37 @@ def test_a_transplanted_course_stalls_after_the_post_transplant_interval(
     )
     sweep()
     assert_cleared(alert)
+
+
+def test_hsct_delayed_also_counts_for_an_unconfirmed_proposal(clock, sweep, s2, clinician):
+    record(services.referral_save, s2, clinician, referred_on=date(2026, 11, 24))
+    clock("2027-01-05")
+    for fn, data in [
+        (
+            services.mrd_record,
+            {
+                "sampled_on": date(2027, 1, 5),
+                "time_point": "end_of_induction",
+                "value": 0.005,
+                "unit": "fraction",
+            },
+        ),
+        (
+            services.assessment_record,
+            {"assessed_on": date(2027, 1, 5), "marrow": "M1", "cr2": True, "em_status": "none"},
+        ),
+    ]:
+        record(fn, s2, clinician, **data)
+    clock("2027-04-04")  # CR2 + 89 days
+    sweep()
+    assert unresolved(s2, AlertKind.HSCT_DELAYED) == []
+    clock("2027-04-05")  # CR2 + 90 days, the proposal still unconfirmed
+    sweep()
+    [alert] = unresolved(s2, AlertKind.HSCT_DELAYED)
+    assert alert.condition_since == date(2027, 4, 5)
+    # Declined with a reason: no transplant is expected any more.
+    services.course_confirm_hsct(
+        s2, hsct_indicated=False, reason="family declined HSCT", actor=clinician, now=timezone.now()
+    )
+    sweep()
+    assert_cleared(alert)
