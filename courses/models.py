@@ -22,8 +22,12 @@ from courses.transitions import (
     CR2_RECORDED,
     END_OF_THERAPY_REACHED,
     ENDING_RECORD_VOIDED,
+    HSCT_DECIDED,
     HSCT_INDICATED,
     HSCT_NOT_INDICATED,
+    LATEST_ASSESSMENT_CR2,
+    MRD_BEFORE_TRANSPLANT,
+    NOT_NON_RESPONSE,
     OFF_PROTOCOL_REASON,
     TRANSPLANT_DATE,
     OffProtocolReason,
@@ -199,6 +203,8 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
     # induction for ALL-REZ BFM 2002 S2); a clinician confirms it (confirm-hsct).
     hsct_proposed = models.BooleanField(null=True, blank=True)
     hsct_proposal_basis = models.TextField(blank=True)
+    # The clinical date of the sample the proposal comes from (None: no proposal).
+    hsct_proposed_on = models.DateField(null=True, blank=True)
     # A clinician confirmed the group the course follows (risk_group). It stays true
     # while a re-stratification awaits confirmation (the current decision's
     # confirmed_at is then empty: selectors.awaiting_confirmation).
@@ -282,7 +288,7 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
         field=state,
         source=State.RESPONSE_ASSESSMENT,
         target=State.POST_REMISSION_CHEMO,
-        custom={"guards": (CR2_RECORDED, HSCT_NOT_INDICATED)},
+        custom={"guards": (NOT_NON_RESPONSE, CR2_RECORDED, HSCT_NOT_INDICATED, HSCT_DECIDED)},
     )
     def continue_chemotherapy(self, given: TransitionInput) -> None:
         pass
@@ -291,7 +297,7 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
         field=state,
         source=[State.RESPONSE_ASSESSMENT, State.POST_REMISSION_CHEMO],
         target=State.HSCT_WORKUP,
-        custom={"guards": (CR2_RECORDED, HSCT_INDICATED)},
+        custom={"guards": (NOT_NON_RESPONSE, CR2_RECORDED, HSCT_INDICATED)},
     )
     def start_hsct_workup(self, given: TransitionInput) -> None:
         pass
@@ -300,7 +306,7 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
         field=state,
         source=State.HSCT_WORKUP,
         target=State.TRANSPLANTED,
-        custom={"guards": (TRANSPLANT_DATE,)},
+        custom={"guards": (LATEST_ASSESSMENT_CR2, TRANSPLANT_DATE, MRD_BEFORE_TRANSPLANT)},
     )
     def transplant(self, given: TransitionInput) -> None:
         pass
@@ -309,7 +315,7 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
         field=state,
         source=State.POST_REMISSION_CHEMO,
         target=State.MAINTENANCE,
-        custom={"guards": (HSCT_NOT_INDICATED,)},
+        custom={"guards": (NOT_NON_RESPONSE, HSCT_NOT_INDICATED, HSCT_DECIDED)},
     )
     def start_maintenance(self, given: TransitionInput) -> None:
         pass
@@ -318,7 +324,7 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
         field=state,
         source=[State.TRANSPLANTED, State.MAINTENANCE],
         target=State.COMPLETED,
-        custom={"guards": (AFTER_TRANSPLANT_DAY, END_OF_THERAPY_REACHED)},
+        custom={"guards": (NOT_NON_RESPONSE, AFTER_TRANSPLANT_DAY, END_OF_THERAPY_REACHED)},
     )
     def complete(self, given: TransitionInput) -> None:
         pass

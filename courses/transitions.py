@@ -21,7 +21,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from typing import TYPE_CHECKING
 
 from django.apps import apps
@@ -154,6 +154,39 @@ def _ended_by_a_voided_record(course: TreatmentCourse, given: TransitionInput) -
     return ended.exists() and not ended.filter(voided_at__isnull=True).exists()
 
 
+def _latest_assessment(course: TreatmentCourse):  # noqa: ANN202 (a ResponseAssessment)
+    """The course's latest valid response assessment by clinical date (a later one
+    supersedes an earlier: CR2 lost on a later marrow is lost)."""
+    return course.assessments.order_by("-assessed_on", "-id").first()
+
+
+def _latest_assessment_cr2(course: TreatmentCourse, given: TransitionInput) -> bool:
+    latest = _latest_assessment(course)
+    return latest is not None and latest.cr2
+
+
+def _not_a_non_responder(course: TreatmentCourse, given: TransitionInput) -> bool:
+    """No assessment yet, or the latest one is CR2."""
+    latest = _latest_assessment(course)
+    return latest is None or latest.cr2
+
+
+def _mrd_in_pre_hsct_window(course: TreatmentCourse, given: TransitionInput) -> bool:
+    """A valid MRD result sampled on the transplant day or within the protocol's
+    pre-HSCT window before it (``mrd_before_hsct_window_days``, the window the
+    mrd_missing_before_hsct alert reads). Without a transplant date there is no
+    window: the transplant_date guard refuses that case first."""
+    from courses.selectors import protocol_for
+
+    day = _transplant_day(course)
+    if day is None:
+        return False
+    window = protocol_for(course.protocol_slug).alert_days("mrd_before_hsct_window_days")
+    return course.mrd_results.filter(
+        sampled_on__lte=day, sampled_on__gte=day - timedelta(days=window)
+    ).exists()
+
+
 CONFIRMED_DECISION = Guard(
     "confirmed_decision",
     shows="a clinician confirmed the risk group",
@@ -184,6 +217,45 @@ HSCT_NOT_INDICATED = Guard(
     shows="HSCT not indicated",
     test=lambda course, given: course.hsct_indicated is not True,
     refusal="HSCT is indicated for this course; give a reason to continue without it",
+    overridable_by_reason=True,
+)
+# ALL-REZ BFM 2002 S2: the indication waits for MRD at the end of induction (Eckert
+# 2013). Moving on to chemotherapy or maintenance without it is a choice a clinician
+# makes with a reason (kept on the transition, shown in the timeline), never silently.
+HSCT_DECIDED = Guard(
+    "hsct_decided",
+    shows="the HSCT indication decided (indicated or not)",
+    test=lambda course, given: course.hsct_indicated is not None,
+    refusal="the HSCT indication is undecided (e.g. ALL-REZ BFM 2002 S2 until MRD at the "
+    "end of induction is known and the proposal confirmed); give a reason to go on "
+    "without deciding it",
+    overridable_by_reason=True,
+)
+# Remission is judged on the latest assessment: an M3 marrow after an earlier CR2 is
+# a loss of CR2 (treatment failure), and nothing that assumes remission may follow.
+LATEST_ASSESSMENT_CR2 = Guard(
+    "latest_assessment_cr2",
+    shows="CR2 on the latest response assessment",
+    test=_latest_assessment_cr2,
+    refusal="the latest response assessment does not show CR2 (no assessment, or a later "
+    "non-CR assessment); record a response re-assessment, or take the course off protocol",
+)
+NOT_NON_RESPONSE = Guard(
+    "not_non_response",
+    shows="no non-response on the latest response assessment",
+    test=_not_a_non_responder,
+    refusal="the latest response assessment shows non-response (no CR2): record a "
+    "response re-assessment, or take the course off protocol (refractory / treatment "
+    "failure, alternative therapy)",
+)
+# "MRD status before HSCT significantly impacts post-transplant outcomes" (seed caveat).
+MRD_BEFORE_TRANSPLANT = Guard(
+    "mrd_before_transplant",
+    shows="an MRD result within the protocol's pre-HSCT window (mrd_before_hsct_window_days "
+    "before the transplant date)",
+    test=_mrd_in_pre_hsct_window,
+    refusal="no MRD result is recorded within the protocol's pre-HSCT window before the "
+    "transplant date; record it, or give a reason to override",
     overridable_by_reason=True,
 )
 TRANSPLANT_DATE = Guard(

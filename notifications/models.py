@@ -33,6 +33,12 @@ class AlertKind(models.TextChoices):
     STEP_OVERDUE = "step_overdue", "Planned step overdue"
     COURSE_STALLED = "course_stalled", "Course stalled"
     STRATIFICATION_STALE = "stratification_stale", "Stratification stale"
+    HSCT_DECISION_PENDING = "hsct_decision_pending", "HSCT proposal not decided"
+    MRD_DECISION_MISSING = "mrd_decision_missing", "Deciding MRD missing"
+    NON_RESPONSE = "non_response", "Non-response"
+    MRD_HIGH_BEFORE_HSCT = "mrd_high_before_hsct", "High MRD before HSCT"
+    DONOR_SEARCH_STALLED = "donor_search_stalled", "Donor search stalled"
+    CUMULATIVE_DELAY = "cumulative_delay", "Cumulative delay"
 
 
 class Severity(models.TextChoices):
@@ -185,6 +191,10 @@ class NotificationPreference(models.Model):
         max_length=10, choices=Severity.choices, null=True, blank=True, default=Severity.HIGH
     )
     digest = models.BooleanField(default=True)
+    # A viewer cannot act on an alert: immediate e-mails reach viewers only when they
+    # opt in here (then at ``immediate_min_severity``); the digest reaches them anyway.
+    # Ignored for clinicians and coordinators, who hear at once by default.
+    viewer_immediate_opt_in = models.BooleanField(default=False)
 
     def __str__(self) -> str:
         return f"{self.membership}: immediate>={self.immediate_min_severity}, digest={self.digest}"

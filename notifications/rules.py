@@ -24,11 +24,13 @@ from django.db.models import (
     DateField,
     Exists,
     F,
+    FloatField,
     IntegerField,
     Min,
     OuterRef,
     Q,
     QuerySet,
+    Subquery,
     Value,
     When,
 )
@@ -37,6 +39,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from config.db import AddDays
 from courses.models import (
     ACTIVE_STATES,
+    DonorSearch,
     MrdResult,
     PlannedStep,
     ResponseAssessment,
@@ -47,6 +50,7 @@ from courses.models import (
 )
 from courses.selectors import valid_referral
 from notifications.models import AlertKind, Severity
+from stratification.selectors import protocol_registry
 
 # Steps watched by step_overdue; the HSCT referral and the transplant have rules of
 # their own with clinical thresholds.
@@ -59,6 +63,12 @@ WATCHED_STEP_KINDS = (
 )
 # A registered course has no schedule yet: only the stalled rule watches it.
 SCHEDULED_STATES = tuple(s for s in ACTIVE_STATES if s != State.REGISTERED)
+# Response is judged no earlier than the end of induction (Buchmann et al., Blood 2022,
+# Ponte-di-Legno consensus): a marrow during induction that is not yet CR is not
+# non-response.
+AFTER_INDUCTION_STATES = tuple(
+    s for s in ACTIVE_STATES if s not in (State.REGISTERED, State.STRATIFIED, State.INDUCTION)
+)
 
 
 class Due(NamedTuple):
@@ -118,6 +128,18 @@ class Context:
             output_field=IntegerField(),
         )
 
+    def fraction(self, name: str, protocol_path: str) -> Case | Value:
+        """As :meth:`days`, for a threshold that is a fraction of cells (MRD)."""
+        default = settings.REZCOURSE_ALERT_DEFAULTS[name]
+        values = {slug: t.get(name, default) for slug, t in self.thresholds.items()}
+        if set(values.values()) <= {default}:
+            return Value(default, output_field=FloatField())
+        return Case(
+            *(When(**{protocol_path: slug}, then=Value(v)) for slug, v in values.items()),
+            default=Value(default),
+            output_field=FloatField(),
+        )
+
     def days_for(self, slug: str, name: str) -> int:
         return self.thresholds.get(slug, {}).get(name, settings.REZCOURSE_ALERT_DEFAULTS[name])
 
@@ -129,54 +151,139 @@ class Context:
         return queryset.filter(**{f"{course_path}__in": self.course_ids})
 
 
-def hsct_referral_missing(ctx: Context) -> list[Due]:
-    """HSCT indicated (confirmed), therapy started N days ago (default 14; the course's
-    clinical start date), no referral."""
-    rows = (
-        ctx.scope(
-            TreatmentCourse.objects.annotate(referral=valid_referral()).filter(
-                state__in=SCHEDULED_STATES,
-                hsct_indicated=True,
-                start_date__isnull=False,
-                referral__isnull=True,
-            )
-        )
-        .annotate(
-            today=ctx.today("patient__team"),
-            due=AddDays(F("start_date"), ctx.days("hsct_referral_missing_days", "protocol_slug")),
-        )
-        .filter(due__lte=F("today"))
-        .values_list("pk", "due", "start_date", "risk_group", "protocol_slug")
+def _non_responders() -> QuerySet:
+    """The ids of the courses past induction whose latest valid response assessment
+    (by clinical date) is not CR: non-response, or CR2 lost on a later marrow (during
+    induction a marrow not yet in CR is not non-response). One subquery the
+    rules exclude with: the non_response rule speaks for these courses, and the
+    referral, overdue-step and stalled rules would only add noise (a non-responder
+    is not on the road to a transplant in CR2)."""
+    latest = (
+        ResponseAssessment.objects.filter(course=OuterRef("course"))
+        .order_by("-assessed_on", "-id")
+        .values("pk")[:1]
+    )
+    return (
+        ResponseAssessment.objects.order_by()
+        .filter(cr2=False, pk=Subquery(latest), course__state__in=AFTER_INDUCTION_STATES)
+        .values("course_id")
     )
 
-    def text(due: date, start: date, group: str, slug: str) -> str:
+
+def _hsct_indicated_or_proposed(path: str = "") -> Q:
+    """HSCT confirmed, or proposed (e.g. S2 MRD >= 10^-3) and not yet decided: a
+    proposal waiting for its confirmation must not wait for the referral too."""
+    return Q(**{f"{path}hsct_indicated": True}) | Q(
+        **{f"{path}hsct_indicated__isnull": True, f"{path}hsct_proposed": True}
+    )
+
+
+def _deciding_mrd_steps(path: str = "course__") -> Q:
+    """The MRD steps that decide a course's HSCT indication, from the protocol files
+    (ALL-REZ BFM 2002 S2: end of induction, Eckert 2013), while it is undecided."""
+    deciding = Q(pk__in=[])
+    for protocol in protocol_registry():
+        for group, rule in protocol.hsct_indication.items():
+            if rule.indicated == "mrd_threshold":
+                deciding |= Q(
+                    **{
+                        f"{path}protocol_slug": protocol.slug,
+                        f"{path}risk_group": group,
+                        "mrd_time_point": rule.mrd_time_point,
+                    }
+                )
+    return Q(kind=StepKind.MRD, **{f"{path}hsct_indicated__isnull": True}) & deciding
+
+
+def hsct_referral_missing(ctx: Context) -> list[Due]:
+    """HSCT indicated (confirmed, or proposed and not yet decided), therapy started N
+    days ago (default 14; the course's clinical start date), no referral; or the
+    schedule's HSCT referral / donor search step (e.g. S2's HLA typing while MRD is
+    awaited) past its due date plus grace, no referral, HSCT not declined. Not for a
+    course whose latest assessment is non-response."""
+    base = (
+        ctx.scope(
+            TreatmentCourse.objects.annotate(referral=valid_referral()).filter(
+                state__in=SCHEDULED_STATES, referral__isnull=True
+            )
+        )
+        .exclude(pk__in=_non_responders())
+        .annotate(today=ctx.today("patient__team"))
+    )
+    by_start = (
+        base.filter(_hsct_indicated_or_proposed(), start_date__isnull=False)
+        .annotate(
+            due=AddDays(F("start_date"), ctx.days("hsct_referral_missing_days", "protocol_slug"))
+        )
+        .filter(due__lte=F("today"))
+        .values_list("pk", "due", "start_date", "risk_group", "protocol_slug", "hsct_indicated")
+    )
+    by_step = (
+        ctx.scope(
+            PlannedStep.objects.annotate(referral=valid_referral("course__hsct_referrals")).filter(
+                kind=StepKind.HSCT_REFERRAL,
+                status=StepStatus.PLANNED,
+                referral__isnull=True,
+                course__state__in=SCHEDULED_STATES,
+            ),
+            "course_id",
+        )
+        .exclude(course__hsct_indicated=False)
+        .exclude(course_id__in=_non_responders())
+        .annotate(
+            today=ctx.today("course__patient__team"),
+            due=AddDays(F("due_on"), F("grace_days") + 1),
+        )
+        .filter(due__lte=F("today"))
+        .values_list("course_id", "due", "label", "due_on")
+    )
+
+    def text(due: date, start: date, group: str, slug: str, indicated: bool | None) -> str:
+        what = "indicated" if indicated else "proposed (not yet confirmed)"
         return (
-            f"HSCT is indicated (group {group}) but no HSCT referral is recorded "
+            f"HSCT is {what} (group {group}) but no HSCT referral is recorded "
             f"{ctx.days_for(slug, 'hsct_referral_missing_days')} days after the start of "
             f"therapy ({start}); referral due since {due}."
         )
 
-    return [
-        Due(
+    def step_text(due: date, label: str, step_due: date) -> str:
+        return f"{label} was due {step_due} and no HSCT referral is recorded; overdue since {due}."
+
+    found: dict[int, Due] = {}
+    for pk, due, label, step_due in by_step:
+        found[pk] = Due(
             pk,
             AlertKind.HSCT_REFERRAL_MISSING,
             "course",
             due,
-            partial(text, due, start, group, slug),
+            partial(step_text, due, label, step_due),
         )
-        for pk, due, start, group, slug in rows
-    ]
+    # The earlier of the two dates is when the referral became missing.
+    for pk, due, start, group, slug, indicated in by_start:
+        if pk not in found or due <= found[pk].since:
+            found[pk] = Due(
+                pk,
+                AlertKind.HSCT_REFERRAL_MISSING,
+                "course",
+                due,
+                partial(text, due, start, group, slug, indicated),
+            )
+    return list(found.values())
 
 
 def hsct_delayed(ctx: Context) -> list[Due]:
-    """HSCT indicated, CR2 first recorded N days ago (default 90), no transplant."""
+    """HSCT indicated (or proposed, not yet decided), CR2 first recorded N days ago
+    (default 90), no transplant. Not for a course whose latest assessment is
+    non-response."""
     # Grouped from the assessments' side (one row per course with a CR2), not a
     # correlated subquery per course: the planner hashes it in one pass.
     rows = (
         ctx.scope(
             ResponseAssessment.objects.annotate(referral=valid_referral("course__hsct_referrals"))
-            .filter(cr2=True, course__state__in=SCHEDULED_STATES, course__hsct_indicated=True)
-            .filter(Q(referral__isnull=True) | Q(referral__performed_on__isnull=True)),
+            .filter(cr2=True, course__state__in=SCHEDULED_STATES)
+            .filter(_hsct_indicated_or_proposed("course__"))
+            .filter(Q(referral__isnull=True) | Q(referral__performed_on__isnull=True))
+            .exclude(course_id__in=_non_responders()),
             "course_id",
         )
         .values("course_id", "course__protocol_slug")
@@ -248,7 +355,9 @@ def mrd_missing_before_hsct(ctx: Context) -> list[Due]:
 
 
 def step_overdue(ctx: Context) -> list[Due]:
-    """A planned step past its due date plus grace, neither done nor skipped."""
+    """A planned step past its due date plus grace, neither done nor skipped (not the
+    MRD that decides an undecided HSCT indication, which mrd_decision_missing watches;
+    not on a course whose latest assessment is non-response)."""
     rows = (
         ctx.scope(
             PlannedStep.objects.filter(
@@ -258,6 +367,10 @@ def step_overdue(ctx: Context) -> list[Due]:
             ),
             "course_id",
         )
+        # mrd_decision_missing watches the deciding MRD (high: it gates the transplant
+        # decision), and non_response speaks for a non-responder's course.
+        .exclude(_deciding_mrd_steps())
+        .exclude(course_id__in=_non_responders())
         .annotate(
             today=ctx.today("course__patient__team"),
             overdue_from=AddDays(F("due_on"), F("grace_days") + 1),
@@ -314,30 +427,51 @@ def _plan_words(planned: date, due: date, rescheduled: date | None) -> str:
 
 
 def course_stalled(ctx: Context) -> list[Due]:
-    """An active course whose record says nothing for N days (default 45): counted from
-    its latest clinical date (the start, any valid record's date, a step done, a
-    transition's date) — what is known of the patient, whenever it was typed in; a
-    course with no clinical date yet (opened, not confirmed, nothing recorded) counts
-    from the day it was last written on."""
+    """An active course whose record says nothing for N days (default 45; during
+    maintenance and after the transplant the phase's own contact interval, defaults 90
+    and 100): counted from its latest clinical date (the start, any valid record's
+    date, a step done, a transition's date) — what is known of the patient, whenever
+    it was typed in; a course with no clinical date yet (opened, not confirmed, nothing
+    recorded) counts from the day it was last written on. Not for a course whose
+    latest assessment is non-response."""
     # Clinical dates, not typing dates: a course back-entered today whose last record
     # is 60 days old has a 60-day gap in what the team knows, however fresh the typing.
+    # Maintenance is outpatient therapy and the post-transplant phase follows up to day
+    # +100: neither expects a record every 45 days.
+    interval = Case(
+        When(
+            state=State.MAINTENANCE,
+            then=ctx.days("course_stalled_maintenance_days", "protocol_slug"),
+        ),
+        When(
+            state=State.TRANSPLANTED,
+            then=ctx.days("course_stalled_post_transplant_days", "protocol_slug"),
+        ),
+        default=ctx.days("course_stalled_days", "protocol_slug"),
+        output_field=IntegerField(),
+    )
     rows = (
         ctx.scope(TreatmentCourse.objects.filter(state__in=ACTIVE_STATES))
+        .exclude(pk__in=_non_responders())
         .annotate(
             last=Coalesce("last_clinical_on", TruncDate("last_activity_at")),
             today=ctx.today("patient__team"),
         )
-        .annotate(due=AddDays(F("last"), ctx.days("course_stalled_days", "protocol_slug")))
+        .annotate(due=AddDays(F("last"), interval))
         .filter(due__lte=F("today"))
-        .values_list("pk", "last", "due")
+        .values_list("pk", "last", "due", "state")
     )
 
-    def text(last: date, due: date) -> str:
-        return f"Nothing has been recorded on this course since {last}; stalled since {due}."
+    def text(last: date, due: date, state: str) -> str:
+        phase = {State.MAINTENANCE: " (maintenance)", State.TRANSPLANTED: " (after HSCT)"}
+        return (
+            f"Nothing has been recorded on this course{phase.get(state, '')} since {last}; "
+            f"stalled since {due}."
+        )
 
     return [
-        Due(pk, AlertKind.COURSE_STALLED, "course", due, partial(text, last, due))
-        for pk, last, due in rows
+        Due(pk, AlertKind.COURSE_STALLED, "course", due, partial(text, last, due, state))
+        for pk, last, due, state in rows
     ]
 
 
@@ -394,6 +528,239 @@ def stratification_stale(ctx: Context) -> list[Due]:
     ]
 
 
+def hsct_decision_pending(ctx: Context) -> list[Due]:
+    """An HSCT proposal from the protocol (e.g. ALL-REZ BFM 2002 S2: MRD at the end
+    of induction >= 10^-3 proposes HSCT, below it proposes none) that no clinician has
+    confirmed or declined N days (default 7) after the deciding sample (a proposal
+    from before its date was kept: N days after the course was last written on)."""
+    rows = (
+        ctx.scope(
+            TreatmentCourse.objects.filter(
+                state__in=SCHEDULED_STATES,
+                hsct_indicated__isnull=True,
+                hsct_proposed__isnull=False,
+            )
+        )
+        .annotate(
+            since=Coalesce("hsct_proposed_on", TruncDate("last_activity_at")),
+            today=ctx.today("patient__team"),
+        )
+        .annotate(due=AddDays(F("since"), ctx.days("hsct_decision_pending_days", "protocol_slug")))
+        .filter(due__lte=F("today"))
+        .values_list("pk", "due", "since", "hsct_proposed", "risk_group")
+    )
+
+    def text(due: date, since: date, proposed: bool, group: str) -> str:
+        what = "HSCT" if proposed else "no HSCT"
+        return (
+            f"The protocol proposes {what} for this course (group {group}, deciding sample "
+            f"of {since}), and no clinician has confirmed or declined it; undecided since "
+            f"{due}. Confirm the HSCT indication."
+        )
+
+    return [
+        Due(pk, AlertKind.HSCT_DECISION_PENDING, "course", due, partial(text, due, s, p, g))
+        for pk, due, s, p, g in rows
+    ]
+
+
+def mrd_decision_missing(ctx: Context) -> list[Due]:
+    """The MRD result that decides the HSCT indication (ALL-REZ BFM 2002 S2: the end
+    of induction, Eckert 2013) is not recorded N days (default 7) after its planned
+    step is due, and the indication is undecided. Not for a course whose latest
+    assessment is non-response."""
+    rows = (
+        ctx.scope(
+            PlannedStep.objects.filter(
+                status=StepStatus.PLANNED, course__state__in=SCHEDULED_STATES
+            ).filter(_deciding_mrd_steps()),
+            "course_id",
+        )
+        .exclude(course_id__in=_non_responders())
+        .annotate(
+            today=ctx.today("course__patient__team"),
+            due=AddDays(
+                F("due_on"), ctx.days("mrd_decision_missing_days", "course__protocol_slug")
+            ),
+        )
+        .filter(due__lte=F("today"))
+        .values_list("pk", "course_id", "label", "due_on", "due")
+    )
+
+    def text(label: str, step_due: date, due: date) -> str:
+        return (
+            f"{label} decides the HSCT indication and is not recorded: due {step_due}, "
+            f"missing since {due}. Without it the HSCT decision cannot be made."
+        )
+
+    return [
+        Due(
+            course_id,
+            AlertKind.MRD_DECISION_MISSING,
+            f"step:{pk}",
+            due,
+            partial(text, label, step_due, due),
+        )
+        for pk, course_id, label, step_due, due in rows
+    ]
+
+
+def non_response(ctx: Context) -> list[Due]:
+    """The latest valid response assessment of an active course past induction is not
+    CR (non-response, or CR2 lost on a later marrow), and neither a re-assessment nor
+    an off-protocol decision followed within N days (default 7)."""
+    rows = (
+        ctx.scope(
+            ResponseAssessment.objects.filter(pk__in=_non_responders().values("pk")),
+            "course_id",
+        )
+        .annotate(
+            today=ctx.today("course__patient__team"),
+            due=AddDays(
+                F("assessed_on"),
+                ctx.days("non_response_decision_days", "course__protocol_slug"),
+            ),
+        )
+        .filter(due__lte=F("today"))
+        .values_list("course_id", "due", "assessed_on", "marrow", "em_status")
+    )
+
+    def text(due: date, on: date, marrow: str, em: str) -> str:
+        return (
+            f"The latest response assessment ({on}: marrow {marrow}, EM {em}) shows no "
+            f"CR2, and no re-assessment or off-protocol decision is recorded; since {due}."
+        )
+
+    return [
+        Due(pk, AlertKind.NON_RESPONSE, "course", due, partial(text, due, on, marrow, em))
+        for pk, due, on, marrow, em in rows
+    ]
+
+
+def mrd_high_before_hsct(ctx: Context) -> list[Due]:
+    """A transplant is planned (a date on the HSCT referral, not yet performed) and
+    the latest valid pre-HSCT MRD result is at or above the protocol's threshold
+    (default 10^-3), from the day it was sampled."""
+    latest = (
+        MrdResult.objects.filter(course=OuterRef("course"), time_point="pre_hsct")
+        .order_by("-sampled_on", "-id")
+        .values("pk")[:1]
+    )
+    rows = (
+        ctx.scope(
+            MrdResult.objects.annotate(referral=valid_referral("course__hsct_referrals")).filter(
+                time_point="pre_hsct",
+                pk=Subquery(latest),
+                course__state__in=SCHEDULED_STATES,
+                referral__planned_on__isnull=False,
+                referral__performed_on__isnull=True,
+            ),
+            "course_id",
+        )
+        .annotate(
+            threshold=ctx.fraction("mrd_high_before_hsct_threshold", "course__protocol_slug"),
+            today=ctx.today("course__patient__team"),
+        )
+        .filter(value__gte=F("threshold"), sampled_on__lte=F("today"))
+        .values_list("course_id", "sampled_on", "value", "referral__planned_on", "threshold")
+    )
+
+    def text(on: date, value: float, planned: date, threshold: float) -> str:
+        return (
+            f"The latest pre-HSCT MRD ({on}) is {value:g}, at or above {threshold:g}, with "
+            f"the transplant planned for {planned}."
+        )
+
+    return [
+        Due(pk, AlertKind.MRD_HIGH_BEFORE_HSCT, "course", on, partial(text, on, v, planned, t))
+        for pk, on, v, planned, t in rows
+    ]
+
+
+def donor_search_stalled(ctx: Context) -> list[Due]:
+    """An HSCT referral recorded N days ago (default 14) with the donor search still
+    not started, or with no donor found and no transplant date (no alternative donor
+    decided), no transplant yet, HSCT not declined. Not for a course whose latest
+    assessment is non-response."""
+    rows = (
+        ctx.scope(
+            TreatmentCourse.objects.annotate(referral=valid_referral()).filter(
+                state__in=SCHEDULED_STATES,
+                referral__isnull=False,
+                referral__performed_on__isnull=True,
+            )
+        )
+        .filter(
+            Q(referral__donor_search_status=DonorSearch.NOT_STARTED)
+            | Q(
+                referral__donor_search_status=DonorSearch.NO_DONOR,
+                referral__planned_on__isnull=True,
+            )
+        )
+        .exclude(hsct_indicated=False)
+        .exclude(pk__in=_non_responders())
+        .annotate(
+            today=ctx.today("patient__team"),
+            due=AddDays(
+                F("referral__referred_on"),
+                ctx.days("donor_search_stalled_days", "protocol_slug"),
+            ),
+        )
+        .filter(due__lte=F("today"))
+        .values_list("pk", "due", "referral__referred_on", "referral__donor_search_status")
+    )
+
+    def text(due: date, referred: date, status: str) -> str:
+        if status == DonorSearch.NO_DONOR:
+            what = "no donor was found and no alternative donor or transplant date is recorded"
+        else:
+            what = "the donor search has not started"
+        return f"HSCT referral of {referred}: {what}; stalled since {due}."
+
+    return [
+        Due(pk, AlertKind.DONOR_SEARCH_STALLED, "course", due, partial(text, due, ref, st))
+        for pk, due, ref, st in rows
+    ]
+
+
+def cumulative_delay(ctx: Context) -> list[Due]:
+    """The course's steps done so far run N days (default 28) or more behind the
+    protocol plan from its start (a step done N days after its planned date: delays
+    inside each step's grace add up), from the first day a step was done that late."""
+    rows = (
+        ctx.scope(
+            PlannedStep.objects.filter(
+                status=StepStatus.DONE,
+                done_on__isnull=False,
+                course__state__in=SCHEDULED_STATES,
+            ),
+            "course_id",
+        )
+        .annotate(
+            late_from=AddDays(
+                F("planned_on"), ctx.days("cumulative_delay_days", "course__protocol_slug")
+            ),
+        )
+        .filter(done_on__gte=F("late_from"))
+        .values("course_id", "course__protocol_slug")
+        .annotate(since=Min("done_on"), today=ctx.today("course__patient__team"))
+        .filter(since__lte=F("today"))
+        .values_list("course_id", "since", "course__protocol_slug")
+    )
+
+    def text(since: date, slug: str) -> str:
+        return (
+            f"The course runs {ctx.days_for(slug, 'cumulative_delay_days')} days or more "
+            f"behind the protocol plan from its start (a step done that late on {since}); "
+            "review the cause (toxicity, count recovery) and the plan."
+        )
+
+    return [
+        Due(pk, AlertKind.CUMULATIVE_DELAY, "course", since, partial(text, since, slug))
+        for pk, since, slug in rows
+    ]
+
+
 @dataclass(frozen=True, slots=True)
 class Rule:
     """One alert rule, declared once: what it is, how serious, why it matters, which
@@ -409,6 +776,18 @@ class Rule:
     @property
     def condition(self) -> str:
         return " ".join((self.query.__doc__ or "").split())
+
+    @property
+    def max_snooze_days(self) -> int:
+        return max_snooze_days(self.severity)
+
+
+def max_snooze_days(severity: str) -> int:
+    """How long an alert of ``severity`` may be snoozed: per severity in settings
+    (high: 7 days by default), else the general maximum (90)."""
+    return settings.REZCOURSE_ALERT_MAX_SNOOZE_DAYS_BY_SEVERITY.get(
+        severity, settings.REZCOURSE_ALERT_MAX_SNOOZE_DAYS
+    )
 
 
 RULES: tuple[Rule, ...] = (
@@ -455,11 +834,60 @@ RULES: tuple[Rule, ...] = (
         stratification_stale,
     ),
     Rule(
+        AlertKind.HSCT_DECISION_PENDING,
+        Severity.HIGH,
+        "Early identification of high-risk features is critical for timely HSCT referral.",
+        ("hsct_decision_pending_days",),
+        hsct_decision_pending,
+    ),
+    # High, unlike an ordinary late step: it gates the transplant decision.
+    Rule(
+        AlertKind.MRD_DECISION_MISSING,
+        Severity.HIGH,
+        "Early identification of high-risk features is critical for timely HSCT referral.",
+        ("mrd_decision_missing_days",),
+        mrd_decision_missing,
+    ),
+    Rule(
+        AlertKind.NON_RESPONSE,
+        Severity.HIGH,
+        "(Local rationale) Treatment failure (no CR2 by a pre-specified time point, "
+        "Buchmann et al., Blood 2022) needs an alternative-therapy decision without delay.",
+        ("non_response_decision_days",),
+        non_response,
+    ),
+    Rule(
+        AlertKind.MRD_HIGH_BEFORE_HSCT,
+        Severity.HIGH,
+        "MRD status before HSCT significantly impacts post-transplant outcomes.",
+        ("mrd_high_before_hsct_threshold",),
+        mrd_high_before_hsct,
+    ),
+    Rule(
+        AlertKind.DONOR_SEARCH_STALLED,
+        Severity.HIGH,
+        "Delayed HSCT can result in poor outcomes (progression, cumulative toxicity).",
+        ("donor_search_stalled_days",),
+        donor_search_stalled,
+    ),
+    Rule(
+        AlertKind.CUMULATIVE_DELAY,
+        Severity.MEDIUM,
+        "Delayed HSCT can result in poor outcomes (progression, cumulative toxicity); "
+        "(local rationale) delays inside each block's grace add up to the same.",
+        ("cumulative_delay_days",),
+        cumulative_delay,
+    ),
+    Rule(
         AlertKind.COURSE_STALLED,
         Severity.LOW,
         "(Local rationale) A course with nothing recorded for weeks may have missed "
         "events the protocol depends on (toxicity, response, relapse).",
-        ("course_stalled_days",),
+        (
+            "course_stalled_days",
+            "course_stalled_maintenance_days",
+            "course_stalled_post_transplant_days",
+        ),
         course_stalled,
     ),
 )

@@ -42,12 +42,44 @@ def render() -> str:
         "back-entered months after its start raises at once what those dates call for.",
         "Voided records count for nothing.",
         "",
-        "| rule | severity | condition | protects (the seed's caveat, or a local rationale) |",
-        "| --- | --- | --- | --- |",
+        "| rule | severity | max snooze (days) | condition | protects (the seed's caveat, "
+        "or a local rationale) |",
+        "| --- | --- | --- | --- | --- |",
     ]
     for rule in rules.RULES:
-        lines.append(f"| `{rule.kind}` | {rule.severity} | {rule.condition} | {rule.caveat} |")
-    lines += ["", "## Thresholds (days)", ""]
+        lines.append(
+            f"| `{rule.kind}` | {rule.severity} | {rule.max_snooze_days} | {rule.condition} "
+            f"| {rule.caveat} |"
+        )
+    by_severity = settings.REZCOURSE_ALERT_MAX_SNOOZE_DAYS_BY_SEVERITY
+    lines += [
+        "",
+        "## Alert policy (local defaults)",
+        "",
+        "Severity is declared with each rule (notifications/rules.py); escalation and the",
+        "longest snooze are settings, the same for every protocol:",
+        "",
+        f"- Escalation: an open, unacknowledged alert rises one level after each of "
+        f"{settings.REZCOURSE_ALERT_ESCALATION_HOURS} hours "
+        "(`REZCOURSE_ALERT_ESCALATION_HOURS`); each level counts as one severity step up for",
+        "  whom an e-mail reaches at once.",
+        "- Longest snooze: "
+        + ", ".join(f"{severity} {days} days" for severity, days in sorted(by_severity.items()))
+        + f" (`REZCOURSE_ALERT_MAX_SNOOZE_DAYS_BY_SEVERITY`, high from "
+        "`REZCOURSE_ALERT_MAX_SNOOZE_DAYS_HIGH`), any other "
+        f"{settings.REZCOURSE_ALERT_MAX_SNOOZE_DAYS} days (`REZCOURSE_ALERT_MAX_SNOOZE_DAYS`).",
+        "  A longer snooze is a 400 naming the field `until`: a transplant at risk comes back",
+        "  within a week.",
+        "- Immediate e-mails go to the members who can act on an alert: clinicians and",
+        "  coordinators (high severity by default; each member sets their own level), and the",
+        "  team's distribution address. Viewers get the daily digest only, unless they opt in",
+        "  (`viewer_immediate_opt_in` in `/api/v1/notification-preferences/`).",
+        "",
+        "A course whose latest response assessment is not CR is spoken for by `non_response`",
+        "alone: the referral, HSCT-delay, deciding-MRD, donor-search, overdue-step and",
+        "stalled rules leave it (it is not on the road to a transplant in CR2).",
+    ]
+    lines += ["", "## Thresholds (days; `_threshold`: a fraction of cells)", ""]
     names = [name for rule in rules.RULES for name in rule.thresholds]
     header = "| threshold | settings default | " + " | ".join(p.slug for p in protocols) + " |"
     lines += [header, "| --- | --- |" + " --- |" * len(protocols)]

@@ -95,6 +95,13 @@ class NotificationPreferenceSerializer(serializers.Serializer):
         choices=Severity.choices,
         allow_null=True,
         required=False,
-        help_text="e-mail at once for alerts at or above this severity; null: never",
+        help_text="e-mail at once for alerts at or above this severity; null: never. A "
+        "viewer hears at once only after opting in (viewer_immediate_opt_in); the answer "
+        "gives what applies.",
     )
     digest = serializers.BooleanField(required=False, help_text="the team's daily digest")
+    viewer_immediate_opt_in = serializers.BooleanField(
+        required=False,
+        help_text="viewers only: also receive immediate e-mails (by default a viewer, who "
+        "cannot act on an alert, gets the digest only)",
+    )

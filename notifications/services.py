@@ -222,9 +222,7 @@ def _sweep(now: datetime, course_ids: Sequence[int] | None) -> SweepResult:
             if pks:
                 result.resolved += Alert.objects.filter(
                     pk__in_array=pks, state__in=UNRESOLVED
-                ).update(
-                    state=AlertState.RESOLVED, resolved_at=now, resolution=resolution
-                )
+                ).update(state=AlertState.RESOLVED, resolved_at=now, resolution=resolution)
 
     result.escalated = _escalate(existing_qs, now, ctx)
 
@@ -423,9 +421,11 @@ def alert_snooze(
     errors = {}
     if until <= today:
         errors["until"] = [f"must be after today ({today})."]
-    elif until > today + timedelta(days=settings.REZCOURSE_ALERT_MAX_SNOOZE_DAYS):
+    elif until > today + timedelta(days=(longest := rules.max_snooze_days(alert.severity))):
+        # A high alert (a transplant at risk) comes back within a week by default.
         errors["until"] = [
-            f"must be within {settings.REZCOURSE_ALERT_MAX_SNOOZE_DAYS} days of today."
+            f"must be within {longest} days of today (the longest snooze for a "
+            f"{alert.severity} alert)."
         ]
     if not reason.strip():
         errors["reason"] = ["is required to snooze an alert."]

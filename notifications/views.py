@@ -16,9 +16,9 @@ from rest_framework.response import Response
 
 from notifications import services
 from notifications.email import retry_failed
+from notifications.email.recipients import immediate_min_severity
 from notifications.models import (
     DEFAULT_DIGEST,
-    DEFAULT_IMMEDIATE_MIN_SEVERITY,
     Alert,
     AlertKind,
     AlertState,
@@ -145,7 +145,8 @@ class OutboundEmailViewSet(
 )
 class NotificationPreferenceViewSet(viewsets.ViewSet):
     """My notification preferences, one per team I belong to (the defaults apply until
-    I change them: high severity at once, everything in the daily digest)."""
+    I change them: high severity at once for clinicians and coordinators, the digest
+    only for viewers unless they opt in, everything in the daily digest)."""
 
     team_free_writes = True  # everyone may set their own preferences, viewers too
     lookup_field = "membership"
@@ -162,10 +163,9 @@ class NotificationPreferenceViewSet(viewsets.ViewSet):
                     "membership": m.pk,
                     "team": m.team_id,
                     "team_name": m.team.name,
-                    "immediate_min_severity": (
-                        pref.immediate_min_severity if pref else DEFAULT_IMMEDIATE_MIN_SEVERITY
-                    ),
+                    "immediate_min_severity": immediate_min_severity(m.role, pref),
                     "digest": pref.digest if pref else DEFAULT_DIGEST,
+                    "viewer_immediate_opt_in": bool(pref and pref.viewer_immediate_opt_in),
                 }
             )
         return rows

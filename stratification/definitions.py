@@ -117,6 +117,14 @@ ALERT_THRESHOLD_NAMES: tuple[str, ...] = (
     "mrd_before_hsct_window_days",
     "mrd_transplant_planned_within_days",
     "course_stalled_days",
+    "hsct_decision_pending_days",
+    "mrd_decision_missing_days",
+    "non_response_decision_days",
+    "mrd_high_before_hsct_threshold",
+    "donor_search_stalled_days",
+    "cumulative_delay_days",
+    "course_stalled_maintenance_days",
+    "course_stalled_post_transplant_days",
 )
 
 
@@ -419,7 +427,8 @@ class ScheduleTemplate:
 @dataclass(frozen=True, slots=True)
 class AlertThreshold:
     name: str
-    value: int
+    # Days, or a fraction of cells for the names ending in _threshold (MRD).
+    value: int | float
     local_default: bool
     note: str = ""
     sources: tuple[str, ...] = ()

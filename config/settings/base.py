@@ -351,14 +351,27 @@ REZCOURSE_ALERT_DEFAULTS = {
     "mrd_transplant_planned_within_days": 21,
     "mrd_before_hsct_window_days": 30,
     "course_stalled_days": 45,
+    "hsct_decision_pending_days": 7,
+    "mrd_decision_missing_days": 7,
+    "non_response_decision_days": 7,
+    # A fraction of cells (10^-3), not days.
+    "mrd_high_before_hsct_threshold": 0.001,
+    "donor_search_stalled_days": 14,
+    "cumulative_delay_days": 28,
+    "course_stalled_maintenance_days": 90,
+    "course_stalled_post_transplant_days": 100,
 }
 # An open (unacknowledged, unsnoozed) alert escalates one level after each of these
 # many hours since it opened.
 REZCOURSE_ALERT_ESCALATION_HOURS: list[int] = [
     int(h) for h in env.list("REZCOURSE_ALERT_ESCALATION_HOURS", default=["24", "72"])
 ]
-# A snooze may not hide an alert for longer than this.
+# A snooze may not hide an alert for longer than this; a high alert (a transplant at
+# risk) for at most a week (local defaults, docs/alerts.md).
 REZCOURSE_ALERT_MAX_SNOOZE_DAYS = env.int("REZCOURSE_ALERT_MAX_SNOOZE_DAYS", default=90)
+REZCOURSE_ALERT_MAX_SNOOZE_DAYS_BY_SEVERITY: dict[str, int] = {
+    "high": env.int("REZCOURSE_ALERT_MAX_SNOOZE_DAYS_HIGH", default=7),
+}
 # How often beat runs the full alert sweep.
 REZCOURSE_ALERT_SWEEP_SECONDS = env.float("REZCOURSE_ALERT_SWEEP_SECONDS", default=300.0)
 # The outbox: retries with exponential backoff from BASE to MAX seconds between

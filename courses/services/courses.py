@@ -422,6 +422,7 @@ def _reconfirm(
         )
         course.hsct_proposed = None
         course.hsct_proposal_basis = ""
+        course.hsct_proposed_on = None
     course.save(
         update_fields=[
             "risk_group",
@@ -433,6 +434,7 @@ def _reconfirm(
             "hsct_indicated",
             "hsct_proposed",
             "hsct_proposal_basis",
+            "hsct_proposed_on",
         ]
     )
     if relaid:

@@ -378,10 +378,15 @@ def _propose_hsct_from_mrd(
         f"Sample of {result.sampled_on}: {outcome.basis} Rule {outcome.rule}: "
         f"{outcome.source} ({outcome.confidence})."
     )
+    # The deciding sample's clinical date: the proposal waits for a clinician from
+    # then on (the hsct_decision_pending alert counts from it).
     TreatmentCourse.objects.filter(pk=course.pk).update(
-        hsct_proposed=outcome.indicated, hsct_proposal_basis=basis
+        hsct_proposed=outcome.indicated,
+        hsct_proposal_basis=basis,
+        hsct_proposed_on=result.sampled_on,
     )
     course.hsct_proposed, course.hsct_proposal_basis = outcome.indicated, basis
+    course.hsct_proposed_on = result.sampled_on
     audit(
         course,
         actor,
@@ -682,7 +687,7 @@ def propose_hsct_from_recorded_mrd(
         _propose_hsct_from_mrd(course, latest, actor, now)
     elif course.hsct_proposed is not None:
         TreatmentCourse.objects.filter(pk=course.pk).update(
-            hsct_proposed=None, hsct_proposal_basis=""
+            hsct_proposed=None, hsct_proposal_basis="", hsct_proposed_on=None
         )
         audit(course, actor, now, "hsct_proposed", "course", course.pk, {"hsct_proposed": None})
 

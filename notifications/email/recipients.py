@@ -14,7 +14,7 @@ from notifications.models import (
     SEVERITY_RANK,
     Alert,
 )
-from teams.models import Membership, Team
+from teams.models import Membership, Role, Team
 
 
 @dataclass(frozen=True)
@@ -58,7 +58,7 @@ def recipients_for(team_ids: Iterable[int] | None) -> dict[int, list[Recipient]]
                 m.team_id,
                 m.user_id,
                 m.user.email,
-                pref.immediate_min_severity if pref else DEFAULT_IMMEDIATE_MIN_SEVERITY,
+                immediate_min_severity(m.role, pref),
                 pref.digest if pref else DEFAULT_DIGEST,
             )
         )
@@ -69,6 +69,15 @@ def recipients_for(team_ids: Iterable[int] | None) -> dict[int, list[Recipient]]
             Recipient(team_id, None, address, DEFAULT_IMMEDIATE_MIN_SEVERITY, DEFAULT_DIGEST)
         )
     return by_team
+
+
+def immediate_min_severity(role: str, pref: Any) -> str | None:
+    """The lowest severity a member hears about at once. Immediate e-mails go to the
+    members who can act on an alert (clinicians, coordinators); a viewer gets the
+    digest only, unless they opted in (``viewer_immediate_opt_in``)."""
+    if role == Role.VIEWER and not (pref is not None and pref.viewer_immediate_opt_in):
+        return None
+    return pref.immediate_min_severity if pref is not None else DEFAULT_IMMEDIATE_MIN_SEVERITY
 
 
 def reaches(alert: Alert | Any, recipient: Recipient) -> bool:

@@ -156,6 +156,16 @@ def test_the_whole_hsct_path_with_every_guard(api, team, clinician, make_course,
         format="json",
     )
     assert referral.status_code == 200, referral.content
+    # No MRD in the pre-HSCT window: refused unless a clinician overrides with a reason.
+    no_mrd = transition(client, course, "transplant")
+    assert no_mrd.status_code == 409
+    assert "pre-HSCT window" in no_mrd.json()["error"]["message"]
+    mrd = post(
+        client,
+        f"/api/v1/courses/{course.pk}/mrd/",
+        {"sampled_on": "2026-11-24", "time_point": "pre_hsct", "value": 0.0001, "unit": "fraction"},
+    )
+    assert mrd.status_code == 201, mrd.content
     assert transition(client, course, "transplant").json()["state"] == "transplanted"
     # Never complete on the day of the transplant, not even with a reason (issue 11).
     same_day = transition(client, course, "complete", reason="family wish")

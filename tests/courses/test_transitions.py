@@ -17,6 +17,7 @@ from courses.states_doc import transitions as documented
 from courses.transitions import (
     CR2_RECORDED,
     HSCT_INDICATED,
+    NOT_NON_RESPONSE,
     OFF_PROTOCOL_REASON,
     Guard,
     TransitionInput,
@@ -102,7 +103,7 @@ def test_each_guard_runs_once_per_transition_request(team, clinician, make_cours
 
     monkeypatch.setattr(Guard, "check", counting)
     _move(course, "start_hsct_workup", clinician)
-    assert calls == {"cr2_recorded": 1, "hsct_indicated": 1}
+    assert calls == {"cr2_recorded": 1, "not_non_response": 1, "hsct_indicated": 1}
 
 
 def test_a_refusal_is_a_domain_error_listing_what_is_allowed(team, clinician, make_course):
@@ -139,4 +140,8 @@ def test_the_options_the_409_and_the_docs_read_the_same_declarations(team, clini
             g.describe() for g in guards_of(transition)
         ]
     workup = by_edge[("start_hsct_workup", "response_assessment")]
-    assert workup == [CR2_RECORDED.describe(), HSCT_INDICATED.describe()]
+    assert workup == [
+        NOT_NON_RESPONSE.describe(),
+        CR2_RECORDED.describe(),
+        HSCT_INDICATED.describe(),
+    ]

@@ -124,14 +124,41 @@ def test_a_snooze_is_recorded(api, clinician, alerts):
     alert = referral_alert(alerts[0])
     response = api(clinician).post(
         f"/api/v1/alerts/{alert.pk}/snooze/",
-        {"until": "2026-12-20", "reason": "awaiting centre"},
+        {"until": "2026-12-15", "reason": "awaiting centre"},
         format="json",
     )
     assert response.status_code == 200
-    assert response.json()["snoozed_until"] == "2026-12-20"
+    assert response.json()["snoozed_until"] == "2026-12-15"
     alert.refresh_from_db()
-    assert alert.snoozed_until == date(2026, 12, 20)
+    assert alert.snoozed_until == date(2026, 12, 15)
     assert api(clinician).get("/api/v1/alerts/?snoozed=true").json()["count"] == 1
+
+
+def test_a_high_alert_cannot_be_snoozed_past_seven_days(api, clinician, alerts, settings):
+    alert = referral_alert(alerts[0])  # high; today is 2026-12-08
+    assert alert.severity == "high"
+    client = api(clinician)
+    url = f"/api/v1/alerts/{alert.pk}/snooze/"
+    longer = client.post(url, {"until": "2026-12-16", "reason": "awaiting"}, format="json")
+    assert longer.status_code == 400
+    assert "7 days" in longer.json()["error"]["fields"]["until"][0]
+    alert.refresh_from_db()
+    assert alert.snoozed_until is None
+    # The policy lives in settings: a centre may allow longer (documented default 7).
+    settings.REZCOURSE_ALERT_MAX_SNOOZE_DAYS_BY_SEVERITY = {"high": 10}
+    allowed = client.post(url, {"until": "2026-12-16", "reason": "x"}, format="json")
+    assert allowed.status_code == 200
+
+
+def test_a_medium_alert_keeps_the_general_maximum_snooze(api, clinician, alerts, make_alert):
+    course = alerts[0]
+    medium = make_alert(course, kind="cumulative_delay", severity="medium")
+    answer = api(clinician).post(
+        f"/api/v1/alerts/{medium.pk}/snooze/",
+        {"until": "2027-02-01", "reason": "delay explained: infection"},
+        format="json",
+    )
+    assert answer.status_code == 200, answer.content
 
 
 def test_the_alert_list_query_count_does_not_grow(

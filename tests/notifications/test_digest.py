@@ -144,8 +144,10 @@ def test_preferences_api_lists_defaults_and_only_changes_my_own(
             "membership": viewer.memberships.get().pk,
             "team": team.pk,
             "team_name": "Team X",
-            "immediate_min_severity": "high",
+            # A viewer cannot act on an alert: the digest only, until they opt in.
+            "immediate_min_severity": None,
             "digest": True,
+            "viewer_immediate_opt_in": False,
         }
     ]
     mine = viewer.memberships.get().pk
@@ -154,7 +156,13 @@ def test_preferences_api_lists_defaults_and_only_changes_my_own(
         {"immediate_min_severity": "low"},
         format="json",
     )
-    assert changed.status_code == 200 and changed.json()["immediate_min_severity"] == "low"
+    assert changed.status_code == 200 and changed.json()["immediate_min_severity"] is None
+    opted = api(viewer).patch(
+        f"/api/v1/notification-preferences/{mine}/",
+        {"viewer_immediate_opt_in": True},
+        format="json",
+    )
+    assert opted.status_code == 200 and opted.json()["immediate_min_severity"] == "low"
     theirs = other.memberships.get().pk
     assert (
         api(viewer)

@@ -386,3 +386,24 @@ def test_a_drain_task_stops_starting_messages_in_time_for_the_longest_one(settin
     assert delivery.drain_seconds(240) == 90
     settings.EMAIL_TIMEOUT = 60
     assert delivery.drain_seconds(240) == 60  # never less than a quarter of the limit
+
+
+def test_viewers_get_the_digest_only_unless_they_opt_in(api, clock, sweep, team, course, member):
+    from notifications.email.recipients import recipients_for
+
+    watcher = member(team, Role.VIEWER)
+    keen = member(team, Role.VIEWER)
+    membership = keen.memberships.get(team=team)
+    opted = api(keen).patch(
+        f"/api/v1/notification-preferences/{membership.pk}/",
+        {"viewer_immediate_opt_in": True},
+        format="json",
+    )
+    assert opted.status_code == 200 and opted.json()["immediate_min_severity"] == "high"
+    clock("2026-12-08")
+    sweep()
+    high = OutboundEmail.objects.filter(alert__kind=AlertKind.HSCT_REFERRAL_MISSING)
+    heard = set(high.values_list("recipient", flat=True))
+    assert keen.email in heard and watcher.email not in heard
+    by_user = {r.user_id: r for r in recipients_for([team.pk])[team.pk]}
+    assert by_user[watcher.pk].digest and by_user[watcher.pk].immediate_min_severity is None

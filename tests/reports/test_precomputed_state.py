@@ -67,6 +67,7 @@ ACTIONS = [
     "block",
     "block",
     "assessment",
+    "mrd",
     "referral",
     "transplant",
     "skip",
@@ -204,13 +205,25 @@ class History:
                     course, data={**data, "em_status": "none"}, actor=actor, now=now
                 )
             )
+        elif action == "mrd":
+            # The deciding MRD (an S2 proposal either way) and a pre-HSCT one below or
+            # above 10^-3: the HSCT decision path's rules (issue 13) open and clear.
+            data = {
+                "sampled_on": today,
+                "time_point": self.draw(st.sampled_from(["end_of_induction", "pre_hsct"])),
+                "value": self.draw(st.sampled_from([0.0005, 0.005, 0.02])),
+                "unit": "fraction",
+            }
+            self.write(lambda: course_services.mrd_record(course, data=data, actor=actor, now=now))
         elif action in ("referral", "transplant"):
             field = "referred_on" if action == "referral" else "performed_on"
             on = today - timedelta(days=self.draw(st.integers(0, 3)))
+            data = {field: on}
+            if action == "referral" and self.draw(st.booleans()):
+                # A transplant date planned ahead (mrd_high_before_hsct watches it).
+                data["planned_on"] = today + timedelta(days=self.draw(st.integers(5, 30)))
             self.write(
-                lambda: course_services.referral_save(
-                    course, data={field: on}, actor=actor, now=now
-                )
+                lambda: course_services.referral_save(course, data=data, actor=actor, now=now)
             )
         elif action in ("skip", "reschedule"):
             step = self.step(course)

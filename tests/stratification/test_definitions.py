@@ -79,6 +79,14 @@ def test_alert_thresholds_are_the_documented_local_defaults(slug: str) -> None:
         "mrd_before_hsct_window_days": 30,
         "mrd_transplant_planned_within_days": 21,
         "course_stalled_days": 45,
+        "hsct_decision_pending_days": 7,
+        "mrd_decision_missing_days": 7,
+        "non_response_decision_days": 7,
+        "mrd_high_before_hsct_threshold": 0.001,
+        "donor_search_stalled_days": 14,
+        "cumulative_delay_days": 28,
+        "course_stalled_maintenance_days": 90,
+        "course_stalled_post_transplant_days": 100,
     }
     assert all(t.local_default and t.note for t in definition.alert_thresholds.values())
 
