@@ -222,9 +222,7 @@ def _sweep(now: datetime, course_ids: Sequence[int] | None) -> SweepResult:
             if pks:
                 result.resolved += Alert.objects.filter(
                     pk__in_array=pks, state__in=UNRESOLVED
-                ).update(
-                    state=AlertState.RESOLVED, resolved_at=now, resolution=resolution
-                )
+                ).update(state=AlertState.RESOLVED, resolved_at=now, resolution=resolution)
 
     result.escalated = _escalate(existing_qs, now, ctx)
 

@@ -14,7 +14,8 @@ from django.db import transaction
 from teams import services
 from teams.models import Membership, Role, Team
 
-DEMO_TEAMS = [("Demo Oncology North", "north"), ("Demo Oncology South", "south")]
+# name, slug, the seed of its demo cohort
+DEMO_TEAMS = [("Demo Oncology North", "north", 2026), ("Demo Oncology South", "south", 2027)]
 DEMO_USERS = [
     # username, team slug, role
     ("coord.north", "north", Role.COORDINATOR),
@@ -32,13 +33,19 @@ class Command(BaseCommand):
     help = "Create the demo teams and users (and a demo cohort where available)."
 
     def add_arguments(self, parser) -> None:
-        parser.add_argument("--courses", type=int, default=40, help="demo courses per team")
+        parser.add_argument(
+            "--courses",
+            type=int,
+            default=None,
+            help="demo scenarios per team (default: all of notifications/demo.py's, "
+            "about 40 courses; 0: the users only)",
+        )
 
     @transaction.atomic
     def _load_people(self) -> list[tuple[str, str, str, str, str]]:
         User = get_user_model()
         teams = {}
-        for name, slug in DEMO_TEAMS:
+        for name, slug, _ in DEMO_TEAMS:
             teams[slug], _ = Team.objects.get_or_create(slug=slug, defaults={"name": name})
         rows = []
         admin, _ = User.objects.get_or_create(
@@ -64,13 +71,16 @@ class Command(BaseCommand):
             )
         return rows
 
-    def handle(self, *args: object, courses: int, **options: object) -> None:
+    def handle(self, *args: object, courses: int | None, **options: object) -> None:
         rows = self._load_people()
         commands = get_commands()
-        if "make_cohort" in commands and courses > 0:
-            for _, slug in DEMO_TEAMS:
-                # top_up: running the demo again adds no courses.
-                self._summarised("make_cohort", courses=courses, team=slug, seed=2026, top_up=True)
+        # The cohort comes from the app that knows both courses and alerts (by name: the
+        # teams app sits below both).
+        if "demo_cohort" in commands and courses != 0:
+            for _, slug, seed in DEMO_TEAMS:
+                extra = {} if courses is None else {"courses": courses}
+                # A team that has its demo cohort gets nothing: loading again changes nothing.
+                self._summarised("demo_cohort", team=slug, seed=seed, **extra)
             if "sweep_alerts" in commands:
                 # So the demo's worklist and alerts are filled from the first minute,
                 # not after beat's first sweep.
