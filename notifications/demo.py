@@ -636,14 +636,12 @@ class _Course:
         return omit
 
     def _template(self) -> tuple[Step, ...]:
-        scenario = self.scenario
-        if scenario.group is None or scenario.stop == "registered":
+        """The steps the course walks: its group's template, on the branch of the HSCT
+        indication it ends up following (ALL-REZ BFM 2002 S2: the one its MRD decides;
+        the steps before the decision are the same on both)."""
+        if self.scenario.group is None or self.scenario.stop == "registered":
             return ()
-        rule = self.protocol.hsct_indication[scenario.group].indicated
-        hsct = rule if isinstance(rule, bool) else scenario.hsct
-        if scenario.stop == "undecided":
-            hsct = None
-        return self.protocol.schedule_for(scenario.group).steps_for(hsct)
+        return self.protocol.schedule_for(self.scenario.group).steps_for(self.hsct)
 
     def _placement(self, walk: Walk) -> date:
         scenario = self.scenario
