@@ -289,3 +289,28 @@ def test_loading_the_demo_again_changes_nothing(demo):
     assert (TreatmentCourse.objects.count(), Alert.objects.count()) == before
     assert "already has its demo cohort" in out.getvalue()
     assert "demo-coord.north" in out.getvalue()  # the credentials are printed again
+
+
+@pytest.mark.parametrize(
+    "now",
+    [
+        datetime(2028, 2, 29, 12, 0, tzinfo=UTC),  # a leap day
+        datetime(2026, 12, 31, 23, 30, tzinfo=UTC),  # New Year's Day in Berlin already
+    ],
+)
+def test_any_morning_gives_a_complete_demo(now):
+    """The scenarios are placed from whatever day the demo is loaded on."""
+    from notifications.services import alerts_sweep
+
+    north = Team.objects.get(slug="north")
+    team = Team.objects.create(slug="other-day", name="Other day", time_zone=north.time_zone)
+    actor = Membership.objects.filter(team=north, role="clinician").get().user
+    Membership.objects.create(team=team, user=actor, role="clinician")
+    with time_machine.travel(now, tick=False):
+        demo_cohort(team, now=now, actor=actor, seed=7)
+        alerts_sweep(now)
+    today = team.today(now)
+    assert {c.state for c in courses("other-day")} == set(State.values)
+    assert max(day for _, day in _clinical_dates("other-day")) <= today
+    kinds = set(open_alerts("other-day").values_list("kind", flat=True))
+    assert {rule.kind for rule in RULES} <= kinds
