@@ -144,7 +144,7 @@ def test_relapses_spread_over_the_last_three_years(team):
 
 def test_every_registered_alert_kind_has_a_scenario():
     declared = {kind for scenario in SCENARIOS for kind in scenario.alerts}
-    missing = sorted(rule.kind for rule in RULES if rule.kind not in declared)
+    missing = sorted(str(rule.kind) for rule in RULES if rule.kind not in declared)
     assert not missing, (
         f"no demo scenario raises the alert kind(s) {missing}: add one per kind to "
         "SCENARIOS in notifications/demo.py (its `alerts` naming the kind)"
@@ -154,7 +154,7 @@ def test_every_registered_alert_kind_has_a_scenario():
 @pytest.mark.parametrize("team", TEAMS)
 def test_an_open_alert_of_every_registered_kind(team):
     kinds = set(open_alerts(team).values_list("kind", flat=True))
-    missing = sorted(rule.kind for rule in RULES if rule.kind not in kinds)
+    missing = sorted(str(rule.kind) for rule in RULES if rule.kind not in kinds)
     assert not missing, (
         f"team {team}: no open demo alert of kind(s) {missing}; the demo's worklist must "
         "show every kind (a scenario in notifications/demo.py SCENARIOS for each)"
