@@ -8,7 +8,7 @@ registration once (patient, relapse, preview), so the preview page and the workl
 "needs review" section have something to show. Nothing outside the temporary folder is
 touched but the output folder.
 
-    python -m bench.screenshots [--output docs/screenshots] [--courses 24]
+    python -m bench.screenshots [--output docs/screenshots] [--courses N]
 """
 
 from __future__ import annotations
@@ -114,7 +114,7 @@ def _rich_course(page: Any) -> str:
     return rows.first.locator("a.ref").get_attribute("href")
 
 
-def take(output: Path, courses: int) -> None:
+def take(output: Path, courses: int | None) -> None:
     problem = chromium_problem()
     if problem:
         raise SystemExit(f"screenshots: {problem}")
@@ -124,7 +124,7 @@ def take(output: Path, courses: int) -> None:
         env = _environment(folder)
         print("Loading the demo into a temporary database ...")
         _manage(env, "migrate", "--noinput")
-        _manage(env, "load_demo", "--courses", str(courses))
+        _manage(env, "load_demo", *(["--courses", str(courses)] if courses is not None else []))
         port = _free_port()
         base = f"http://127.0.0.1:{port}"
         server = subprocess.Popen(
@@ -176,7 +176,9 @@ def take(output: Path, courses: int) -> None:
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--output", type=Path, default=ROOT / "docs" / "screenshots")
-    parser.add_argument("--courses", type=int, default=24, help="demo courses per team")
+    parser.add_argument(
+        "--courses", type=int, default=None, help="demo scenarios per team (default: all)"
+    )
     args = parser.parse_args(argv)
     take(args.output.resolve(), args.courses)
 

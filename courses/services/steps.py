@@ -5,12 +5,12 @@ date arithmetic, without the ORM)."""
 
 from __future__ import annotations
 
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from datetime import datetime, timedelta
 from typing import Any
 
 from django.contrib.auth.models import AbstractBaseUser
-from django.db import transaction
+from django.db import connections, router, transaction
 
 from config.errors import Invalid, Refused
 from courses import schedule
@@ -41,41 +41,52 @@ def recompute_due_dates(course: TreatmentCourse) -> None:
     steps = list(course.steps.order_by("sequence"))
     changed = schedule.recompute_due_dates(steps, course.start_date)
     if changed:
-        PlannedStep.objects.bulk_update(changed, ["due_on"])
+        _save_fields(changed, ("due_on",))
 
 
 def record_dates(course: TreatmentCourse) -> list[schedule.RecordDate]:
     """The course's valid records as the schedule sees them (voided ones are left out
-    by the related managers). Five queries."""
+    by the related managers). Four queries, read as plain values (every record write
+    runs this; model instances cost more than the rows)."""
     rows = [
-        schedule.RecordDate(
-            b.start_date, f"block:{b.pk}", StepKind.BLOCK, (("block_type", b.block_type),)
-        )
-        for b in course.blocks.all()
+        schedule.RecordDate(day, f"block:{pk}", StepKind.BLOCK, (("block_type", block_type),))
+        for pk, day, block_type in course.blocks.values_list("pk", "start_date", "block_type")
     ]
     rows += [
-        schedule.RecordDate(a.assessed_on, f"assessment:{a.pk}", StepKind.RESPONSE_ASSESSMENT)
-        for a in course.assessments.all()
+        schedule.RecordDate(day, f"assessment:{pk}", StepKind.RESPONSE_ASSESSMENT)
+        for pk, day in course.assessments.values_list("pk", "assessed_on")
     ]
     rows += [
-        schedule.RecordDate(
-            m.sampled_on, f"mrd:{m.pk}", StepKind.MRD, (("mrd_time_point", m.time_point),)
-        )
-        for m in course.mrd_results.all()
+        schedule.RecordDate(day, f"mrd:{pk}", StepKind.MRD, (("mrd_time_point", point),))
+        for pk, day, point in course.mrd_results.values_list("pk", "sampled_on", "time_point")
     ]
-    for referral in course.hsct_referrals.all():
-        rows.append(
-            schedule.RecordDate(
-                referral.referred_on, f"referral:{referral.pk}", StepKind.HSCT_REFERRAL
-            )
-        )
-        if referral.performed_on:
-            rows.append(
-                schedule.RecordDate(
-                    referral.performed_on, f"transplant:{referral.pk}", StepKind.HSCT
-                )
-            )
+    referrals = course.hsct_referrals.values_list("pk", "referred_on", "performed_on")
+    for pk, referred, performed in referrals:
+        rows.append(schedule.RecordDate(referred, f"referral:{pk}", StepKind.HSCT_REFERRAL))
+        if performed:
+            rows.append(schedule.RecordDate(performed, f"transplant:{pk}", StepKind.HSCT))
     return rows
+
+
+def _save_fields(steps: Sequence[PlannedStep], fields: Sequence[str]) -> None:
+    """Write ``fields`` of ``steps``: one UPDATE by primary key, run for every row
+    (executemany; one query). bulk_update's CASE WHEN per row and field cost 8-20 ms to
+    build and compile for a course's dozen steps, on every record written, voided or
+    amended; this is a fraction of a millisecond, on PostgreSQL and SQLite alike."""
+    connection = connections[router.db_for_write(PlannedStep)]
+    quote = connection.ops.quote_name
+    columns = [PlannedStep._meta.get_field(name) for name in fields]
+    sql = "UPDATE {} SET {} WHERE {} = %s".format(
+        quote(PlannedStep._meta.db_table),
+        ", ".join(f"{quote(c.column)} = %s" for c in columns),
+        quote(PlannedStep._meta.pk.column),
+    )
+    rows = [
+        [c.get_db_prep_save(getattr(step, c.attname), connection) for c in columns] + [step.pk]
+        for step in steps
+    ]
+    with connection.cursor() as cursor:
+        cursor.executemany(sql, rows)
 
 
 def link_records(course: TreatmentCourse) -> None:
@@ -89,10 +100,10 @@ def link_records(course: TreatmentCourse) -> None:
     schedule.link(steps, record_dates(course))
     changed = [s for s in steps if (s.status, s.done_on, s.done_by) != before[s.pk]]
     if changed:
-        PlannedStep.objects.bulk_update(changed, ["status", "done_on", "done_by"])
+        _save_fields(changed, ("status", "done_on", "done_by"))
     moved = schedule.recompute_due_dates(steps, course.start_date)
     if moved:
-        PlannedStep.objects.bulk_update(moved, ["due_on"])
+        _save_fields(moved, ("due_on",))
 
 
 def _block_type_errors(course: TreatmentCourse, block_type: str) -> dict[str, list[str]]:
