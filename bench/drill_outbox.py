@@ -477,13 +477,18 @@ def celery_broker(url: str) -> Iterator[None]:
     """Publish from this process to ``url`` (the drill's private Redis) inside the block."""
     from config.celery import app
 
-    saved = app.conf.broker_url
-    app.conf.broker_url = url
+    # Celery reads CELERY_BROKER_URL from the environment before its configuration.
+    saved = app.conf.broker_url, os.environ.get("CELERY_BROKER_URL")
+    app.conf.broker_url = os.environ["CELERY_BROKER_URL"] = url
     _fresh_broker_connections()
     try:
         yield
     finally:
-        app.conf.broker_url = saved
+        app.conf.broker_url = saved[0]
+        if saved[1] is None:
+            os.environ.pop("CELERY_BROKER_URL", None)
+        else:
+            os.environ["CELERY_BROKER_URL"] = saved[1]
         _fresh_broker_connections()
 
 
@@ -938,11 +943,14 @@ def _redis_down(
             broker.stop()
             unpublished = _Warnings()
             signals_logger = logging.getLogger("notifications.signals")
+            # Counted here, not printed: each carries the broker's whole traceback.
             signals_logger.addHandler(unpublished)
+            signals_logger.propagate = False
             try:
                 saved, longest = save_referrals(targets)
             finally:
                 signals_logger.removeHandler(unpublished)
+                signals_logger.propagate = True
             implied = rules_now(targets)
             # Nothing re-evaluated them: the alerts still match the state before.
             stale = alert_counts(implied)
