@@ -1082,17 +1082,23 @@ def _command(args: argparse.Namespace) -> str:
     )
 
 
+def _span(least: int, most: int) -> str:
+    return f"{least} attempts each" if least == most else f"{least} to {most} attempts"
+
+
 # What each course drill did, in words, from its own result (docs/reliability.md).
 COURSE_DRILL_TEXT: dict[str, Callable[[argparse.Namespace, dict], str]] = {
     "worker-killed": lambda a, r: (
-        f"Two workers drain the opening sweep's e-mails; once the server had received "
-        f"{r['killed_after_received']} of them (and rows were being sent), one worker got "
-        f"SIGKILL, and a third worker was started. The dead worker left "
-        f"{r['rows_left_by_the_dead_worker']} claimed rows behind (back after the "
-        f"{a.lease} s lease, `REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS`); "
-        f"{r['window_message_ids']} Message-IDs were inside the at-least-once window at the "
-        f"kill (accepted by the server, the row not yet `sent`). Everything settled "
-        f"{r['settled_after_kill_s']:g} s after the kill."
+        f"Two workers drain the opening sweep's e-mails. When the server had received "
+        f"its {r['killed_after_received']}th message, it killed the worker that sent it "
+        f"(SIGKILL, before answering 250: inside the at-least-once window), and a third "
+        f"worker was started. The dead worker left {r['rows_left_by_the_dead_worker']} "
+        f"claimed rows behind (back after the {a.lease} s lease, "
+        f"`REZCOURSE_EMAIL_CLAIM_LEASE_SECONDS`). At the kill, "
+        f"{r['window_message_ids']} Message-IDs had been accepted by the server with "
+        f"their row not yet `sent` (the dead worker's message, and any the live worker "
+        f"was between its 250 and its update on); their second copies are counted in the "
+        f"window. Everything settled {r['settled_after_kill_s']:g} s after the kill."
     ),
     "smtp-down": lambda a, r: (
         f"Nothing listens on the SMTP port for a simulated {a.outage_hours:g} h "
@@ -1101,8 +1107,9 @@ COURSE_DRILL_TEXT: dict[str, Callable[[argparse.Namespace, dict], str]] = {
         f"`REZCOURSE_EMAIL_RETRY_MAX_SECONDS={r['retry_cap_s']}` in the workers' "
         f"environment, and beat's one-minute drain every {60 / a.compress:g} s; the "
         f"clock is not moved). At the end of the outage the {r['during_outage']['rows']} "
-        f"rows had made {r['during_outage']['least']} to {r['during_outage']['most']} "
-        f"attempts of the {r['max_attempts']} allowed, {r['during_outage']['sent']} sent "
+        f"rows had made {_span(r['during_outage']['least'], r['during_outage']['most'])} "
+        f"of the {r['max_attempts']} allowed (the real schedule's attempts at 0, "
+        f"1, 3, 7, 15 and 31 minutes; the next at 61), {r['during_outage']['sent']} sent "
         f"and {r['during_outage']['failed']} given up. Then the server comes up on the same "
         f"port; everything settled {r['settled_after_up_s']:g} s later."
     ),
@@ -1117,8 +1124,9 @@ COURSE_DRILL_TEXT: dict[str, Callable[[argparse.Namespace, dict], str]] = {
         f"cleared; a transplant a week away with no MRD); of the "
         f"{r['conditions_implied']} the rules then find on them, "
         f"{r['implied_open_while_down']} had an open alert while Redis was down, "
-        f"{r['implied_open_after']} after. Redis stays down {a.down:g} s, comes back empty, "
-        f"the workers reconnect and the periodic sweeps catch up: settled "
+        f"{r['implied_open_after']} after. Redis stays down {a.down:g} s (the compressed "
+        f"beat's publishes failing: {r['publishes_failed']}), comes back empty, the "
+        f"workers reconnect and the periodic sweeps catch up: settled "
         f"{r['settled_after_up_s']:g} s after Redis came back."
     ),
     "two-sweeps": lambda a, r: (
