@@ -992,6 +992,9 @@ def _redis_down(
             before = alert_counts(rules_now())
             targets = referral_targets(args.records)
             implied_before = rules_now(targets)
+            # No tick for a while: a sweep queued just before the broker stops must not
+            # read the records below (only the periodic sweeps after the outage may).
+            time.sleep(2 * args.sweep_every)
             broker.stop()
             unpublished = _Warnings()
             signals_logger = logging.getLogger("notifications.signals")

@@ -38,6 +38,9 @@ from tests.notifications.conftest import free_port
 
 pytestmark = [pytest.mark.integration, pytest.mark.django_db(transaction=True)]
 
+# Longer than a sweep or a drain of this one course takes (well under a second).
+IDLE_SECONDS = 2.0
+
 
 def _state(kind: str) -> str | None:
     alert = Alert.objects.filter(kind=kind).order_by("-pk").first()
@@ -80,6 +83,9 @@ def test_a_record_saved_while_redis_is_down_gets_its_alerts_once_redis_is_back(
                 limit=45,
             )
             assert _state(AlertKind.HSCT_REFERRAL_MISSING) == AlertState.OPEN
+            # No tick for a while: a sweep queued just before the broker stops must not
+            # read the referral below (the periodic sweep after the outage must).
+            time.sleep(IDLE_SECONDS)
 
             broker.stop()
             with caplog.at_level(logging.WARNING, logger="notifications.signals"):
