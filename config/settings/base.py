@@ -297,6 +297,12 @@ CELERY_RESULT_BACKEND = None
 CELERY_TASK_ACKS_LATE = True
 CELERY_TASK_REJECT_ON_WORKER_LOST = True
 CELERY_WORKER_PREFETCH_MULTIPLIER = 1
+# A sweep or an outbox drain that is running when Redis drops finishes its work: its
+# results go to PostgreSQL, not to the broker. Cancelling it (Celery 6's default)
+# would only redeliver it later, and a drain cut between SMTP's 250 and "sent" would
+# resend that message (docs/reliability.md's redis-down drill). Said explicitly, so
+# the default changing under an upgrade changes nothing here.
+CELERY_WORKER_CANCEL_LONG_RUNNING_TASKS_ON_CONNECTION_LOSS = False
 CELERY_TASK_SERIALIZER = "json"
 CELERY_ACCEPT_CONTENT = ["json"]
 CELERY_TIMEZONE = TIME_ZONE
