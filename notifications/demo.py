@@ -5,7 +5,10 @@ to show, an alert kind to raise, a death, a second relapse, a back-entered cours
 is written through the same services as the API (``courses.services``), each call with
 the moment the team would have made it (``now``: the clinical day, on the team's
 calendar). So the demo holds nothing the API could not have produced, and no clinical
-date is in the future: only planned steps (and a planned transplant date) are.
+date is in the future: only planned steps (and a planned transplant date) are. Where a
+team would override a transition's guard (a transplant without an MRD result in the
+pre-HSCT window, going on with the HSCT indication undecided), the scenario gives the
+team's reason, as a request would.
 
 How a scenario is placed in time: its course walks the protocol's schedule template
 for its group, step by step, each step done on its due date (which follows the actual
@@ -478,9 +481,10 @@ SCENARIOS: tuple[Scenario, ...] = (
         BFM2002,
         "S3",
         ("early_bm",),
-        until="f2",
-        lead=2,
-        # Referred with F1, nearly three weeks ago; the HLA typing has not been sent.
+        # End of induction in four days. Referred with F1 (or up to two weeks after
+        # it: a drawn delay), three to eight weeks ago; the HLA typing was never sent.
+        until="mrd_end_of_induction",
+        lead=4,
         donor_search="not_started",
         alerts=(K.DONOR_SEARCH_STALLED,),
     ),
