@@ -5,7 +5,10 @@ to show, an alert kind to raise, a death, a second relapse, a back-entered cours
 is written through the same services as the API (``courses.services``), each call with
 the moment the team would have made it (``now``: the clinical day, on the team's
 calendar). So the demo holds nothing the API could not have produced, and no clinical
-date is in the future: only planned steps (and a planned transplant date) are.
+date is in the future: only planned steps (and a planned transplant date) are. Where a
+team would override a transition's guard (a transplant without an MRD result in the
+pre-HSCT window, going on with the HSCT indication undecided), the scenario gives the
+team's reason, as a request would.
 
 How a scenario is placed in time: its course walks the protocol's schedule template
 for its group, step by step, each step done on its due date (which follows the actual
@@ -81,14 +84,22 @@ class Scenario:
     # The alert kinds this scenario is there to show (the test checks they are open).
     alerts: tuple[str, ...] = ()
     # "registered": opened, not confirmed. "assessing": the response assessment is
-    # under way (moved, no result yet). "undecided": ALL-REZ BFM 2002 S2 with its MRD
-    # proposal awaiting the clinician's HSCT decision.
+    # under way (moved, no result yet). "no_response": the response assessment shows no
+    # CR2 (M2 marrow) and the team has not decided yet. "undecided": ALL-REZ BFM 2002 S2
+    # with its MRD proposal awaiting the clinician's HSCT decision. "mrd_awaited": S2
+    # whose deciding MRD is not recorded: the team went on to the next block (R2 on
+    # either arm) with a reason, the HSCT indication left undecided.
     stop: str = ""
     # ALL-REZ BFM 2002 S2: the MRD at the end of induction decides (True: >= 10^-3).
     hsct: bool | None = None
     # Template steps the team has not recorded (left open behind the walk).
     omit: tuple[str, ...] = ()
-    # Delay range (days) of every step after the first, instead of the usual draw.
+    # The donor search's status when the HSCT referral is recorded.
+    donor_search: str = "ongoing"
+    # The pre-HSCT MRD result (a fraction) instead of the usual drawn, low one.
+    pre_hsct_mrd: float | None = None
+    # Delay range (days) of every step after the first, instead of the usual draw
+    # (and its cap: see DRIFT_DAYS).
     late: tuple[int, int] | None = None
     # How the course ended off protocol: death, second_relapse, lost_to_follow_up
     # (``after`` days after the last step done), refractory or alternative (at the
@@ -188,9 +199,12 @@ SCENARIOS: tuple[Scenario, ...] = (
         "S2",
         ("late_bm",),
         until=None,
-        lead=-4,
+        # The marrow 8 days ago, its MRD sampled then or before: past the decision's
+        # 7 days (hsct_decision_pending_days) whatever the drawn delays.
+        lead=-8,
         stop="undecided",
         hsct=True,
+        alerts=(K.HSCT_DECISION_PENDING,),
     ),
     S(
         "response assessment overdue",
@@ -220,7 +234,11 @@ SCENARIOS: tuple[Scenario, ...] = (
         until="chemo_block_6",
         lead=2,
         hsct=False,
-        late=(6, 12),
+        # Five or six days late at each of the six steps since F1 (count recovery,
+        # inside each step's grace): under 28 days behind the plan after four of them,
+        # 30 or more after six, so cumulative_delay opened within the last seven weeks.
+        late=(5, 6),
+        alerts=(K.CUMULATIVE_DELAY,),
     ),
     S(
         "block overdue",
@@ -311,8 +329,10 @@ SCENARIOS: tuple[Scenario, ...] = (
         ("early_bm",),
         until="end_of_therapy",
         lead=80,
+        # The sample was not evaluable: the team transplanted with a reason, and closed
+        # the time point with it (no overdue step left behind the transplant).
         omit=("mrd_pre_hsct",),
-        alerts=(K.MRD_MISSING_BEFORE_HSCT, K.STEP_OVERDUE),
+        alerts=(K.MRD_MISSING_BEFORE_HSCT,),
     ),
     # -- maintenance ---------------------------------------------------------------------
     S("maintenance (B)", BFM90, "B", ("late_bm",), until="end_of_therapy", lead=300),
@@ -327,7 +347,7 @@ SCENARIOS: tuple[Scenario, ...] = (
     ),
     S("maintenance (C)", BFM90, "C", ("late_em", "early_em"), until="end_of_therapy", lead=120),
     S(
-        "maintenance, nothing recorded for weeks",
+        "maintenance, no visit for three months",
         BFM2002,
         "S1",
         ("late_em",),
@@ -435,6 +455,49 @@ SCENARIOS: tuple[Scenario, ...] = (
         hsct=False,
         back_entered=0,
     ),
+    # -- the HSCT decision path (issue 13): appended, so no other scenario moves ------------
+    S(
+        "deciding MRD not in (S2), R2 started",
+        BFM2002,
+        "S2",
+        ("late_bm", "early_em"),
+        lead=-10,
+        omit=("mrd_end_of_induction",),
+        stop="mrd_awaited",
+        alerts=(K.MRD_DECISION_MISSING,),
+    ),
+    S(
+        "no CR2 after induction, no decision yet",
+        BFM2002,
+        "S4",
+        ("t_early_bm", "very_early_bm"),
+        until="response",
+        lead=-9,
+        stop="no_response",
+        alerts=(K.NON_RESPONSE,),
+    ),
+    S(
+        "donor search not started (S3)",
+        BFM2002,
+        "S3",
+        ("early_bm",),
+        # End of induction in four days. Referred with F1 (or up to two weeks after
+        # it: a drawn delay), three to eight weeks ago; the HLA typing was never sent.
+        until="mrd_end_of_induction",
+        lead=4,
+        donor_search="not_started",
+        alerts=(K.DONOR_SEARCH_STALLED,),
+    ),
+    S(
+        "MRD high before a planned transplant",
+        BFM90,
+        "PPG",
+        ("t_late_bm", "very_early_bm"),
+        until="hsct",
+        lead=4,
+        pre_hsct_mrd=0.002,
+        alerts=(K.MRD_HIGH_BEFORE_HSCT,),
+    ),
 )
 
 
@@ -492,6 +555,12 @@ def _relapse_facts(
 
 # An arbitrary origin: the walk is computed relative to it, then shifted.
 ORIGIN = date(2000, 1, 3)
+# How far behind the protocol plan from the start a course's drawn delays may add up
+# (days): under cumulative_delay's threshold (28 days, the protocols' local default),
+# so only the scenario there to show it runs four weeks behind. Delays of a few days a
+# block add up to that over a long course, and a demo where half the maintenance
+# courses raised it since last year would not read like a team's morning.
+DRIFT_DAYS = 21
 
 
 def _delay(rng: random.Random, step: Step, late: tuple[int, int] | None) -> int:
@@ -532,13 +601,18 @@ def _walk(steps: tuple[Step, ...], scenario: Scenario, rng: random.Random, omit:
     actual: dict[str, date] = {}
     due: dict[str, date] = {}
     done: dict[str, date] = {}
+    behind: dict[str, int] = {}  # days behind the plan from the start (anchors add up)
     for index, step in enumerate(steps):
         anchor = step.anchor if step.anchor in keys else ""
         base = actual[anchor] if anchor else ORIGIN
+        behind[step.id] = behind[anchor] if anchor else 0
         due[step.id] = base + timedelta(days=step.offset_days)
         walked = index < open_index and step.id not in omit
         if walked:
             delay = 0 if index == 0 else _delay(rng, step, scenario.late)
+            if scenario.late is None:
+                delay = min(delay, max(DRIFT_DAYS - behind[step.id], 0))
+            behind[step.id] += delay
             done[step.id] = due[step.id] + timedelta(days=delay)
         actual[step.id] = done.get(step.id, due[step.id])
     return Walk(steps, open_index, due, done)
@@ -688,6 +762,21 @@ class _Course:
             self._do(step, walk.done[step.id], walk)
         if scenario.stop == "assessing":
             self._move("assess_response", walk.due["response"])
+        elif scenario.stop == "no_response":
+            # The marrow after induction is not in remission; whether the course leaves
+            # the protocol (refractory, alternative therapy) is still to be decided.
+            self._move("assess_response", walk.due["response"])
+            self._assessment(walk.due["response"], marrow="M2", cr2=False)
+        elif scenario.stop == "mrd_awaited":
+            # In CR2, the deciding MRD result not in: R2 opens either arm, so the team
+            # goes on without the decision, and says why (the hsct_decided guard).
+            self._move(
+                "continue_chemotherapy",
+                walk.done["response"],
+                reason="CR2; the end-of-induction MRD result is still awaited from the "
+                "reference laboratory. R2 is the same block on both arms: started on time, "
+                "the HSCT indication to be decided when the result is in.",
+            )
         if scenario.ending:
             self._end(walk)
 
@@ -722,7 +811,7 @@ class _Course:
                 self.course,
                 data={
                     "referred_on": day,
-                    "donor_search_status": "ongoing",
+                    "donor_search_status": self.scenario.donor_search,
                     "centre": "Demo transplant centre",
                 },
                 actor=self.actor,
@@ -734,6 +823,8 @@ class _Course:
                 # The S2 result that decides: >= 10^-3 for HSCT (Eckert 2013).
                 self._mrd(step.mrd_time_point, day, 0.004 if self.scenario.hsct else None)
                 self._decide_hsct(day)
+            elif step.mrd_time_point == "pre_hsct" and self.scenario.pre_hsct_mrd is not None:
+                self._mrd(step.mrd_time_point, day, self.scenario.pre_hsct_mrd)
             else:
                 self._mrd(step.mrd_time_point, day)
         elif kind == StepKind.RESPONSE_ASSESSMENT:
@@ -755,11 +846,30 @@ class _Course:
                 actor=self.actor,
                 now=self.at(day, 15),
             )
-            self._move("transplant", day)
+            reason = self._transplant_reason()
+            if reason:
+                # The team closes the pre-HSCT MRD time point with the same reason.
+                services.step_update(
+                    self._step("mrd_pre_hsct"),
+                    data={"status": StepStatus.SKIPPED, "reason": reason},
+                    actor=self.actor,
+                    now=self.at(day, 15),
+                )
+            self._move("transplant", day, reason=reason)
             if day + timedelta(days=28) <= self._last_day(walk):
                 self._mrd("post_hsct", day + timedelta(days=28))
         elif kind == StepKind.END_OF_THERAPY:
             self._move("complete", day)
+
+    def _transplant_reason(self) -> str:
+        """The override a team gives when it transplants without an MRD result in the
+        pre-HSCT window (the transition's guard asks for it, as the API would)."""
+        if "mrd_pre_hsct" not in self.scenario.omit:
+            return ""
+        return (
+            "Pre-HSCT MRD sample not evaluable (clotted aspirate) and conditioning had "
+            "started; transplanted on the CR2 marrow, as agreed with the transplant centre."
+        )
 
     def _last_day(self, walk: Walk) -> date:
         """The last day this course's record reaches (today, or its end)."""
@@ -985,10 +1095,17 @@ class _Course:
         self._mrd("pre_hsct", self.today - timedelta(days=5))
 
     def touch_stalled(self, walk: Walk) -> None:
-        """Nothing recorded for weeks: the last visit was seven to nine weeks ago."""
+        """Nothing recorded for longer than the phase's contact interval (in maintenance
+        a visit every few weeks is expected, and course_stalled waits 90 days by
+        default): the last visit was one to three weeks more than that ago."""
+        interval = self.protocol.alert_days(
+            "course_stalled_maintenance_days"
+            if self.course.state == State.MAINTENANCE
+            else "course_stalled_days"
+        )
         self._event(
             "follow_up_contact",
-            self.today - timedelta(days=self.rng.randint(50, 62)),
+            self.today - timedelta(days=interval + self.rng.randint(5, 20)),
             "alive_in_cr",
         )
 

@@ -42,7 +42,7 @@ class Command(BaseCommand):
             type=int,
             default=None,
             help="demo scenarios per team (default: all of notifications/demo.py's, "
-            "about 40 courses; 0: the users only)",
+            "about 45 courses; 0: the users only)",
         )
 
     @transaction.atomic
