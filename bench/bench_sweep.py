@@ -12,7 +12,8 @@ kept between runs), then measures:
   INSERT ... SELECT each, committed;
 * the opening sweep (no alerts yet: every due alert is inserted);
 * a steady sweep (nothing changed: the common case every five minutes);
-* the plain SQL statements that select the same due alerts, hand-written;
+* the plain SQL statements that select the same due alerts, hand-written (one per
+  rule, each rule's condition as docs/alerts.md states it);
 * the number of SQL queries of each sweep.
 
 It checks that the plain SQL finds exactly the alerts the sweep keeps open, and
@@ -60,38 +61,122 @@ def _setup(database_url: str) -> None:
     call_command("migrate", verbosity=0)
 
 
+# Hand-written, one statement per rule, as a DBA would write them from the rules'
+# conditions (docs/alerts.md), not the ORM's compiled SQL. Shared pieces:
+# a valid (not voided) referral; the non-responders (courses past induction whose
+# latest valid assessment is not CR2: a non-CR assessment with no later one), which
+# only non_response speaks for; the MRD steps that decide an undecided HSCT indication.
+VALID_REFERRAL = "courses_hsctreferral r ON r.course_id = c.id AND r.voided_at IS NULL"
+NON_RESPONDERS = """
+    SELECT a.course_id FROM courses_responseassessment a
+    JOIN courses_treatmentcourse ac ON ac.id = a.course_id
+    WHERE NOT a.cr2 AND a.voided_at IS NULL AND ac.state = ANY(%(after_induction)s)
+      AND NOT EXISTS (
+        SELECT 1 FROM courses_responseassessment l WHERE l.course_id = a.course_id
+          AND l.voided_at IS NULL AND (l.assessed_on, l.id) > (a.assessed_on, a.id))"""
+DECIDING_MRD = """s.kind = 'mrd' AND c.hsct_indicated IS NULL
+    AND c.protocol_slug || '/' || c.risk_group || '/' || s.mrd_time_point = ANY(%(deciding)s)"""
+INDICATED_OR_PROPOSED = "(c.hsct_indicated OR (c.hsct_indicated IS NULL AND c.hsct_proposed))"
+
 PLAIN_SQL = {
-    "hsct_referral_missing": """
+    "hsct_referral_missing": f"""
         SELECT c.id, 'course' FROM courses_treatmentcourse c
-        LEFT JOIN courses_hsctreferral r ON r.course_id = c.id
-        WHERE c.state = ANY(%(scheduled)s) AND c.hsct_indicated AND r.id IS NULL
-          AND c.start_date IS NOT NULL AND c.start_date + %(referral)s <= %(today)s""",
-    "hsct_delayed": """
+        LEFT JOIN {VALID_REFERRAL}
+        WHERE c.state = ANY(%(scheduled)s) AND r.id IS NULL
+          AND c.id NOT IN ({NON_RESPONDERS})
+          AND ((c.start_date <= %(today)s - %(referral)s AND {INDICATED_OR_PROPOSED})
+               OR (c.hsct_indicated IS DISTINCT FROM false AND c.id IN (
+                     SELECT s.course_id FROM courses_plannedstep s
+                     WHERE s.kind = 'hsct_referral' AND s.status = 'planned'
+                       AND s.due_on + s.grace_days + 1 <= %(today)s)))""",
+    "hsct_delayed": f"""
         SELECT c.id, 'course' FROM courses_treatmentcourse c
-        JOIN (SELECT course_id, min(assessed_on) AS first_cr2 FROM courses_responseassessment
-              WHERE cr2 GROUP BY course_id) f ON f.course_id = c.id
-        LEFT JOIN courses_hsctreferral r ON r.course_id = c.id
-        WHERE c.state = ANY(%(scheduled)s) AND c.hsct_indicated AND r.performed_on IS NULL
-          AND f.first_cr2 + %(delayed)s <= %(today)s""",
-    "mrd_missing_before_hsct": """
+        JOIN courses_responseassessment a ON a.course_id = c.id
+        LEFT JOIN {VALID_REFERRAL}
+        WHERE c.state = ANY(%(scheduled)s) AND {INDICATED_OR_PROPOSED}
+          AND a.cr2 AND a.voided_at IS NULL AND r.performed_on IS NULL
+          AND c.id NOT IN ({NON_RESPONDERS})
+        GROUP BY c.id HAVING min(a.assessed_on) <= %(today)s - %(delayed)s""",
+    "mrd_missing_before_hsct": f"""
         SELECT c.id, 'course' FROM courses_treatmentcourse c
-        JOIN courses_hsctreferral r ON r.course_id = c.id
+        JOIN {VALID_REFERRAL}
         WHERE c.state = ANY(%(scheduled)s)
           AND (r.performed_on IS NOT NULL
                OR (r.planned_on IS NOT NULL AND r.planned_on - %(within)s <= %(today)s))
           AND NOT EXISTS (
-            SELECT 1 FROM courses_mrdresult m WHERE m.course_id = c.id
+            SELECT 1 FROM courses_mrdresult m WHERE m.course_id = c.id AND m.voided_at IS NULL
               AND m.sampled_on <= coalesce(r.performed_on, r.planned_on)
               AND m.sampled_on >= coalesce(r.performed_on, r.planned_on) - %(window)s)""",
-    "step_overdue": """
+    "step_overdue": f"""
         SELECT s.course_id, 'step:' || s.id FROM courses_plannedstep s
         JOIN courses_treatmentcourse c ON c.id = s.course_id
         WHERE s.status = 'planned' AND s.kind = ANY(%(kinds)s)
-          AND c.state = ANY(%(scheduled)s) AND s.due_on + s.grace_days + 1 <= %(today)s""",
-    "course_stalled": """
+          AND c.state = ANY(%(scheduled)s) AND s.due_on + s.grace_days + 1 <= %(today)s
+          AND NOT coalesce({DECIDING_MRD}, false)
+          AND s.course_id NOT IN ({NON_RESPONDERS})""",
+    "course_stalled": f"""
         SELECT c.id, 'course' FROM courses_treatmentcourse c
         WHERE c.state = ANY(%(active)s)
-          AND (c.last_activity_at AT TIME ZONE %(zone)s)::date + %(stalled)s <= %(today)s""",
+          AND coalesce(c.last_clinical_on, (c.last_activity_at AT TIME ZONE %(zone)s)::date)
+              + CASE c.state WHEN 'maintenance' THEN %(stalled_maintenance)s
+                             WHEN 'transplanted' THEN %(stalled_transplanted)s
+                             ELSE %(stalled)s END <= %(today)s
+          AND c.id NOT IN ({NON_RESPONDERS})""",
+    "stratification_stale": """
+        SELECT c.id, CASE WHEN jsonb_array_length(c.decision_stale_fields) > 0
+                          THEN 'decision:stale' ELSE 'decision:unconfirmed' END
+        FROM courses_treatmentcourse c
+        LEFT JOIN stratification_stratificationdecision d ON d.id = c.decision_id
+        WHERE c.state = ANY(%(active)s) AND c.risk_group IS NOT NULL
+          AND c.decision_stale_since <= %(today)s
+          AND (jsonb_array_length(c.decision_stale_fields) > 0 OR d.confirmed_at IS NULL)""",
+    "hsct_decision_pending": """
+        SELECT c.id, 'course' FROM courses_treatmentcourse c
+        WHERE c.state = ANY(%(scheduled)s) AND c.hsct_indicated IS NULL
+          AND c.hsct_proposed IS NOT NULL
+          AND coalesce(c.hsct_proposed_on, (c.last_activity_at AT TIME ZONE %(zone)s)::date)
+              <= %(today)s - %(pending)s""",
+    "mrd_decision_missing": f"""
+        SELECT s.course_id, 'step:' || s.id FROM courses_plannedstep s
+        JOIN courses_treatmentcourse c ON c.id = s.course_id
+        WHERE s.status = 'planned' AND c.state = ANY(%(scheduled)s) AND {DECIDING_MRD}
+          AND s.due_on <= %(today)s - %(mrd_decision)s
+          AND s.course_id NOT IN ({NON_RESPONDERS})""",
+    "non_response": """
+        SELECT a.course_id, 'course' FROM courses_responseassessment a
+        JOIN courses_treatmentcourse c ON c.id = a.course_id
+        WHERE NOT a.cr2 AND a.voided_at IS NULL AND c.state = ANY(%(after_induction)s)
+          AND a.assessed_on <= %(today)s - %(non_response)s
+          AND NOT EXISTS (
+            SELECT 1 FROM courses_responseassessment l WHERE l.course_id = a.course_id
+              AND l.voided_at IS NULL AND (l.assessed_on, l.id) > (a.assessed_on, a.id))""",
+    "mrd_high_before_hsct": f"""
+        SELECT c.id, 'course' FROM courses_mrdresult m
+        JOIN courses_treatmentcourse c ON c.id = m.course_id
+        JOIN {VALID_REFERRAL}
+        WHERE m.time_point = 'pre_hsct' AND m.voided_at IS NULL
+          AND c.state = ANY(%(scheduled)s)
+          AND r.planned_on IS NOT NULL AND r.performed_on IS NULL
+          AND m.value >= %(mrd_high)s AND m.sampled_on <= %(today)s
+          AND NOT EXISTS (
+            SELECT 1 FROM courses_mrdresult l WHERE l.course_id = m.course_id
+              AND l.time_point = 'pre_hsct' AND l.voided_at IS NULL
+              AND (l.sampled_on, l.id) > (m.sampled_on, m.id))""",
+    "donor_search_stalled": f"""
+        SELECT c.id, 'course' FROM courses_treatmentcourse c
+        JOIN {VALID_REFERRAL}
+        WHERE c.state = ANY(%(scheduled)s) AND r.performed_on IS NULL
+          AND (r.donor_search_status = 'not_started'
+               OR (r.donor_search_status = 'no_donor' AND r.planned_on IS NULL))
+          AND c.hsct_indicated IS DISTINCT FROM false
+          AND r.referred_on <= %(today)s - %(donor)s
+          AND c.id NOT IN ({NON_RESPONDERS})""",
+    "cumulative_delay": """
+        SELECT s.course_id, 'course' FROM courses_plannedstep s
+        JOIN courses_treatmentcourse c ON c.id = s.course_id
+        WHERE s.status = 'done' AND c.state = ANY(%(scheduled)s)
+          AND s.done_on >= s.planned_on + %(cumulative)s
+        GROUP BY s.course_id HAVING min(s.done_on) <= %(today)s""",
 }
 
 
@@ -111,6 +196,7 @@ def plain_params(today: date, zone: str) -> dict:
     from django.conf import settings
 
     from notifications import rules
+    from stratification.selectors import protocol_registry
 
     d = settings.REZCOURSE_ALERT_DEFAULTS
     return {
@@ -118,12 +204,28 @@ def plain_params(today: date, zone: str) -> dict:
         "zone": zone,
         "scheduled": list(rules.SCHEDULED_STATES),
         "active": list(rules.ACTIVE_STATES),
+        "after_induction": list(rules.AFTER_INDUCTION_STATES),
         "kinds": list(rules.WATCHED_STEP_KINDS),
+        # The MRD steps that decide an HSCT indication, from the protocol files.
+        "deciding": [
+            f"{p.slug}/{group}/{rule.mrd_time_point}"
+            for p in protocol_registry()
+            for group, rule in p.hsct_indication.items()
+            if rule.indicated == "mrd_threshold"
+        ],
         "referral": d["hsct_referral_missing_days"],
         "delayed": d["hsct_delayed_days"],
         "within": d["mrd_transplant_planned_within_days"],
         "window": d["mrd_before_hsct_window_days"],
         "stalled": d["course_stalled_days"],
+        "stalled_maintenance": d["course_stalled_maintenance_days"],
+        "stalled_transplanted": d["course_stalled_post_transplant_days"],
+        "pending": d["hsct_decision_pending_days"],
+        "mrd_decision": d["mrd_decision_missing_days"],
+        "non_response": d["non_response_decision_days"],
+        "mrd_high": d["mrd_high_before_hsct_threshold"],
+        "donor": d["donor_search_stalled_days"],
+        "cumulative": d["cumulative_delay_days"],
     }
 
 
@@ -361,11 +463,13 @@ def main(argv: list[str] | None = None) -> int:
             "protocols, one database per size; alerts truncated before each run so the first",
             "sweep opens them all (the dashboards' state is kept: an opening sweep refreshes",
             "the attention rows and alert counters of every course it alerts).",
-            "The plain-SQL baseline is five hand-written statements selecting the same due",
-            'alerts (course, kind, subject), as recorded before; "indexed SQL" is the same',
-            "with the overdue-step statement in the rule's index-friendly form (the bound",
-            'on due_on the partial index of open steps range-scans). "same alerts" checks',
-            "that both find exactly the alerts the sweep keeps open. The insert floor writes",
+            "The plain-SQL baseline is one hand-written statement per rule (twelve since",
+            "issue 13, each rule's current condition) selecting the same due alerts",
+            '(course, kind, subject); "indexed SQL" is the same with the overdue-step',
+            "statement in the rule's index-friendly form (the bound on due_on the partial",
+            'index of open steps range-scans). "same alerts" checks that both find exactly',
+            "the alerts the sweep keeps open. The cohort opens every rule's alerts but",
+            "stratification_stale's (no course is re-stratified in it). The insert floor writes",
             "those alerts and their events with one INSERT ... SELECT each (the indexed",
             "SQL, joined to the very rows the sweep writes, messages included) and commits.",
             "Best of 2 for the opening sweep, of 3 for the floor, the steady sweep and the",

@@ -38,7 +38,7 @@ from courses.models import (
     TreatmentCourse,
 )
 from stratification.definitions import ProtocolDefinition, Step
-from stratification.engine import stratify
+from stratification.engine import hsct_from_mrd, stratify
 from stratification.facts import RelapseFacts, derive_age_at_diagnosis_months
 from stratification.models import StratificationDecision
 from stratification.services import decision_values
@@ -194,6 +194,9 @@ class CohortBuilder:
         # The eligibility facts come from their own stream: the original draws (and so
         # the cohort's shape for a seed) stay as they were before these facts existed.
         self.eligibility_rng = random.Random(seed * 7919 + 1)
+        # The clinical turns (non-response, the donor search, transplant dates) from a
+        # stream of their own too, for the same reason.
+        self.turns_rng = random.Random(seed * 7919 + 2)
 
     def build(self, index: int) -> Built:
         rng = self.rng
@@ -317,7 +320,94 @@ class CohortBuilder:
             self._record_for(b, step, done)
         schedule.recompute_due_dates(steps, start)
         b.steps = steps
+        self._turns(b, protocol, group, state, steps, open_index, start)
         self._transitions(b, hsct, state, off_at, steps, open_index)
+
+    def _turns(
+        self,
+        b: Built,
+        protocol: ProtocolDefinition,
+        group: str,
+        state: str,
+        steps: list[PlannedStep],
+        open_index: int,
+        start: date,
+    ) -> None:
+        """What the alert rules watch beyond late steps, in plausible proportions: the
+        HSCT proposal the deciding MRD makes (as the services make it) while no
+        clinician has decided; a response assessment without CR2 (about a fifth of the
+        courses waiting at it); and for a course in HSCT work-up, the donor search
+        (most find a donor and get a transplant date; some searches are still open,
+        some have not started or found no donor)."""
+        rng = self.turns_rng
+        course = b.course
+        rule = protocol.hsct_indication.get(group)
+        if course.hsct_indicated is None and rule is not None:
+            deciding = [
+                r
+                for r in b.records
+                if isinstance(r, MrdResult) and r.time_point == rule.mrd_time_point
+            ]
+            if rule.indicated == "mrd_threshold" and deciding:
+                result = deciding[-1]
+                outcome = hsct_from_mrd(
+                    rule, result.value, result.qualitative or None, result.sensitivity
+                )
+                course.hsct_proposed = outcome.indicated
+                course.hsct_proposal_basis = f"Sample of {result.sampled_on}: {outcome.basis}"
+                course.hsct_proposed_on = result.sampled_on
+        if state == State.RESPONSE_ASSESSMENT and open_index < len(steps) and rng.random() < 0.2:
+            step = steps[open_index]
+            if step.kind == StepKind.RESPONSE_ASSESSMENT:
+                done = min(step.due_on + timedelta(days=rng.randint(0, 6)), self.as_of)
+                step.done_on, step.status = done, StepStatus.DONE
+                b.records.append(
+                    ResponseAssessment(
+                        assessed_on=done,
+                        marrow=rng.choice(["M2", "M3"]),
+                        cr2=False,
+                        em_status="none",
+                        course=course,
+                        recorded_by=self.actor,
+                        recorded_at=_at(done, 15),
+                    )
+                )
+                schedule.recompute_due_dates(steps, start)
+        if state == State.HSCT_WORKUP:
+            referral = next((r for r in b.records if isinstance(r, HsctReferral)), None)
+            transplant = next((s for s in steps if s.kind == StepKind.HSCT), None)
+            if referral is None or referral.performed_on is not None or transplant is None:
+                return
+            search = rng.choices(
+                ["donor_found", "ongoing", "not_started", "no_donor"], [55, 25, 12, 8]
+            )[0]
+            referral.donor_search_status = search
+            if search == "donor_found":
+                referral.donor_type = rng.choice(["MSD", "MUD", "haplo"])
+                referral.planned_on = max(
+                    transplant.due_on, referral.referred_on + timedelta(days=14)
+                )
+            elif search != "not_started" and rng.random() < 0.3:
+                # A search that has dragged on for months: the whole course moved back
+                # (the transplant is now late: hsct_delayed), as far as its relapse allows.
+                room = (start - b.relapse.relapse_date).days - 3
+                shift = timedelta(days=min(rng.randint(60, 120), room))
+                if shift.days >= 60:
+                    self._move_back(b, steps, shift)
+
+    def _move_back(self, b: Built, steps: list[PlannedStep], shift: timedelta) -> None:
+        b.course.start_date -= shift
+        b.course.stratified_at -= shift
+        for step in steps:
+            step.planned_on -= shift
+            step.due_on -= shift
+            if step.done_on is not None:
+                step.done_on -= shift
+        fields = ("start_date", "end_date", "assessed_on", "sampled_on", "referred_on")
+        for record in b.records:
+            for name in (*fields, "recorded_at"):
+                if getattr(record, name, None) is not None:
+                    setattr(record, name, getattr(record, name) - shift)
 
     def _open_index(self, template: tuple[Step, ...], state: str, rng: random.Random) -> int:
         marker = OPEN_FROM.get(state)

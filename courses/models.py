@@ -474,6 +474,14 @@ class PlannedStep(models.Model):
                 condition=models.Q(status="planned"),
                 name="step_planned_next",
             ),
+            # The open MRD steps (a few percent of the open steps, scattered over the
+            # table): mrd_decision_missing range-scans them by due date instead of
+            # reading every open step's row.
+            models.Index(
+                fields=["due_on"],
+                condition=models.Q(status="planned", kind="mrd"),
+                name="step_planned_mrd_due",
+            ),
         ]
 
     def __str__(self) -> str:
@@ -587,6 +595,16 @@ class ResponseAssessment(ClinicalRecord):
 
     class Meta:
         ordering = ["assessed_on", "id"]
+        indexes = [
+            # The valid assessments without CR2 (a few percent): the non-responders
+            # subquery that most alert rules exclude with starts from them, instead of
+            # probing the assessments of every course past induction (issue 13).
+            models.Index(
+                fields=["course"],
+                condition=models.Q(cr2=False, voided_at__isnull=True),
+                name="assessment_valid_not_cr2",
+            ),
+        ]
 
     def __str__(self) -> str:
         return f"assessment {self.assessed_on} ({self.marrow}, CR2={self.cr2})"

@@ -14,7 +14,7 @@ from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from functools import partial
 from typing import Any, NamedTuple
 
@@ -193,6 +193,20 @@ def _deciding_mrd_steps(path: str = "course__") -> Q:
                     }
                 )
     return Q(kind=StepKind.MRD, **{f"{path}hsct_indicated__isnull": True}) & deciding
+
+
+def _latest_due(ctx: Context, name: str) -> date:
+    """The latest date a thing may fall due on and be N days late today for some team
+    and protocol (N the threshold ``name``): a bound implied by the rule's own
+    condition, for an index to range-scan."""
+    latest = max(ctx.today_by_zone.values(), default=date.min)
+    shortest = min(
+        [settings.REZCOURSE_ALERT_DEFAULTS[name]]
+        + [ctx.days_for(slug, name) for slug in ctx.thresholds]
+    )
+    if latest == date.min:
+        return latest
+    return latest - timedelta(days=shortest)
 
 
 def hsct_referral_missing(ctx: Context) -> list[Due]:
@@ -584,6 +598,10 @@ def mrd_decision_missing(ctx: Context) -> list[Due]:
             ),
         )
         .filter(due__lte=F("today"))
+        # Implied by the line above, in the form the partial index of open MRD steps
+        # (step_planned_mrd_due) range-scans: the latest team date less the shortest
+        # threshold of any protocol.
+        .filter(due_on__lte=_latest_due(ctx, "mrd_decision_missing_days"))
         .values_list("pk", "course_id", "label", "due_on", "due")
     )
 
