@@ -119,7 +119,7 @@ class Guard:
 
 
 def _transplant_day(course: TreatmentCourse) -> date | None:
-    referral = course.hsct_referrals.first()
+    referral = course.hsct_referral
     return referral.performed_on if referral is not None else None
 
 

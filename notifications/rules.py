@@ -24,6 +24,7 @@ from django.db.models import (
     DateField,
     Exists,
     F,
+    Field,
     FloatField,
     IntegerField,
     Min,
@@ -85,10 +86,6 @@ class Due(NamedTuple):
     describe: Callable[[], str]
 
     @property
-    def key(self) -> tuple[int, str, str]:
-        return (self.course_id, self.kind, self.subject)
-
-    @property
     def message(self) -> str:
         return self.describe()
 
@@ -118,26 +115,21 @@ class Context:
     def days(self, name: str, protocol_path: str) -> Case | Value:
         """Each row's protocol's threshold, as one SQL expression (a constant when
         every protocol and the settings default agree)."""
-        default = settings.REZCOURSE_ALERT_DEFAULTS[name]
-        values = {slug: t.get(name, default) for slug, t in self.thresholds.items()}
-        if set(values.values()) <= {default}:
-            return Value(default, output_field=IntegerField())
-        return Case(
-            *(When(**{protocol_path: slug}, then=Value(days)) for slug, days in values.items()),
-            default=Value(default),
-            output_field=IntegerField(),
-        )
+        return self._per_protocol(name, protocol_path, IntegerField())
 
     def fraction(self, name: str, protocol_path: str) -> Case | Value:
         """As :meth:`days`, for a threshold that is a fraction of cells (MRD)."""
+        return self._per_protocol(name, protocol_path, FloatField())
+
+    def _per_protocol(self, name: str, protocol_path: str, field: Field) -> Case | Value:
         default = settings.REZCOURSE_ALERT_DEFAULTS[name]
         values = {slug: t.get(name, default) for slug, t in self.thresholds.items()}
         if set(values.values()) <= {default}:
-            return Value(default, output_field=FloatField())
+            return Value(default, output_field=field)
         return Case(
             *(When(**{protocol_path: slug}, then=Value(v)) for slug, v in values.items()),
             default=Value(default),
-            output_field=FloatField(),
+            output_field=field,
         )
 
     def days_for(self, slug: str, name: str) -> int:

@@ -237,13 +237,13 @@ def _sweep(now: datetime, course_ids: Sequence[int] | None) -> SweepResult:
     # alert change they report does.
     enqueue_alert_notices(result.opened, result.escalated, now)
 
-    alerts_changed = {a.course_id for a in result.opened}
-    alerts_changed |= {key[0] for key in (*changed, *cleared)}
-    alerts_changed |= {a.course_id for a in result.escalated}
     if course_ids is not None:
         # Right after a write on these courses: everything about them.
         dashboards.refresh(now, dates, courses=set(course_ids))
         return result
+    alerts_changed = {a.course_id for a in result.opened}
+    alerts_changed |= {key[0] for key in (*changed, *cleared)}
+    alerts_changed |= {a.course_id for a in result.escalated}
     dashboards.refresh(
         now,
         dates,
