@@ -21,7 +21,6 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from django.db.models import (
     Case,
-    DateField,
     Exists,
     F,
     Field,
@@ -52,6 +51,7 @@ from courses.models import (
 from courses.selectors import valid_referral
 from notifications.models import AlertKind, Severity
 from stratification.selectors import protocol_registry
+from teams.selectors import on_team_date
 
 # Steps watched by step_overdue; the HSCT referral and the transplant have rules of
 # their own with clinical thresholds.
@@ -92,25 +92,21 @@ class Due(NamedTuple):
 
 @dataclass(frozen=True)
 class Context:
-    today_by_zone: dict[str, date]
+    # {team id: the team's calendar date}
+    dates: dict[int, date]
     # {protocol slug: {threshold name: days}}
     thresholds: dict[str, dict[str, int]]
     course_ids: Sequence[int] | None = None
 
     def today(self, team_path: str) -> Case | Value:
-        """Each row's team's calendar date, as one SQL expression (a constant when
-        every team keeps the same time zone: no join to the teams table then)."""
-        days = set(self.today_by_zone.values())
-        if len(days) <= 1:
-            return Value(days.pop() if days else date.min, output_field=DateField())
-        return Case(
-            *(
-                When(**{f"{team_path}__time_zone": zone}, then=Value(day))
-                for zone, day in self.today_by_zone.items()
-            ),
-            default=Value(max(days)),
-            output_field=DateField(),
-        )
+        """Each row's team's calendar date, as one SQL expression by team id (a
+        constant when every team has the same date: the usual case)."""
+        return on_team_date(self.dates, f"{team_path}_id")
+
+    @property
+    def latest_today(self) -> date:
+        """The latest of the teams' dates: a bound no team's "today" passes."""
+        return max(self.dates.values(), default=date.min)
 
     def days(self, name: str, protocol_path: str) -> Case | Value:
         """Each row's protocol's threshold, as one SQL expression (a constant when
@@ -191,7 +187,7 @@ def _latest_due(ctx: Context, name: str) -> date:
     """The latest date a thing may fall due on and be N days late today for some team
     and protocol (N the threshold ``name``): a bound implied by the rule's own
     condition, for an index to range-scan."""
-    latest = max(ctx.today_by_zone.values(), default=date.min)
+    latest = ctx.latest_today
     shortest = min(
         [settings.REZCOURSE_ALERT_DEFAULTS[name]]
         + [ctx.days_for(slug, name) for slug in ctx.thresholds]
@@ -384,7 +380,7 @@ def step_overdue(ctx: Context) -> list[Due]:
         .filter(overdue_from__lte=F("today"))
         # Implied by the line above (grace is never negative), and in the form the
         # partial index of open steps by due date (step_planned_due) range-scans.
-        .filter(due_on__lt=max(ctx.today_by_zone.values(), default=date.min))
+        .filter(due_on__lt=ctx.latest_today)
         .values_list(
             "pk",
             "course_id",

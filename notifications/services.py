@@ -98,19 +98,21 @@ class SweepResult:
 WRITE_MARGIN = timedelta(minutes=10)
 
 
+def _team_dates(now: datetime) -> dict[int, date]:
+    """{team id: the team's calendar date}: one row per team (a handful)."""
+    return {team.pk: team.today(now) for team in Team.objects.only("time_zone")}
+
+
 def _context(
     now: datetime, course_ids: Sequence[int] | None
 ) -> tuple[rules.Context, dict[int, date]]:
     """The rules' context, and {team_id: the team's calendar date} for the dashboards."""
-    # One row per team (a handful): the rules need each time zone's date once.
-    teams = list(Team.objects.only("time_zone"))
-    dates = {team.pk: team.today(now) for team in teams}
-    today = {team.time_zone: dates[team.pk] for team in teams}
+    dates = _team_dates(now)
     thresholds = {
         d.slug: {name: t.value for name, t in d.alert_thresholds.items()}
         for d in protocol_registry()
     }
-    ctx = rules.Context(today_by_zone=today, thresholds=thresholds, course_ids=course_ids)
+    ctx = rules.Context(dates=dates, thresholds=thresholds, course_ids=course_ids)
     return ctx, dates
 
 
@@ -319,7 +321,7 @@ def _escalate(unresolved: QuerySet[Alert], now: datetime, ctx: rules.Context) ->
         return []
     # Snooze dates are calendar dates; the latest team date is a safe, cheap bound
     # (it can end a snooze a few hours early, never late).
-    today = max(ctx.today_by_zone.values(), default=now.date())
+    today = ctx.latest_today if ctx.dates else now.date()
     candidates = (
         unresolved.filter(
             state=AlertState.OPEN,
@@ -359,7 +361,7 @@ def _escalate(unresolved: QuerySet[Alert], now: datetime, ctx: rules.Context) ->
 def dashboards_rebuild(now: datetime) -> dict[str, int]:
     """The dashboards' state for every course, from scratch, under the sweep lock."""
     _lock_sweep(now)
-    dashboards.rebuild(now, {team.pk: team.today(now) for team in Team.objects.all()})
+    dashboards.rebuild(now, _team_dates(now))
     return {
         "attention rows": CourseAttention.objects.count(),
         "summary facts": SummaryFact.objects.count(),
