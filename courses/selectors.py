@@ -73,12 +73,13 @@ def transition_options(course: TreatmentCourse, today: date | None = None) -> li
     if today is None:
         today = course.patient.team.today(timezone.now())
     options = []
+    memo: dict = {}  # each guard's answer once for all the transitions (transitions.needs)
     for transition in transitions.course_transitions():
         if not transitions.leaves(transition, course.state):
             continue
         if not transitions.offered_through_api(transition):
             continue
-        needs = transitions.needs(transition, course, today)
+        needs = transitions.needs(transition, course, today, memo)
         if needs is not None:
             options.append(Option(transition.name, transition.target, needs))
     return sorted(options, key=lambda o: o.name)

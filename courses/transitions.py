@@ -338,13 +338,27 @@ def refusal(transition: Transition, course: TreatmentCourse, given: TransitionIn
     return None
 
 
-def needs(transition: Transition, course: TreatmentCourse, today: date) -> tuple[str, ...] | None:
+def needs(
+    transition: Transition,
+    course: TreatmentCourse,
+    today: date,
+    memo: dict[Guard, tuple[str, ...] | None] | None = None,
+) -> tuple[str, ...] | None:
     """What a request must bring for ``transition`` on the course as it is now (dated
-    ``today``); None when a guard blocks it whatever the request says."""
+    ``today``); None when a guard blocks it whatever the request says.
+
+    ``memo`` keeps each guard's answer across the transitions of one listing: a guard
+    shared by several transitions (a non-responder's, the latest assessment's) reads
+    the record once, since every transition is asked with the same empty request."""
     fields: list[str] = []
     given = TransitionInput(on=today)
     for guard in guards_of(transition):
-        needed = guard.needs(course, given)
+        if memo is None:
+            needed = guard.needs(course, given)
+        elif guard in memo:
+            needed = memo[guard]
+        else:
+            needed = memo[guard] = guard.needs(course, given)
         if needed is None:
             return None
         fields += needed
