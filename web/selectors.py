@@ -40,7 +40,7 @@ from stratification.facts import RelapseFacts
 from stratification.models import StratificationDecision
 from stratification.selectors import protocol_list
 from teams.models import WRITE_ROLES, Membership, Team
-from teams.selectors import team_roles
+from teams.selectors import on_team_date, team_roles
 
 # --- Calls into modules that move (see the module docstring) -----------------------
 # house-courses: transition_options -> courses.selectors, team_today -> Team.today(now);
@@ -147,9 +147,12 @@ class Worklist:
         return len(self.review.rows) + len(self.unfinished.rows)
 
 
-def _filter_courses(courses: QuerySet, filters: WorklistFilters, today: date, prefix: str = ""):
+def _filter_courses(
+    courses: QuerySet, filters: WorklistFilters, dates: Mapping[int, date], prefix: str = ""
+):
     """The filters that narrow courses, on a queryset of courses (prefix "") or of rows
-    that point at one (prefix "course__")."""
+    that point at one (prefix "course__"). An alert snoozed past its own team's date
+    does not count, as in the "needs attention" section."""
     q = Q()
     if filters.risk_group:
         q &= Q(**{f"{prefix}risk_group": filters.risk_group})
@@ -163,7 +166,7 @@ def _filter_courses(courses: QuerySet, filters: WorklistFilters, today: date, pr
             course=OuterRef(f"{prefix}pk" if prefix else "pk"),
             kind=filters.kind,
             state__in=UNRESOLVED,
-        ).exclude(snoozed_until__gt=today)
+        ).exclude(snoozed_until__gt=on_team_date(dates, "course__patient__team_id"))
         courses = courses.filter(Exists(open_alert))
     return courses
 
@@ -209,7 +212,7 @@ def worklist(
         course__state__in=ACTIVE_STATES,
         course__patient__team_id__in=team_ids,
     )
-    steps = _filter_courses(steps, filters, today, prefix="course__")
+    steps = _filter_courses(steps, filters, dates, prefix="course__")
     due = _limited(
         steps.select_related("course__patient__team").order_by("due_on", "course_id", "sequence"),
         limit,
@@ -218,7 +221,7 @@ def worklist(
     pending = TreatmentCourse.objects.filter(
         patient__team_id__in=team_ids, state=State.REGISTERED, decision_confirmed=False
     )
-    pending = _filter_courses(pending, filters, today)
+    pending = _filter_courses(pending, filters, dates)
     review = _limited(
         pending.select_related("patient__team", "decision").order_by("created_at", "pk"), limit
     )

@@ -172,3 +172,25 @@ def test_the_worklist_page_renders_in_a_fixed_number_of_queries(
     client = web(clinician)
     assert Alert.objects.count() >= courses // 2
     assert _worklist_queries(client) == WORKLIST_QUERIES
+
+
+def test_the_kind_filter_ends_each_snooze_on_its_own_teams_date(team, clinician, started_course):
+    # A member of a Berlin and an Auckland team: on the Berlin 24th it is already the
+    # 25th in Auckland, where an alert snoozed until the 25th asks for attention again.
+    # Every section of the filtered page must agree with "needs attention" on that.
+    from tests.factories import MembershipFactory, TeamFactory
+    from web import selectors
+
+    auckland = TeamFactory(time_zone="Pacific/Auckland")
+    MembershipFactory(team=auckland, user=clinician, role=Role.CLINICIAN)
+    course = started_course(auckland, clinician)
+    Alert.objects.filter(course=course, kind=AlertKind.HSCT_REFERRAL_MISSING).update(
+        snoozed_until=date(2026, 11, 25)
+    )
+    dates = {team.pk: date(2026, 11, 24), auckland.pk: date(2026, 11, 25)}
+    filters = selectors.WorklistFilters(kind=AlertKind.HSCT_REFERRAL_MISSING)
+
+    work = selectors.worklist(list(dates), filters, date(2026, 11, 24), dates=dates)
+
+    assert {row.course_id for row in work.due.rows} == {course.pk}
+    assert course.pk in {row["course"] for row in work.attention.rows}
