@@ -30,6 +30,19 @@ from rest_framework.views import set_rollback
 from config import errors
 
 
+def whole_number(request: Any, name: str, maximum: int | None) -> int | None:
+    """The query parameter ``name`` as a whole number from 1 to ``maximum`` (None when
+    absent); anything else is a 400 naming it (every paginator's page and page size)."""
+    raw = request.query_params.get(name)
+    if raw is None:
+        return None
+    value = int(raw) if raw.isascii() and raw.isdigit() else 0
+    if value < 1 or (maximum is not None and value > maximum):
+        bound = f"from 1 to {maximum}" if maximum is not None else "from 1"
+        raise ValidationError({name: [f"must be a whole number {bound}."]})
+    return value
+
+
 class Pagination(PageNumberPagination):
     """``?page=`` (from 1) and ``?page_size=`` (1 to 500): anything else is a 400 naming
     the parameter (DRF answered ``?page=0`` or ``?page=abc`` with a 404 and silently
@@ -39,24 +52,11 @@ class Pagination(PageNumberPagination):
     max_page_size = 500
     last_page_strings = ()
 
-    def _whole_number(self, request: Any, name: str, maximum: int | None) -> int | None:
-        raw = request.query_params.get(name)
-        if raw is None:
-            return None
-        try:
-            value = int(raw) if raw.isascii() and raw.isdigit() else 0
-        except ValueError:
-            value = 0
-        if value < 1 or (maximum is not None and value > maximum):
-            bound = f"from 1 to {maximum}" if maximum is not None else "from 1"
-            raise ValidationError({name: [f"must be a whole number {bound}."]})
-        return value
-
     def get_page_number(self, request: Any, paginator: Any) -> int:
-        return self._whole_number(request, self.page_query_param, 2**31 - 1) or 1
+        return whole_number(request, self.page_query_param, 2**31 - 1) or 1
 
     def get_page_size(self, request: Any) -> int:
-        size = self._whole_number(request, self.page_size_query_param, self.max_page_size)
+        size = whole_number(request, self.page_size_query_param, self.max_page_size)
         return size or self.page_size
 
 

@@ -28,6 +28,8 @@ from rest_framework.response import Response
 from rest_framework.settings import api_settings
 from rest_framework.utils.urls import replace_query_param
 
+from config.api import whole_number
+
 CURSOR = "cursor"
 
 
@@ -72,19 +74,8 @@ class KeysetPagination(BasePagination):
     def get_page_size(self, request: Request) -> int:
         """``page_size`` from 1 to max_page_size; anything else is a 400 naming it (a
         bad size silently replaced by the default would look like a short list)."""
-        raw = request.query_params.get(self.page_size_query_param)
-        if raw is None:
-            return self.page_size
-        size = int(raw) if raw.isascii() and raw.isdigit() else 0
-        if not 1 <= size <= self.max_page_size:
-            raise ValidationError(
-                {
-                    self.page_size_query_param: [
-                        f"must be a whole number from 1 to {self.max_page_size}."
-                    ]
-                }
-            )
-        return size
+        size = whole_number(request, self.page_size_query_param, self.max_page_size)
+        return size or self.page_size
 
     def get_paginated_response(self, data: Any) -> Response:
         return Response(
