@@ -297,10 +297,12 @@ def record_vocabulary(steps: Sequence[PlannedStep]) -> dict[str, list[str]]:
     return {"block_types": sorted({s.block_type for s in steps if s.block_type})}
 
 
-def mrd_time_point_choices(course: TreatmentCourse) -> list[tuple[str, str]]:
+def mrd_time_point_choices(
+    course: TreatmentCourse, steps: list[PlannedStep]
+) -> list[tuple[str, str]]:
     """The course's protocol's MRD time points (a closed list), those the schedule
-    plans first."""
-    planned = set(course.steps.filter(kind=StepKind.MRD).values_list("mrd_time_point", flat=True))
+    (``steps``, the page's course_steps) plans first."""
+    planned = {s.mrd_time_point for s in steps if s.kind == StepKind.MRD}
     points = protocol_for(course.protocol_slug).mrd_time_points
     ordered = [p for p in points if p in planned] + [p for p in points if p not in planned]
     return [(p.value, f"{p.label} (planned)" if p in planned else p.label) for p in ordered]

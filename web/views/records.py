@@ -80,7 +80,7 @@ RECORD_KINDS: dict[str, RecordKind] = {
         MrdForm,
         course_services.mrd_record,
         "MRD result recorded.",
-        lambda course, steps: {"time_points": selectors.mrd_time_point_choices(course)},
+        lambda course, steps: {"time_points": selectors.mrd_time_point_choices(course, steps)},
     ),
     "referral": RecordKind(
         "Record the HSCT referral",
@@ -180,7 +180,8 @@ def record_amend(request: HttpRequest, pk: int, kind: str, record_pk: int) -> Ht
     """Correct a record: the form shows what is stored; what changes is checked like a
     new record, and the old values go to the audit trail."""
     spec, course, record = _correctable(request, pk, kind, record_pk)
-    options = spec.options(course, selectors.course_steps(course))
+    steps = selectors.course_steps(course)
+    options = spec.options(course, steps)
     outcome = Outcome()
     if request.method == "POST":
         form = spec.form(request.POST, **options)
@@ -204,7 +205,7 @@ def record_amend(request: HttpRequest, pk: int, kind: str, record_pk: int) -> Ht
         "form": form,
         "refusal": outcome.refusal,
         "record": record,
-        "vocabulary": selectors.record_vocabulary(selectors.course_steps(course)),
+        "vocabulary": selectors.record_vocabulary(steps),
     }
     return page(request, "web/record.html", context, outcome=outcome)
 
