@@ -237,17 +237,12 @@ def _after_fact_change(
             target,
             target_id,
             {
-                "changed": {
-                    k: [_plain(old), _plain(new)] for k, (old, new) in sorted(changed.items())
-                },
+                # audit() makes the dates plain (common._plain, recursively).
+                "changed": {k: [old, new] for k, (old, new) in sorted(changed.items())},
                 "decision_stale_fields": stale,
             },
         )
         announce(course.pk)
-
-
-def _plain(value: Any) -> Any:
-    return value.isoformat() if isinstance(value, date) else value
 
 
 # --- relapses ---------------------------------------------------------------------------

@@ -215,7 +215,7 @@ def step_update(
         if status == StepStatus.DONE and not step.done_on:
             errors["done_on"] = ["is required to mark a step done."]
         if status in (StepStatus.PLANNED, StepStatus.SKIPPED, StepStatus.CANCELLED):
-            step.done_on = None if status != StepStatus.DONE else step.done_on
+            step.done_on = None
         step.status = status
         changes["status"] = status
     Invalid.raise_if(errors)
