@@ -30,6 +30,7 @@ from courses.selectors import allowed_transitions, protocol_for
 from courses.services.common import (
     audit,
     lock_course,
+    record_date_errors,
     refresh_staleness,
     reload_facts,
     require_active,
@@ -267,10 +268,8 @@ def _hsct_for_group(protocol: ProtocolDefinition, group: str) -> bool | None:
 def _start_date_errors(course: TreatmentCourse, start: date, today: date) -> list[str]:
     """The clinical start: not in the future, not before the relapse, and not after a
     block already recorded (therapy began with it at the latest)."""
-    if start > today:
-        return [f"must not be in the future (today is {today})."]
-    if start < course.relapse.relapse_date:
-        return [f"must not be before the relapse date ({course.relapse.relapse_date})."]
+    if problems := record_date_errors(course, "start_date", start, today):
+        return problems["start_date"]
     first = course.blocks.order_by("start_date", "pk").first()
     if first is not None and start > first.start_date:
         return [

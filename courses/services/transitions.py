@@ -22,7 +22,7 @@ from config.errors import Invalid, Refused
 from courses.bounds import text_errors
 from courses.models import CourseTransition, StepKind, StepStatus, TreatmentCourse
 from courses.selectors import allowed_transitions
-from courses.services.common import lock_course, touch
+from courses.services.common import lock_course, record_date_errors, touch
 from courses.signals import announce
 from courses.transitions import (
     OffProtocolReason,
@@ -40,10 +40,8 @@ class TransitionRefused(Refused):
 
 def transition_date_errors(course: TreatmentCourse, on: date, today: date) -> list[str]:
     """Why ``on`` cannot be the clinical date of the course's next transition."""
-    if on > today:
-        return [f"must not be in the future (today is {today})."]
-    if on < course.relapse.relapse_date:
-        return [f"must not be before the relapse date ({course.relapse.relapse_date})."]
+    if problems := record_date_errors(course, "on", on, today):
+        return problems["on"]
     previous = course.transitions.order_by("-on", "-at", "-id").first()
     if previous is not None and on < previous.on:
         return [f"must not be before the previous move ({previous.name} on {previous.on})."]
