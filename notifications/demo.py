@@ -35,8 +35,7 @@ from __future__ import annotations
 
 import random
 import zoneinfo
-from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
+from collections.abc import Sequence
 from dataclasses import dataclass
 from datetime import date, datetime, time, timedelta
 from typing import Any
@@ -55,8 +54,8 @@ from courses.models import (
     TreatmentCourse,
 )
 from courses.selectors import protocol_for
-from courses.signals import course_changed
 from notifications.models import AlertKind
+from notifications.signals import reevaluation_held_back
 from stratification.definitions import Step
 from teams.models import Team
 
@@ -99,7 +98,7 @@ class Scenario:
     # The pre-HSCT MRD result (a fraction) instead of the usual drawn, low one.
     pre_hsct_mrd: float | None = None
     # Delay range (days) of every step after the first, instead of the usual draw
-    # (and its cap: see DRIFT_DAYS).
+    # (and its cap: see DRIFT_MARGIN_DAYS).
     late: tuple[int, int] | None = None
     # How the course ended off protocol: death, second_relapse, lost_to_follow_up
     # (``after`` days after the last step done), refractory or alternative (at the
@@ -555,12 +554,12 @@ def _relapse_facts(
 
 # An arbitrary origin: the walk is computed relative to it, then shifted.
 ORIGIN = date(2000, 1, 3)
-# How far behind the protocol plan from the start a course's drawn delays may add up
-# (days): under cumulative_delay's threshold (28 days, the protocols' local default),
-# so only the scenario there to show it runs four weeks behind. Delays of a few days a
-# block add up to that over a long course, and a demo where half the maintenance
-# courses raised it since last year would not read like a team's morning.
-DRIFT_DAYS = 21
+# How far behind the protocol plan from the start a course's drawn delays may add up:
+# this many days under cumulative_delay's threshold (the protocol's; 28 days, a local
+# default), so only the scenario there to show it runs four weeks behind. Delays of a
+# few days a block add up to that over a long course, and a demo where half the
+# maintenance courses raised it since last year would not read like a team's morning.
+DRIFT_MARGIN_DAYS = 7
 
 
 def _delay(rng: random.Random, step: Step, late: tuple[int, int] | None) -> int:
@@ -593,9 +592,12 @@ class Walk:
         )
 
 
-def _walk(steps: tuple[Step, ...], scenario: Scenario, rng: random.Random, omit: set[str]) -> Walk:
+def _walk(
+    steps: tuple[Step, ...], scenario: Scenario, rng: random.Random, omit: set[str], drift: int
+) -> Walk:
     """Due and done dates from ORIGIN, as courses.schedule computes due dates: a step is
-    due its offset after its anchor's actual date (done, or due while open)."""
+    due its offset after its anchor's actual date (done, or due while open). Drawn
+    delays add up to at most ``drift`` days behind the plan (see DRIFT_MARGIN_DAYS)."""
     keys = [s.id for s in steps]
     open_index = keys.index(scenario.until) if scenario.until else len(steps)
     actual: dict[str, date] = {}
@@ -611,7 +613,7 @@ def _walk(steps: tuple[Step, ...], scenario: Scenario, rng: random.Random, omit:
         if walked:
             delay = 0 if index == 0 else _delay(rng, step, scenario.late)
             if scenario.late is None:
-                delay = min(delay, max(DRIFT_DAYS - behind[step.id], 0))
+                delay = min(delay, max(drift - behind[step.id], 0))
             behind[step.id] += delay
             done[step.id] = due[step.id] + timedelta(days=delay)
         actual[step.id] = done.get(step.id, due[step.id])
@@ -661,7 +663,8 @@ class _Course:
     def write(self) -> TreatmentCourse:
         scenario, rng = self.scenario, self.rng
         steps = self._template()
-        walk = _walk(steps, scenario, rng, self._omitted())
+        drift = self.protocol.alert_days("cumulative_delay_days") - DRIFT_MARGIN_DAYS
+        walk = _walk(steps, scenario, rng, self._omitted(), drift)
         placement = self._placement(walk)
         shift = (self.today + timedelta(days=scenario.lead) - placement).days
         walk = walk.shifted(shift)
@@ -1135,21 +1138,6 @@ class _Course:
 # --- the cohort ----------------------------------------------------------------------------
 
 
-@contextmanager
-def _without_reevaluation() -> Iterator[None]:
-    """Every service announces its course (courses.signals.course_changed), and the
-    alert receiver queues a re-evaluation for each. A demo load writes a whole cohort
-    and sweeps once afterwards, which covers every course: the receiver is held back
-    for the load (no hundred tasks queued to the broker for nothing)."""
-    from notifications.signals import reevaluate
-
-    course_changed.disconnect(dispatch_uid="alerts-on-course-changed")
-    try:
-        yield
-    finally:
-        course_changed.connect(reevaluate, dispatch_uid="alerts-on-course-changed")
-
-
 def demo_cohort(
     team: Team,
     *,
@@ -1165,7 +1153,8 @@ def demo_cohort(
     if Patient.objects.filter(team=team, reference__startswith=REFERENCE_PREFIX).exists():
         return 0
     chosen = list(scenarios)[: limit if limit is not None else None]
-    with _without_reevaluation(), transaction.atomic():
+    # Every service announces its course; the sweep after the load covers them all.
+    with reevaluation_held_back(), transaction.atomic():
         for index, scenario in enumerate(chosen):
             _Course(team, scenario, index, now=now, actor=actor, seed=seed).write()
     return TreatmentCourse.objects.filter(

@@ -9,7 +9,9 @@ could be lost).
 
 from __future__ import annotations
 
+import contextlib
 import logging
+from collections.abc import Iterator
 from typing import Any
 
 from django.dispatch import receiver
@@ -17,9 +19,10 @@ from django.dispatch import receiver
 from courses.signals import course_changed
 
 logger = logging.getLogger(__name__)
+DISPATCH_UID = "alerts-on-course-changed"
 
 
-@receiver(course_changed, dispatch_uid="alerts-on-course-changed")
+@receiver(course_changed, dispatch_uid=DISPATCH_UID)
 def reevaluate(sender: Any, course_id: int, **kwargs: Any) -> None:
     from notifications.tasks import evaluate_course
 
@@ -32,3 +35,14 @@ def reevaluate(sender: Any, course_id: int, **kwargs: Any) -> None:
             course_id,
             exc_info=True,
         )
+
+
+@contextlib.contextmanager
+def reevaluation_held_back() -> Iterator[None]:
+    """Writes inside queue no re-evaluation: for a bulk write (the demo cohort) that
+    sweeps every course once afterwards, instead of a task per course for nothing."""
+    course_changed.disconnect(dispatch_uid=DISPATCH_UID)
+    try:
+        yield
+    finally:
+        course_changed.connect(reevaluate, dispatch_uid=DISPATCH_UID)
