@@ -37,8 +37,9 @@ from courses.models import (
     StepStatus,
     TreatmentCourse,
 )
+from courses.services.records import hsct_proposal
 from stratification.definitions import ProtocolDefinition, Step
-from stratification.engine import hsct_from_mrd, stratify
+from stratification.engine import stratify
 from stratification.facts import RelapseFacts, derive_age_at_diagnosis_months
 from stratification.models import StratificationDecision
 from stratification.services import decision_values
@@ -341,21 +342,13 @@ class CohortBuilder:
         some have not started or found no donor)."""
         rng = self.turns_rng
         course = b.course
-        rule = protocol.hsct_indication.get(group)
-        if course.hsct_indicated is None and rule is not None:
-            deciding = [
-                r
-                for r in b.records
-                if isinstance(r, MrdResult) and r.time_point == rule.mrd_time_point
-            ]
-            if rule.indicated == "mrd_threshold" and deciding:
-                result = deciding[-1]
-                outcome = hsct_from_mrd(
-                    rule, result.value, result.qualitative or None, result.sensitivity
-                )
-                course.hsct_proposed = outcome.indicated
-                course.hsct_proposal_basis = f"Sample of {result.sampled_on}: {outcome.basis}"
-                course.hsct_proposed_on = result.sampled_on
+        if course.hsct_indicated is None:
+            deciding = [r for r in b.records if isinstance(r, MrdResult)]
+            proposals = [hsct_proposal(protocol.slug, group, r) for r in deciding]
+            if proposal := next((p for p in reversed(proposals) if p is not None), None):
+                course.hsct_proposed = proposal.indicated
+                course.hsct_proposal_basis = proposal.basis
+                course.hsct_proposed_on = proposal.on
         if state == State.RESPONSE_ASSESSMENT and open_index < len(steps) and rng.random() < 0.2:
             step = steps[open_index]
             if step.kind == StepKind.RESPONSE_ASSESSMENT:

@@ -17,6 +17,7 @@ the services and the admin forms, so both refuse the same values with the same w
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
+from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -359,33 +360,53 @@ def mrd_record(
     return result
 
 
-def _propose_hsct_from_mrd(
-    course: TreatmentCourse, result: MrdResult, actor: AbstractBaseUser, now: datetime
-) -> None:
-    """Where the group's HSCT indication hangs on MRD (ALL-REZ BFM 2002 S2: indicated
-    at >= 10^-3 at the end of induction, Eckert 2013), the MRD result turns into a
-    proposal -- undecided for a qualitative result the protocol file says does not
-    decide. It is only a proposal: a clinician confirms it (course_confirm_hsct)."""
-    if course.risk_group is None or course.hsct_indicated is not None:
-        return
-    rule = protocol_for(course.protocol_slug).hsct_indication.get(course.risk_group)
+@dataclass(frozen=True)
+class HsctProposal:
+    indicated: bool | None
+    basis: str
+    on: date  # the deciding sample's clinical date
+
+
+def hsct_proposal(protocol_slug: str, group: str | None, result: MrdResult) -> HsctProposal | None:
+    """The HSCT proposal ``result`` makes where the group's indication hangs on MRD
+    (ALL-REZ BFM 2002 S2: indicated at >= 10^-3 at the end of induction, Eckert 2013),
+    or None where it does not decide; undecided for a qualitative result the protocol
+    file says does not decide. Read by the service and by the synthetic cohort alike."""
+    if group is None:
+        return None
+    rule = protocol_for(protocol_slug).hsct_indication.get(group)
     if rule is None or rule.indicated != "mrd_threshold":
-        return
+        return None
     if result.time_point != rule.mrd_time_point:
-        return
+        return None
     outcome = hsct_from_mrd(rule, result.value, result.qualitative or None, result.sensitivity)
     basis = (
         f"Sample of {result.sampled_on}: {outcome.basis} Rule {outcome.rule}: "
         f"{outcome.source} ({outcome.confidence})."
     )
+    return HsctProposal(outcome.indicated, basis, result.sampled_on)
+
+
+def _propose_hsct_from_mrd(
+    course: TreatmentCourse, result: MrdResult, actor: AbstractBaseUser, now: datetime
+) -> None:
+    """The MRD result turns into a proposal (hsct_proposal) on a course whose
+    indication is undecided. It is only a proposal: a clinician confirms it
+    (course_confirm_hsct)."""
+    if course.hsct_indicated is not None:
+        return
+    proposal = hsct_proposal(course.protocol_slug, course.risk_group, result)
+    if proposal is None:
+        return
+    indicated, basis = proposal.indicated, proposal.basis
     # The deciding sample's clinical date: the proposal waits for a clinician from
     # then on (the hsct_decision_pending alert counts from it).
     TreatmentCourse.objects.filter(pk=course.pk).update(
-        hsct_proposed=outcome.indicated,
+        hsct_proposed=indicated,
         hsct_proposal_basis=basis,
         hsct_proposed_on=result.sampled_on,
     )
-    course.hsct_proposed, course.hsct_proposal_basis = outcome.indicated, basis
+    course.hsct_proposed, course.hsct_proposal_basis = indicated, basis
     course.hsct_proposed_on = result.sampled_on
     audit(
         course,
@@ -394,7 +415,7 @@ def _propose_hsct_from_mrd(
         "hsct_proposed",
         "course",
         course.pk,
-        {"hsct_proposed": outcome.indicated, "basis": basis, "mrd_result": result.pk},
+        {"hsct_proposed": indicated, "basis": basis, "mrd_result": result.pk},
     )
 
 
