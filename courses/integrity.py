@@ -18,7 +18,7 @@ from typing import Any
 
 from django.apps import apps
 from django.db import models
-from django.db.models import F, Max, Min, Q
+from django.db.models import Count, F, Max, Min, Q
 from django.db.models.functions import Length
 
 from courses.bounds import (
@@ -240,10 +240,12 @@ def find(
         by_model.setdefault(check.model, []).append(check)
     for model_name, model_checks in by_model.items():
         model = _model(model_name)
-        total = model._base_manager.count()
-        span = model._base_manager.aggregate(low=Min("pk"), high=Max("pk"))
+        span = model._base_manager.aggregate(total=Count("pk"), low=Min("pk"), high=Max("pk"))
+        total = span["total"]
         if total == 0:
             continue
+        # Progress is reported for a table larger than one chunk, counted per chunk.
+        report = progress is not None and total > CHUNK
         done = 0
         for low in range(span["low"], span["high"] + 1, CHUNK):
             high = low + CHUNK
@@ -259,6 +261,6 @@ def find(
                         row["_team"],
                         row["_patient"],
                     )
-            done += model._base_manager.filter(pk__gte=low, pk__lt=high).count()
-            if progress is not None and total > CHUNK:
+            if report:
+                done += model._base_manager.filter(pk__gte=low, pk__lt=high).count()
                 progress(model_name, done, total)

@@ -8,7 +8,7 @@ Set once per unit of work, never passed through the services:
   middleware ran (it then sets the user on the Django request too);
 * a Celery task: ``task`` (history.registry connects Celery's task signals);
 * anything else (``manage.py`` commands, the shell, scripts): ``command``, without an
-  actor unless the code sets one (``acting``).
+  actor.
 """
 
 from __future__ import annotations
@@ -40,11 +40,8 @@ class Channel:
 class Context:
     channel: str
     request: Any = None  # the Django request, whose user is read at write time
-    actor: Any = None
 
     def user(self) -> Any:
-        if self.actor is not None:
-            return self.actor
         user = getattr(self.request, "user", None)
         if user is not None and getattr(user, "is_authenticated", False):
             return user
@@ -59,20 +56,10 @@ def current() -> Context:
 
 
 @contextlib.contextmanager
-def channel(name: str, *, request: Any = None, actor: Any = None) -> Iterator[Context]:
-    """Writes inside are recorded as made through ``name`` (by ``actor``, or by the
-    request's user)."""
-    token = _current.set(Context(name, request=request, actor=actor))
+def channel(name: str, *, request: Any = None) -> Iterator[Context]:
+    """Writes inside are recorded as made through ``name`` (by the request's user)."""
+    token = _current.set(Context(name, request=request))
     try:
         yield _current.get()  # type: ignore[misc]
     finally:
         _current.reset(token)
-
-
-@contextlib.contextmanager
-def acting(actor: Any) -> Iterator[Context]:
-    """The current channel, with ``actor`` as the one who writes (a command that acts
-    for a named user)."""
-    here = current()
-    with channel(here.channel, request=here.request, actor=actor) as context:
-        yield context
