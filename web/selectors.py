@@ -391,10 +391,6 @@ CUT_OFF_WORDS = {
 }
 
 
-def _as_dict(entry: Any) -> dict[str, Any]:
-    return entry if isinstance(entry, dict) else entry.as_dict()
-
-
 def decision_summary(decision: Decision | StratificationDecision) -> dict[str, Any]:
     """A decision as the pages show it, whether the engine's proposal (the registration
     preview) or a stored one: status, group, time point with its cut-off dates, HSCT,
@@ -408,11 +404,10 @@ def decision_summary(decision: Decision | StratificationDecision) -> dict[str, A
         cut_offs = decision.cut_offs
         protocol, version = decision.protocol_slug, decision.protocol_version
     else:
-        group = decision.risk_group
-        reasons = [_as_dict(r) for r in decision.reasons]
-        warnings = [_as_dict(w) for w in decision.warnings]
-        cut_offs = decision.cut_offs.as_dict() if decision.cut_offs else None
-        protocol, version = decision.protocol, decision.protocol_version
+        data = decision.as_dict()
+        group, reasons, warnings = data["risk_group"], data["reasons"], data["warnings"]
+        cut_offs = data["cut_offs"]
+        protocol, version = data["protocol"], data["protocol_version"]
     return {
         "status": decision.status,
         "group": group,
