@@ -37,7 +37,7 @@ from courses.models import (
     StepStatus,
     TreatmentCourse,
 )
-from courses.services.records import hsct_proposal
+from courses.services.hsct import Sample, decide
 from stratification.definitions import ProtocolDefinition, Step
 from stratification.engine import stratify
 from stratification.facts import RelapseFacts, derive_age_at_diagnosis_months
@@ -342,13 +342,20 @@ class CohortBuilder:
         some have not started or found no donor)."""
         rng = self.turns_rng
         course = b.course
-        if course.hsct_indicated is None:
-            deciding = [r for r in b.records if isinstance(r, MrdResult)]
-            proposals = [hsct_proposal(protocol.slug, group, r) for r in deciding]
-            if proposal := next((p for p in reversed(proposals) if p is not None), None):
-                course.hsct_proposed = proposal.indicated
-                course.hsct_proposal_basis = proposal.basis
-                course.hsct_proposed_on = proposal.on
+        rule = protocol.hsct_indication[group]
+        if course.hsct_indicated is None and rule.indicated == "mrd_threshold":
+            samples = [Sample.of(r) for r in b.records if isinstance(r, MrdResult)]
+            blocks = [
+                (r.block_type, r.start_date)
+                for r in b.records
+                if isinstance(r, BlockAdministration)
+            ]
+            found = decide(rule, samples, blocks)
+            if found.sample is not None:
+                course.hsct_proposed = found.indicated
+                course.hsct_proposal_basis = found.basis
+                course.hsct_proposed_on = found.sample.sampled_on
+            course.hsct_evidence = found.as_dict()
         if state == State.RESPONSE_ASSESSMENT and open_index < len(steps) and rng.random() < 0.2:
             step = steps[open_index]
             if step.kind == StepKind.RESPONSE_ASSESSMENT:

@@ -3,6 +3,8 @@ rules that span fields or read the record live in the services (same 400 shape).
 
 from __future__ import annotations
 
+from drf_spectacular.utils import extend_schema_field
+
 from config import serializers
 from courses.models import (
     MRD_QUALITATIVE_CHOICES,
@@ -229,6 +231,66 @@ class StepUpdateSerializer(serializers.Serializer):
         return attrs
 
 
+class HsctSampleSerializer(serializers.Serializer):
+    mrd_result = serializers.IntegerField(allow_null=True, help_text="the MRD result's id")
+    sampled_on = serializers.DateField()
+    time_point = serializers.CharField()
+    value = serializers.FloatField(allow_null=True, help_text="a fraction (0.001 = 10^-3)")
+    qualitative = serializers.CharField(allow_blank=True)
+    sensitivity = serializers.FloatField(allow_null=True)
+
+
+class HsctEvidenceSerializer(serializers.Serializer):
+    group = serializers.CharField()
+    rule = serializers.CharField(help_text="the protocol's rule id, e.g. hsct_s2_mrd")
+    mrd_decided = serializers.BooleanField(help_text="the group's indication hangs on MRD")
+    indicated = serializers.BooleanField(
+        allow_null=True, help_text="what the evidence proposes; null: undecided"
+    )
+    text = serializers.CharField(help_text="the basis in words")
+    source = serializers.CharField()
+    confidence = serializers.CharField()
+    sample = HsctSampleSerializer(
+        allow_null=True, help_text="the deciding sample: the latest by sample date in the window"
+    )
+    window_from = serializers.DateField(
+        allow_null=True, help_text="the day the deciding window opens (null: not placeable yet)"
+    )
+    window = serializers.CharField(allow_blank=True)
+    warnings = serializers.ListField(
+        child=serializers.CharField(), help_text="samples kept that do not decide, and why"
+    )
+
+
+class HsctConfirmationSerializer(serializers.Serializer):
+    by = serializers.CharField(allow_null=True)
+    at = serializers.DateTimeField()
+    reason = serializers.CharField(allow_blank=True)
+    basis = HsctEvidenceSerializer(
+        allow_null=True, help_text="the evidence as it stood when the decision was confirmed"
+    )
+
+
+class HsctReviewSerializer(serializers.Serializer):
+    since = serializers.DateField()
+    reason = serializers.CharField()
+
+
+class HsctDecisionSerializer(serializers.Serializer):
+    indicated = serializers.BooleanField(
+        allow_null=True, help_text="the HSCT indication the course follows; null: undecided"
+    )
+    status = serializers.ChoiceField(
+        choices=["undecided", "proposed", "by_group", "confirmed", "review"],
+        help_text="review: a confirmed decision whose basis changed, until a clinician "
+        "decides again with a reason (hsct_decision_review alert)",
+    )
+    proposed = serializers.BooleanField(allow_null=True)
+    evidence = HsctEvidenceSerializer(allow_null=True, help_text="what the evidence says now")
+    confirmed = HsctConfirmationSerializer(allow_null=True)
+    review = HsctReviewSerializer(allow_null=True)
+
+
 class CourseSerializer(serializers.ModelSerializer):
     patient_reference = serializers.CharField(source="patient.reference", read_only=True)
     team = serializers.IntegerField(source="patient.team_id", read_only=True)
@@ -273,6 +335,10 @@ class CourseSerializer(serializers.ModelSerializer):
         help_text="which relapse of the patient this course treats (1 = first)",
     )
     allowed_transitions = serializers.SerializerMethodField()
+    hsct_decision = serializers.SerializerMethodField(
+        help_text="The HSCT decision, before and after confirmation: what the protocol "
+        "proposes on which sample, who confirmed it, when and why, and a pending review."
+    )
 
     class Meta:
         model = TreatmentCourse
@@ -292,6 +358,7 @@ class CourseSerializer(serializers.ModelSerializer):
             "hsct_indicated",
             "hsct_proposed",
             "hsct_proposal_basis",
+            "hsct_decision",
             "decision_confirmed",
             "decision_awaiting_confirmation",
             "decision_stale",
@@ -320,6 +387,12 @@ class CourseSerializer(serializers.ModelSerializer):
                 "steps done, transitions)"
             },
         }
+
+    @extend_schema_field(HsctDecisionSerializer)
+    def get_hsct_decision(self, course: TreatmentCourse) -> dict:
+        from courses.services import hsct_decision_summary
+
+        return HsctDecisionSerializer(hsct_decision_summary(course)).data
 
     def get_decision_stale(self, course: TreatmentCourse) -> bool:
         return bool(course.decision_stale_fields)
@@ -604,6 +677,14 @@ class CourseCsvSerializer(CourseSerializer):
 
     def get_decision_stale_fields(self, course: TreatmentCourse) -> str:
         return " ".join(course.decision_stale_fields)
+
+    @extend_schema_field(serializers.CharField())
+    def get_hsct_decision(self, course: TreatmentCourse) -> str:  # type: ignore[override]
+        """One cell: the decision's status (undecided, proposed, by_group, confirmed,
+        review); the API's course detail has the rest."""
+        from courses.services import hsct_decision_summary
+
+        return hsct_decision_summary(course)["status"]
 
     class Meta(CourseSerializer.Meta):
         fields = [f for f in CourseSerializer.Meta.fields if f != "allowed_transitions"]

@@ -172,7 +172,9 @@ class CourseViewSet(
 ):
     # The current decision is embedded in every row, and the relapse number read from
     # the relapse: joined, not fetched per course.
-    queryset = TreatmentCourse.objects.select_related("patient", "decision", "relapse")
+    queryset = TreatmentCourse.objects.select_related(
+        "patient", "decision", "relapse", "hsct_confirmed_by"
+    )
     serializer_class = CourseSerializer
     team_lookup = "patient__team"
     filterset_class = CourseFilter

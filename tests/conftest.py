@@ -193,7 +193,7 @@ def make_patient(db: None) -> Callable[..., Patient]:
 
 @pytest.fixture
 def make_course(make_patient: Callable[..., Patient]) -> Callable[..., TreatmentCourse]:
-    """make_course(team, actor, protocol=..., confirm=True, **relapse) -> a course.
+    """make_course(team, actor, protocol=..., confirm=True, blocks=(), **relapse) -> a course.
 
     Defaults: a B-lineage isolated marrow relapse 2024-03-01, which is "early" (>= 18
     months after diagnosis 2022-01-10, < 6 months after front-line end 2024-01-10):
@@ -206,6 +206,7 @@ def make_course(make_patient: Callable[..., Patient]) -> Callable[..., Treatment
         protocol: str = "all-rez-bfm-90",
         confirm: bool = True,
         patient: Patient | None = None,
+        blocks: tuple[tuple[str, date], ...] = (),
         **relapse: Any,
     ) -> TreatmentCourse:
         patient = patient or make_patient(team)
@@ -220,6 +221,15 @@ def make_course(make_patient: Callable[..., Patient]) -> Callable[..., Treatment
         course = course_services.course_create(
             relapse=rel, protocol_slug=protocol, actor=actor, now=timezone.now()
         )
+        # Blocks given before the confirmation (back-entered): the course starts with
+        # the first, and the protocol's block-anchored days (after F2) count from them.
+        for block_type, start in blocks:
+            course_services.block_record(
+                course,
+                data={"block_type": block_type, "start_date": start},
+                actor=actor,
+                now=timezone.now(),
+            )
         if confirm:
             course = course_services.course_confirm_stratification(
                 course,

@@ -258,7 +258,9 @@ def filter_choices() -> dict[str, list[tuple[str, str]]]:
 def course_or_404(user: AbstractBaseUser, pk: int) -> TreatmentCourse:
     """The course if it belongs to one of the requester's teams; 404 otherwise."""
     try:
-        return courses_for(user).select_related("patient__team", "relapse", "decision").get(pk=pk)
+        return courses_for(user).select_related(
+            "patient__team", "relapse", "decision", "hsct_confirmed_by"
+        ).get(pk=pk)
     except TreatmentCourse.DoesNotExist as exc:
         raise Http404 from exc
 

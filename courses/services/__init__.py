@@ -10,7 +10,8 @@ passed down; clinical dates are judged on the team's calendar (``Team.today``).
 Modules: ``patients`` (patients and relapses), ``courses`` (open a course, stratify it
 again, confirm the stratification and the HSCT indication, lay out the schedule),
 ``transitions`` (the state machine), ``steps`` (planned steps), ``records`` (clinical
-records, their voids and amendments); ``facts`` (the stratification facts the records
+records, their voids and amendments), ``hsct`` (the HSCT decision: the deciding sample,
+its basis, the confirmation and its review); ``facts`` (the stratification facts the records
 hold) and ``common`` hold what they share and are not part of the API, apart from
 ``relapse_facts``.
 """
@@ -22,6 +23,7 @@ from courses.services.courses import (
     course_restratify,
 )
 from courses.services.facts import relapse_facts
+from courses.services.hsct import decision_summary as hsct_decision_summary
 from courses.services.patients import (
     RELAPSE_FIELDS,
     patient_create,
@@ -61,6 +63,7 @@ __all__ = [
     "course_restratify",
     "course_transition",
     "event_record",
+    "hsct_decision_summary",
     "mrd_record",
     "patient_create",
     "patient_errors",

@@ -38,7 +38,7 @@ from courses.services.common import (
     touch,
 )
 from courses.services.facts import relapse_facts
-from courses.services.records import propose_hsct_from_recorded_mrd
+from courses.services.hsct import flag_for_review, hsct_refresh, record_confirmation
 from courses.services.steps import is_added, link_records
 from courses.services.transitions import apply_transition
 from courses.signals import announce
@@ -360,15 +360,20 @@ def course_confirm_stratification(
     course.risk_group = risk_group
     course.decision_confirmed = True
     course.protocol_version = decision.protocol_version
-    course.hsct_indicated = (
+    course.start_date = start_date
+    course.stratified_at = now
+    # A fixed indication (group A, S3/S4 ...) is confirmed with the group, by the same
+    # clinician; an MRD-decided one waits for its deciding sample and confirm-hsct.
+    indicated = (
         decision.hsct_indicated
         if risk_group == decision.proposed_group
         else _hsct_for_group(protocol, risk_group)
     )
-    course.start_date = start_date
-    course.stratified_at = now
+    record_confirmation(course, indicated=indicated, reason=reason, actor=actor, now=now)
     _lay_out_steps(course, protocol)
     link_records(course)
+    # What was recorded before the confirmation (a back-entered course) decides now.
+    hsct_refresh(course, actor, now)
     # The course is stratified as of its clinical start: the moves that follow (the
     # induction began that day) can then be dated back to it.
     apply_transition(course, "stratify", TransitionInput(reason=reason, on=start_date), actor, now)
@@ -411,34 +416,45 @@ def _reconfirm(
     course.decision_stale_since = None
     course.last_activity_at = now
     relaid = risk_group != previous_group
+    fields = [
+        "risk_group",
+        "decision_confirmed",
+        "protocol_version",
+        "decision_stale_fields",
+        "decision_stale_since",
+        "last_activity_at",
+    ]
+    review = ""
     if relaid:
         # The new group's HSCT indication; an MRD-dependent one is proposed again from
-        # the MRD already recorded at its deciding time point.
-        course.hsct_indicated = (
+        # the MRD already recorded (hsct_refresh, below).
+        indicated = (
             decision.hsct_indicated
             if risk_group == decision.proposed_group
             else _hsct_for_group(protocol, risk_group)
         )
-        course.hsct_proposed = None
-        course.hsct_proposal_basis = ""
-        course.hsct_proposed_on = None
-    course.save(
-        update_fields=[
-            "risk_group",
-            "decision_confirmed",
-            "protocol_version",
-            "decision_stale_fields",
-            "decision_stale_since",
-            "last_activity_at",
-            "hsct_indicated",
-            "hsct_proposed",
-            "hsct_proposal_basis",
-            "hsct_proposed_on",
-        ]
-    )
+        previous, confirmed_at = course.hsct_indicated, course.hsct_confirmed_at
+        fields += record_confirmation(
+            course, indicated=indicated, reason=reason, actor=actor, now=now
+        )
+        if confirmed_at is not None and previous is not None and previous != indicated:
+            # A decision confirmed for the old group does not carry over silently: the
+            # schedule follows the new group, and a clinician decides HSCT again.
+            words = {True: "HSCT indicated", False: "no HSCT", None: "undecided (MRD-decided)"}
+            review = (
+                f"The group changed from {previous_group} to {risk_group}: the HSCT decision "
+                f"confirmed on {confirmed_at.date()} ({words[previous]}) was made for group "
+                f"{previous_group}; group {risk_group} gives {words[indicated]}. Confirm the "
+                "HSCT indication for the new group."
+            )
+        course.hsct_proposed, course.hsct_proposal_basis, course.hsct_proposed_on = None, "", None
+        fields += ["hsct_proposed", "hsct_proposal_basis", "hsct_proposed_on"]
+    course.save(update_fields=fields)
     if relaid:
         _relay_out(course, protocol)
-        propose_hsct_from_recorded_mrd(course, actor, now)
+        hsct_refresh(course, actor, now)
+        if review:
+            flag_for_review(course, review, actor, now)
     audit(
         course,
         actor,
@@ -474,7 +490,18 @@ def course_confirm_hsct(
     require_schedule(course)
     require_active(course)
     reason = reason.strip()
+    Invalid.raise_if(text_errors("reason", reason))
     expected = course.hsct_proposed if course.hsct_proposed is not None else course.hsct_indicated
+    if course.hsct_review_since is not None and not reason:
+        raise Invalid(
+            {
+                "reason": [
+                    "is required: the HSCT decision is under review since "
+                    f"{course.hsct_review_since} ({course.hsct_review_reason}). Say why it "
+                    "stands or changes."
+                ]
+            }
+        )
     if hsct_indicated != expected and not reason:
         if expected is None and course.hsct_proposal_basis:
             why = f"the MRD result does not decide it ({course.hsct_proposal_basis})"
@@ -484,9 +511,12 @@ def course_confirm_hsct(
             why = f"the protocol proposes {'HSCT' if expected else 'no HSCT'}"
         raise Invalid({"reason": [f"is required: {why}."]})
     previous = course.hsct_indicated
-    course.hsct_indicated = hsct_indicated
+    review = course.hsct_review_reason
+    fields = record_confirmation(
+        course, indicated=hsct_indicated, reason=reason, actor=actor, now=now
+    )
     course.last_activity_at = now
-    course.save(update_fields=["hsct_indicated", "last_activity_at"])
+    course.save(update_fields=[*fields, "last_activity_at"])
     if previous != hsct_indicated:
         _relay_out(course, protocol_for(course.protocol_slug))
     audit(
@@ -501,6 +531,8 @@ def course_confirm_hsct(
             "proposed": course.hsct_proposed,
             "previous": previous,
             "reason": reason,
+            "basis": course.hsct_confirmed_basis,
+            "review_cleared": review,
         },
     )
     announce(course.pk)

@@ -17,7 +17,6 @@ the services and the admin forms, so both refuse the same values with the same w
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable, Mapping
-from dataclasses import dataclass
 from datetime import date, datetime
 from typing import Any
 
@@ -54,11 +53,11 @@ from courses.services.common import (
     require_active,
     touch,
 )
+from courses.services.hsct import hsct_refresh
 from courses.services.steps import link_records
 from courses.services.transitions import apply_transition
 from courses.signals import announce
 from courses.transitions import TransitionInput
-from stratification.engine import hsct_from_mrd
 from stratification.facts import EM_DISEASE_SITES, MRD_QUALITATIVE_RESULTS
 
 # --- validation -----------------------------------------------------------------------
@@ -293,6 +292,10 @@ def record_errors(
 
 # --- recording --------------------------------------------------------------------------
 
+# The records the HSCT decision reads (courses.services.hsct): writing, amending or
+# voiding one refreshes the proposal and checks a confirmed decision's basis.
+HSCT_EVIDENCE = (MrdResult, BlockAdministration)
+
 
 def _record(
     course: TreatmentCourse | int,
@@ -330,6 +333,9 @@ def block_record(
 ) -> BlockAdministration:
     course, block = _record(course, BlockAdministration, data, actor, now)
     _settle(course, now)
+    # A block moves the protocol's block-anchored days (the S2 deciding window opens
+    # after F2): a sample entered before its F2 may decide now.
+    hsct_refresh(course, actor, now)
     return block
 
 
@@ -356,67 +362,8 @@ def mrd_record(
 ) -> MrdResult:
     course, result = _record(course, MrdResult, data, actor, now)
     _settle(course, now)
-    _propose_hsct_from_mrd(course, result, actor, now)
+    hsct_refresh(course, actor, now)
     return result
-
-
-@dataclass(frozen=True)
-class HsctProposal:
-    indicated: bool | None
-    basis: str
-    on: date  # the deciding sample's clinical date
-
-
-def hsct_proposal(protocol_slug: str, group: str | None, result: MrdResult) -> HsctProposal | None:
-    """The HSCT proposal ``result`` makes where the group's indication hangs on MRD
-    (ALL-REZ BFM 2002 S2: indicated at >= 10^-3 at the end of induction, Eckert 2013),
-    or None where it does not decide; undecided for a qualitative result the protocol
-    file says does not decide. Read by the service and by the synthetic cohort alike."""
-    if group is None:
-        return None
-    rule = protocol_for(protocol_slug).hsct_indication.get(group)
-    if rule is None or rule.indicated != "mrd_threshold":
-        return None
-    if result.time_point != rule.mrd_time_point:
-        return None
-    outcome = hsct_from_mrd(rule, result.value, result.qualitative or None, result.sensitivity)
-    basis = (
-        f"Sample of {result.sampled_on}: {outcome.basis} Rule {outcome.rule}: "
-        f"{outcome.source} ({outcome.confidence})."
-    )
-    return HsctProposal(outcome.indicated, basis, result.sampled_on)
-
-
-def _propose_hsct_from_mrd(
-    course: TreatmentCourse, result: MrdResult, actor: AbstractBaseUser, now: datetime
-) -> None:
-    """The MRD result turns into a proposal (hsct_proposal) on a course whose
-    indication is undecided. It is only a proposal: a clinician confirms it
-    (course_confirm_hsct)."""
-    if course.hsct_indicated is not None:
-        return
-    proposal = hsct_proposal(course.protocol_slug, course.risk_group, result)
-    if proposal is None:
-        return
-    indicated, basis = proposal.indicated, proposal.basis
-    # The deciding sample's clinical date: the proposal waits for a clinician from
-    # then on (the hsct_decision_pending alert counts from it).
-    TreatmentCourse.objects.filter(pk=course.pk).update(
-        hsct_proposed=indicated,
-        hsct_proposal_basis=basis,
-        hsct_proposed_on=result.sampled_on,
-    )
-    course.hsct_proposed, course.hsct_proposal_basis = indicated, basis
-    course.hsct_proposed_on = result.sampled_on
-    audit(
-        course,
-        actor,
-        now,
-        "hsct_proposed",
-        "course",
-        course.pk,
-        {"hsct_proposed": indicated, "basis": basis, "mrd_result": result.pk},
-    )
 
 
 def _ending_reason(event: ClinicalEvent) -> str:
@@ -649,9 +596,9 @@ def record_amend(
             "A voided record cannot be amended; record the right values anew.", code="voided"
         )
     record = _amend(course, record, data, actor, now)
-    if type(record) is MrdResult:
-        propose_hsct_from_recorded_mrd(course, actor, now)
     _settle(course, now)
+    if type(record) in HSCT_EVIDENCE:
+        hsct_refresh(course, actor, now)
     return record
 
 
@@ -680,37 +627,10 @@ def record_void(
             on=course.patient.team.today(now),
         )
         apply_transition(course, "reinstate", given, actor, now)
-    if model is MrdResult:
-        propose_hsct_from_recorded_mrd(course, actor, now)
     _settle(course, now)
+    if model in HSCT_EVIDENCE:
+        hsct_refresh(course, actor, now)
     return record
-
-
-def propose_hsct_from_recorded_mrd(
-    course: TreatmentCourse, actor: AbstractBaseUser, now: datetime
-) -> None:
-    """The proposal follows the valid MRD results (after an MRD correction, or a change
-    of group): the latest one at the group's deciding time point proposes again, and
-    with none left there is no proposal (a clinician's confirmed decision is never
-    touched)."""
-    course.refresh_from_db(fields=["hsct_indicated", "hsct_proposed"])
-    if course.risk_group is None or course.hsct_indicated is not None:
-        return
-    rule = protocol_for(course.protocol_slug).hsct_indication.get(course.risk_group)
-    if rule is None or rule.indicated != "mrd_threshold":
-        return
-    latest = (
-        course.mrd_results.filter(time_point=rule.mrd_time_point)
-        .order_by("-sampled_on", "-pk")
-        .first()
-    )
-    if latest is not None:
-        _propose_hsct_from_mrd(course, latest, actor, now)
-    elif course.hsct_proposed is not None:
-        TreatmentCourse.objects.filter(pk=course.pk).update(
-            hsct_proposed=None, hsct_proposal_basis="", hsct_proposed_on=None
-        )
-        audit(course, actor, now, "hsct_proposed", "course", course.pk, {"hsct_proposed": None})
 
 
 RECORD_SERVICES: dict[type, Callable[..., Any]] = {

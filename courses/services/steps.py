@@ -26,6 +26,7 @@ from courses.services.common import (
     require_schedule,
     touch,
 )
+from courses.services.hsct import deciding_window
 from courses.signals import announce
 
 # A step a clinician added (step_add) has a key with this prefix; every other key is a
@@ -48,17 +49,24 @@ def record_dates(course: TreatmentCourse) -> list[schedule.RecordDate]:
     """The course's valid records as the schedule sees them (voided ones are left out
     by the related managers). Four queries, read as plain values (every record write
     runs this; model instances cost more than the rows)."""
+    blocks = list(course.blocks.values_list("pk", "start_date", "block_type"))
     rows = [
         schedule.RecordDate(day, f"block:{pk}", StepKind.BLOCK, (("block_type", block_type),))
-        for pk, day, block_type in course.blocks.values_list("pk", "start_date", "block_type")
+        for pk, day, block_type in blocks
     ]
     rows += [
         schedule.RecordDate(day, f"assessment:{pk}", StepKind.RESPONSE_ASSESSMENT)
         for pk, day in course.assessments.values_list("pk", "assessed_on")
     ]
+    # A sample labelled with the deciding time point but taken before the deciding
+    # window (ALL-REZ BFM 2002 S2: an "end of induction" marrow before F2) is kept and
+    # closes nothing: the deciding MRD step stays open, and watched, until the sample
+    # that decides arrives.
+    window = deciding_window(course, [(kind, day) for _, day, kind in blocks])
     rows += [
         schedule.RecordDate(day, f"mrd:{pk}", StepKind.MRD, (("mrd_time_point", point),))
         for pk, day, point in course.mrd_results.values_list("pk", "sampled_on", "time_point")
+        if window is None or point != window[0] or (window[1] is not None and day >= window[1])
     ]
     referrals = course.hsct_referrals.values_list("pk", "referred_on", "performed_on")
     for pk, referred, performed in referrals:

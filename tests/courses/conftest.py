@@ -18,8 +18,14 @@ def frozen_time(time_machine: Any) -> datetime:
 def s2_course(team: Any, clinician: Any, make_course: Callable[..., Any]) -> Any:
     """A late isolated marrow relapse of BCP-ALL: S2 under ALL-REZ BFM 2002, its HSCT
     indication waiting for MRD at the end of induction."""
+    # Induction given: F1 and F2, so an end-of-induction sample from 2026-11-01 on
+    # (after F2, the protocol's deciding window) decides.
     course = make_course(
-        team, clinician, protocol="all-rez-bfm-2002", relapse_date=date(2024, 9, 1)
+        team,
+        clinician,
+        protocol="all-rez-bfm-2002",
+        relapse_date=date(2024, 9, 1),
+        blocks=(("F1", date(2026, 10, 6)), ("F2", date(2026, 10, 27))),
     )
     assert (course.risk_group, course.hsct_indicated) == ("S2", None)
     return course

@@ -114,7 +114,7 @@ def test_each_kind_of_result_becomes_the_s2_proposal_the_protocol_file_states(
     assert words in body["hsct_proposal_basis"]
     # The rule that decided, with its source and confidence from the protocol file.
     assert "Rule hsct_s2_mrd" in body["hsct_proposal_basis"]
-    assert body["hsct_proposal_basis"].endswith(("(stated).", "(inferred)."))
+    assert body["hsct_proposal_basis"].endswith(("(stated).", "(recalled).", "(inferred)."))
 
 
 @pytest.mark.parametrize("qualitative", ["negative", "positive_not_quantifiable"])

@@ -135,6 +135,18 @@ def test_a_phenotype_corrected_after_confirmation_is_re_stratified_and_re_laid(
     assert (body["risk_group"], body["hsct_indicated"], body["state"]) == ("PPG", True, "induction")
     assert body["decision_confirmed"] is True and body["decision_stale_since"] is None
     assert body["decision_awaiting_confirmation"] is False
+    # "No HSCT" was confirmed for group B: under PPG it does not carry over silently
+    # (issue 22). The schedule follows PPG, and a clinician decides HSCT again.
+    review = body["hsct_decision"]["review"]
+    assert review["since"] == "2026-10-06"
+    assert "group changed from B to PPG" in review["reason"]
+    decided = post(
+        client,
+        f"{url}confirm-hsct/",
+        {"hsct_indicated": True, "reason": "T-lineage marrow relapse: HSCT in CR2"},
+    )
+    assert decided.status_code == 200, decided.content
+    assert decided.json()["hsct_decision"]["status"] == "confirmed"
     steps = {s.key: s for s in PlannedStep.objects.filter(course=course_b)}
     # What was recorded stays as it was.
     for key in ("block_1", "block_2"):

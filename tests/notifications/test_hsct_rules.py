@@ -61,6 +61,13 @@ def group_b(clock, team, clinician, make_course):  # noqa: ANN001, ANN201
     return course
 
 
+def induction(course, actor, f2: date = date(2026, 12, 15)) -> None:  # noqa: ANN001
+    """F1 on the course's start and F2 on ``f2``: the S2 deciding window opens five
+    days after F2 (a sample before it does not decide)."""
+    for block, start in (("F1", course.start_date), ("F2", f2)):
+        record(services.block_record, course, actor, block_type=block, start_date=start)
+
+
 def step(course, key: str) -> PlannedStep:  # noqa: ANN001
     return PlannedStep.objects.get(course=course, key=key)
 
@@ -69,6 +76,7 @@ def test_an_unconfirmed_hsct_proposal_alerts_after_7_days_and_clears_when_decide
     clock, sweep, s2, clinician
 ):
     clock("2027-01-05")
+    induction(s2, clinician)
     record(
         services.mrd_record,
         s2,
@@ -112,6 +120,8 @@ def test_a_missing_deciding_mrd_alerts_7_days_after_its_step_and_clears_when_rec
     sweep()
     overdue = unresolved(s2, AlertKind.STEP_OVERDUE)
     assert f"step:{step(s2, 'mrd_end_of_induction').pk}" not in {a.subject for a in overdue}
+    # Induction as given (F2 three weeks in): the sample after it decides.
+    induction(s2, clinician)
     record(
         services.mrd_record,
         s2,
@@ -363,6 +373,7 @@ def test_a_proposed_but_unconfirmed_hsct_counts_for_the_referral_rule(
     clock("2026-12-08")
     sweep()
     assert unresolved(s2, AlertKind.HSCT_REFERRAL_MISSING) == []
+    induction(s2, clinician, f2=date(2026, 12, 1))
     record(
         services.mrd_record,
         s2,
@@ -479,6 +490,7 @@ def test_a_transplanted_course_stalls_after_the_post_transplant_interval(
 def test_hsct_delayed_also_counts_for_an_unconfirmed_proposal(clock, sweep, s2, clinician):
     record(services.referral_save, s2, clinician, referred_on=date(2026, 11, 24))
     clock("2027-01-05")
+    induction(s2, clinician)
     for fn, data in [
         (
             services.mrd_record,

@@ -125,7 +125,11 @@ def test_one_call_that_writes_several_times_queues_one_re_evaluation(
             # Late isolated marrow relapse of BCP-ALL under ALL-REZ BFM 2002: group S2,
             # whose HSCT indication hangs on the MRD at the end of induction.
             course = make_course(
-                team, clinician, protocol="all-rez-bfm-2002", relapse_date=date(2024, 9, 1)
+                team,
+                clinician,
+                protocol="all-rez-bfm-2002",
+                relapse_date=date(2024, 9, 1),
+                blocks=(("F1", date(2026, 10, 6)), ("F2", date(2026, 10, 27))),
             )
             assert course.risk_group == "S2"
         else:
