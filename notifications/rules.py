@@ -12,8 +12,10 @@ Boundaries: a rule whose threshold is N days fires on day N (the day the conditi
 
 from __future__ import annotations
 
+import zoneinfo
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import partial
 from typing import Any, NamedTuple
@@ -21,6 +23,7 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from django.db.models import (
     Case,
+    DateField,
     Exists,
     F,
     Field,
@@ -97,11 +100,35 @@ class Context:
     # {protocol slug: {threshold name: days}}
     thresholds: dict[str, dict[str, int]]
     course_ids: Sequence[int] | None = None
+    # {team id: its IANA time zone}: for a moment (a datetime) read as a team's date.
+    zones: dict[int, str] = field(default_factory=dict)
 
     def today(self, team_path: str) -> Case | Value:
         """Each row's team's calendar date, as one SQL expression by team id (a
         constant when every team has the same date: the usual case)."""
         return on_team_date(self.dates, f"{team_path}_id")
+
+    def team_date(self, path: str, team_path: str) -> Case | TruncDate:
+        """The calendar date, in each row's team's time zone, of the moment at ``path``
+        (e.g. when a decision was made), as one SQL expression: one branch per distinct
+        time zone (a single conversion when the teams share one, the usual case)."""
+        teams_by_zone: dict[str, list[int]] = defaultdict(list)
+        for team_id, zone in self.zones.items():
+            teams_by_zone[zone].append(team_id)
+        if len(teams_by_zone) <= 1:
+            zone = next(iter(teams_by_zone), settings.TIME_ZONE)
+            return TruncDate(path, tzinfo=zoneinfo.ZoneInfo(zone))
+        return Case(
+            *(
+                When(
+                    **{f"{team_path}_id__in": sorted(ids)},
+                    then=TruncDate(path, tzinfo=zoneinfo.ZoneInfo(zone)),
+                )
+                for zone, ids in sorted(teams_by_zone.items())
+            ),
+            default=TruncDate(path),
+            output_field=DateField(),
+        )
 
     @property
     def latest_today(self) -> date:
