@@ -497,6 +497,27 @@ SCENARIOS: tuple[Scenario, ...] = (
         pre_hsct_mrd=0.002,
         alerts=(K.MRD_HIGH_BEFORE_HSCT,),
     ),
+    # -- unconfirmed proposals (issue 22): appended, so no other scenario moves -------------
+    S(
+        "HSCT proposed, not confirmed (S4)",
+        BFM2002,
+        "S4",
+        ("very_early_bm", "t_late_bm"),
+        # Opened five days ago: two days past hsct_proposal_unconfirmed_days (3).
+        stop="registered",
+        lead=-5,
+        alerts=(K.HSCT_PROPOSAL_UNCONFIRMED,),
+    ),
+    S(
+        "stratification not confirmed (B)",
+        BFM90,
+        "B",
+        ("late_bm",),
+        # Opened nine days ago: past stratification_unconfirmed_days (7).
+        stop="registered",
+        lead=-9,
+        alerts=(K.STRATIFICATION_UNCONFIRMED,),
+    ),
 )
 
 

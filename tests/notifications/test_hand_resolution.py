@@ -15,59 +15,11 @@ from django.utils import timezone
 
 from notifications.models import Alert, AlertKind, AlertState, OutboundEmail
 from notifications.services import alerts_sweep
+from tests.notifications.conftest import register_group_a
 
 pytestmark = pytest.mark.django_db
 
 REFERRAL = AlertKind.HSCT_REFERRAL_MISSING
-
-
-def register_group_a(client: Any, team: Any) -> int:
-    """A girl diagnosed 2024-05-03, front-line therapy ended 2026-06-01, an isolated
-    marrow relapse on 2026-10-20: early (>= 18 months after diagnosis, < 6 months after
-    the end of therapy), group A under ALL-REZ BFM 90, HSCT indicated. Registered and
-    confirmed on 2026-10-26, therapy from that day."""
-    patient = client.post(
-        "/api/v1/patients/",
-        {
-            "team": team.pk,
-            "reference": "NORTH-0022",
-            "birth_year": 2016,
-            "sex": "female",
-            "immunophenotype": "B",
-            "initial_diagnosis_date": "2024-05-03",
-            "frontline_protocol": "AIEOP-BFM ALL 2017",
-            "frontline_end_date": "2026-06-01",
-        },
-        format="json",
-    )
-    assert patient.status_code == 201, patient.content
-    relapse = client.post(
-        "/api/v1/relapses/",
-        {
-            "patient": patient.json()["id"],
-            "relapse_date": "2026-10-20",
-            "site": "isolated_bm",
-            "em_sites": [],
-            "bm_blast_percent": 70,
-        },
-        format="json",
-    )
-    assert relapse.status_code == 201, relapse.content
-    course = client.post(
-        "/api/v1/courses/",
-        {"relapse": relapse.json()["id"], "protocol": "all-rez-bfm-90"},
-        format="json",
-    )
-    assert course.status_code == 201, course.content
-    assert (course.json()["proposed_group"], course.json()["hsct_indicated"]) == ("A", True)
-    pk = course.json()["id"]
-    confirmed = client.post(
-        f"/api/v1/courses/{pk}/confirm-stratification/",
-        {"risk_group": "A", "start_date": "2026-10-26"},
-        format="json",
-    )
-    assert confirmed.status_code == 200, confirmed.content
-    return pk
 
 
 def sweep() -> None:
@@ -94,7 +46,7 @@ def resolved_by_hand(clock, api, team, clinician, viewer) -> Any:  # noqa: ANN00
     and resolved by hand that day by the clinician, although no referral exists."""
     client = api(clinician)
     clock("2026-10-26")
-    course = register_group_a(client, team)
+    course = register_group_a(client, team, start="2026-10-26")
     clock("2026-11-09")
     sweep()
     [alert] = course_alerts(client, course)
@@ -113,7 +65,7 @@ def resolved_by_hand(clock, api, team, clinician, viewer) -> Any:  # noqa: ANN00
 def test_a_resolve_without_a_reason_is_a_400_naming_reason(clock, api, team, clinician):
     client = api(clinician)
     clock("2026-10-26")
-    course = register_group_a(client, team)
+    course = register_group_a(client, team, start="2026-10-26")
     clock("2026-11-09")
     sweep()
     [alert] = course_alerts(client, course)
