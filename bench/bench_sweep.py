@@ -185,6 +185,9 @@ PLAIN_SQL = {
         WHERE c.state = 'registered' AND d.confirmed_at IS NULL
           AND NOT coalesce({PROPOSES_HSCT}, false)
           AND (d.created_at AT TIME ZONE %(zone)s)::date <= %(today)s - %(unconfirmed)s""",
+    "hsct_decision_review": """
+        SELECT c.id, 'course' FROM courses_treatmentcourse c
+        WHERE c.state = ANY(%(active)s) AND c.hsct_review_since <= %(today)s""",
     "cumulative_delay": """
         SELECT s.course_id, 'course' FROM courses_plannedstep s
         JOIN courses_treatmentcourse c ON c.id = s.course_id

@@ -41,6 +41,7 @@ class AlertKind(models.TextChoices):
     CUMULATIVE_DELAY = "cumulative_delay", "Cumulative delay"
     HSCT_PROPOSAL_UNCONFIRMED = "hsct_proposal_unconfirmed", "HSCT proposal awaits confirmation"
     STRATIFICATION_UNCONFIRMED = "stratification_unconfirmed", "Stratification awaits confirmation"
+    HSCT_DECISION_REVIEW = "hsct_decision_review", "HSCT decision to review"
 
 
 class Severity(models.TextChoices):

@@ -692,6 +692,37 @@ def stratification_unconfirmed(ctx: Context) -> list[Due]:
     ]
 
 
+def hsct_decision_review(ctx: Context) -> list[Due]:
+    """An active course whose confirmed HSCT decision is in doubt: its deciding MRD
+    amended or voided, a later deciding sample pointing the other way, or the group
+    changed (courses.services.hsct sets hsct_review_since, a team date, with the
+    reason). Holds from that date until a clinician re-confirms or changes the HSCT
+    decision, with a reason."""
+    rows = (
+        ctx.scope(
+            TreatmentCourse.objects.filter(state__in=ACTIVE_STATES, hsct_review_since__isnull=False)
+        )
+        .annotate(today=ctx.today("patient__team"))
+        .filter(hsct_review_since__lte=F("today"))
+        .values_list("pk", "hsct_review_since", "hsct_review_reason", "hsct_indicated")
+    )
+
+    def text(since: date, reason: str, indicated: bool | None) -> str:
+        decision = {True: "HSCT indicated", False: "HSCT not indicated"}.get(
+            indicated, "the HSCT indication"
+        )
+        why = f": {reason.strip().rstrip('.')}." if reason.strip() else "."
+        return (
+            f"The confirmed HSCT decision ({decision}) is in doubt since {since}{why} "
+            "A clinician re-confirms or changes the HSCT decision, with a reason."
+        )
+
+    return [
+        Due(pk, AlertKind.HSCT_DECISION_REVIEW, "course", since, partial(text, since, r, i))
+        for pk, since, r, i in rows
+    ]
+
+
 def mrd_decision_missing(ctx: Context) -> list[Due]:
     """The MRD result that decides the HSCT indication (ALL-REZ BFM 2002 S2: the end
     of induction, Eckert 2013) is not recorded N days (default 7) after its planned
@@ -971,6 +1002,17 @@ RULES: tuple[Rule, ...] = (
         "Early identification of high-risk features is critical for timely HSCT referral.",
         ("hsct_decision_pending_days",),
         hsct_decision_pending,
+    ),
+    # High: a wrong HSCT decision costs either way (a missed transplant; transplant-
+    # related mortality of one not needed, Borgmann et al., Blood 2003).
+    Rule(
+        AlertKind.HSCT_DECISION_REVIEW,
+        Severity.HIGH,
+        "(Local rationale) An HSCT decision whose basis changed may be wrong either way: a "
+        "missed indication delays the transplant, an unneeded one risks treatment-related "
+        "death (Borgmann, Blood 2003).",
+        (),
+        hsct_decision_review,
     ),
     # High: the proposal holds the HSCT indication, and nothing else runs (no schedule,
     # no referral rule) until a clinician confirms it.
