@@ -339,8 +339,8 @@ def _reopened(describe: Callable[[], str], resolved: HandResolution, longest: in
     who = resolved.username + (f" ({resolved.role})" if resolved.role else "")
     return (
         f"{describe()} Resolved by hand on {resolved.on} by {who}, and the condition still "
-        f"holds {longest} days later (the longest a {resolved.severity} alert may be "
-        "snoozed): opened again."
+        f"holds after the longest snooze of a {resolved.severity} alert ({longest} days): "
+        "opened again."
     )
 
 
