@@ -77,6 +77,8 @@ NON_RESPONDERS = """
 DECIDING_MRD = """s.kind = 'mrd' AND c.hsct_indicated IS NULL
     AND c.protocol_slug || '/' || c.risk_group || '/' || s.mrd_time_point = ANY(%(deciding)s)"""
 INDICATED_OR_PROPOSED = "(c.hsct_indicated OR (c.hsct_indicated IS NULL AND c.hsct_proposed))"
+# The decision proposes HSCT: its own indication, or its group's fixed one.
+PROPOSES_HSCT = "(d.hsct_indicated OR d.protocol_slug || '/' || d.proposed_group = ANY(%(fixed)s))"
 
 PLAIN_SQL = {
     "hsct_referral_missing": f"""
@@ -121,6 +123,7 @@ PLAIN_SQL = {
               + CASE c.state WHEN 'maintenance' THEN %(stalled_maintenance)s
                              WHEN 'transplanted' THEN %(stalled_transplanted)s
                              ELSE %(stalled)s END <= %(today)s
+          AND NOT (c.state = 'registered' AND c.decision_id IS NOT NULL)
           AND c.id NOT IN ({NON_RESPONDERS})""",
     "stratification_stale": """
         SELECT c.id, CASE WHEN jsonb_array_length(c.decision_stale_fields) > 0
@@ -171,6 +174,20 @@ PLAIN_SQL = {
           AND c.hsct_indicated IS DISTINCT FROM false
           AND r.referred_on <= %(today)s - %(donor)s
           AND c.id NOT IN ({NON_RESPONDERS})""",
+    "hsct_proposal_unconfirmed": f"""
+        SELECT c.id, 'course' FROM courses_treatmentcourse c
+        JOIN stratification_stratificationdecision d ON d.id = c.decision_id
+        WHERE c.state = 'registered' AND d.confirmed_at IS NULL AND {PROPOSES_HSCT}
+          AND (d.created_at AT TIME ZONE %(zone)s)::date <= %(today)s - %(proposal)s""",
+    "stratification_unconfirmed": f"""
+        SELECT c.id, 'course' FROM courses_treatmentcourse c
+        JOIN stratification_stratificationdecision d ON d.id = c.decision_id
+        WHERE c.state = 'registered' AND d.confirmed_at IS NULL
+          AND NOT coalesce({PROPOSES_HSCT}, false)
+          AND (d.created_at AT TIME ZONE %(zone)s)::date <= %(today)s - %(unconfirmed)s""",
+    "hsct_decision_review": """
+        SELECT c.id, 'course' FROM courses_treatmentcourse c
+        WHERE c.state = ANY(%(active)s) AND c.hsct_review_since <= %(today)s""",
     "cumulative_delay": """
         SELECT s.course_id, 'course' FROM courses_plannedstep s
         JOIN courses_treatmentcourse c ON c.id = s.course_id
@@ -213,6 +230,15 @@ def plain_params(today: date, zone: str) -> dict:
             for group, rule in p.hsct_indication.items()
             if rule.indicated == "mrd_threshold"
         ],
+        # The groups whose HSCT indication is fixed (not decided by MRD).
+        "fixed": [
+            f"{p.slug}/{group}"
+            for p in protocol_registry()
+            for group, rule in p.hsct_indication.items()
+            if rule.indicated is True
+        ],
+        "proposal": d["hsct_proposal_unconfirmed_days"],
+        "unconfirmed": d["stratification_unconfirmed_days"],
         "referral": d["hsct_referral_missing_days"],
         "delayed": d["hsct_delayed_days"],
         "within": d["mrd_transplant_planned_within_days"],

@@ -46,6 +46,7 @@ from django.db import transaction
 from courses import services
 from courses.models import (
     ACTIVE_STATES,
+    MrdResult,
     Patient,
     PlannedStep,
     State,
@@ -121,7 +122,16 @@ K = AlertKind
 # largest group), both protocols in use, ALL-REZ BFM 2002 the more recent.
 SCENARIOS: tuple[Scenario, ...] = (
     # -- opened, waiting for a clinician ------------------------------------------------
-    S("awaiting confirmation", BFM2002, "S2", ("late_bm",), stop="registered", lead=-2),
+    S(
+        "awaiting confirmation",
+        BFM2002,
+        "S2",
+        ("late_bm",),
+        stop="registered",
+        # Opened nine days ago: past stratification_unconfirmed_days (7).
+        lead=-9,
+        alerts=(K.STRATIFICATION_UNCONFIRMED,),
+    ),
     S(
         "needs review: very early isolated EM",
         BFM90,
@@ -496,6 +506,28 @@ SCENARIOS: tuple[Scenario, ...] = (
         lead=4,
         pre_hsct_mrd=0.002,
         alerts=(K.MRD_HIGH_BEFORE_HSCT,),
+    ),
+    # -- the HSCT decision watched (issue 22): appended, so no other scenario moves ---------
+    S(
+        "HSCT proposed, not confirmed (S4)",
+        BFM2002,
+        "S4",
+        ("very_early_bm", "t_late_bm"),
+        # Opened five days ago: two days past hsct_proposal_unconfirmed_days (3).
+        stop="registered",
+        lead=-5,
+        alerts=(K.HSCT_PROPOSAL_UNCONFIRMED,),
+    ),
+    S(
+        "HSCT decision in doubt: deciding MRD amended (S2)",
+        BFM2002,
+        "S2",
+        ("late_bm",),
+        until="chemo_block_4",
+        lead=5,
+        hsct=False,
+        touches=("hsct_review",),
+        alerts=(K.HSCT_DECISION_REVIEW,),
     ),
 )
 
@@ -1110,6 +1142,34 @@ class _Course:
             "follow_up_contact",
             self.today - timedelta(days=interval + self.rng.randint(5, 20)),
             "alive_in_cr",
+        )
+
+    def touch_hsct_review(self, walk: Walk) -> None:
+        """The deciding MRD (end of induction), which said "no HSCT" and was confirmed,
+        is corrected two days ago: the lab report reads 5x10^-3, not 5x10^-4. The
+        confirmed decision's basis changed, so it is flagged for review."""
+        day = self.today - timedelta(days=2)
+        deciding = (
+            MrdResult.objects.filter(
+                course=self.course, time_point="end_of_induction", voided_at__isnull=True
+            )
+            .order_by("-sampled_on", "-pk")
+            .first()
+        )
+        before = deciding.qualitative or "" if deciding.value is None else f"{deciding.value:g}"
+        services.record_amend(
+            deciding,
+            data={"value": 0.005, "qualitative": "", "unit": "fraction"},
+            actor=self.actor,
+            now=self.at(day, 10),
+        )
+        # courses.services.hsct flags the decision when its deciding sample is amended;
+        # until that service is on this branch, the demo writes the flag it would write.
+        TreatmentCourse.objects.filter(pk=self.course.pk, hsct_review_since__isnull=True).update(
+            hsct_review_since=day,
+            hsct_review_reason=(
+                f"the deciding MRD of {deciding.sampled_on} was amended from {before} to 0.005"
+            ),
         )
 
     def touch_second_course(self, walk: Walk) -> None:

@@ -39,6 +39,9 @@ class AlertKind(models.TextChoices):
     MRD_HIGH_BEFORE_HSCT = "mrd_high_before_hsct", "High MRD before HSCT"
     DONOR_SEARCH_STALLED = "donor_search_stalled", "Donor search stalled"
     CUMULATIVE_DELAY = "cumulative_delay", "Cumulative delay"
+    HSCT_PROPOSAL_UNCONFIRMED = "hsct_proposal_unconfirmed", "HSCT proposal awaits confirmation"
+    STRATIFICATION_UNCONFIRMED = "stratification_unconfirmed", "Stratification awaits confirmation"
+    HSCT_DECISION_REVIEW = "hsct_decision_review", "HSCT decision to review"
 
 
 class Severity(models.TextChoices):

@@ -12,8 +12,10 @@ Boundaries: a rule whose threshold is N days fires on day N (the day the conditi
 
 from __future__ import annotations
 
+import zoneinfo
+from collections import defaultdict
 from collections.abc import Callable, Iterable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from datetime import date, timedelta
 from functools import partial
 from typing import Any, NamedTuple
@@ -21,6 +23,7 @@ from typing import Any, NamedTuple
 from django.conf import settings
 from django.db.models import (
     Case,
+    DateField,
     Exists,
     F,
     Field,
@@ -97,11 +100,35 @@ class Context:
     # {protocol slug: {threshold name: days}}
     thresholds: dict[str, dict[str, int]]
     course_ids: Sequence[int] | None = None
+    # {team id: its IANA time zone}: for a moment (a datetime) read as a team's date.
+    zones: dict[int, str] = field(default_factory=dict)
 
     def today(self, team_path: str) -> Case | Value:
         """Each row's team's calendar date, as one SQL expression by team id (a
         constant when every team has the same date: the usual case)."""
         return on_team_date(self.dates, f"{team_path}_id")
+
+    def team_date(self, path: str, team_path: str) -> Case | TruncDate:
+        """The calendar date, in each row's team's time zone, of the moment at ``path``
+        (e.g. when a decision was made), as one SQL expression: one branch per distinct
+        time zone (a single conversion when the teams share one, the usual case)."""
+        teams_by_zone: dict[str, list[int]] = defaultdict(list)
+        for team_id, zone in self.zones.items():
+            teams_by_zone[zone].append(team_id)
+        if len(teams_by_zone) <= 1:
+            zone = next(iter(teams_by_zone), settings.TIME_ZONE)
+            return TruncDate(path, tzinfo=zoneinfo.ZoneInfo(zone))
+        return Case(
+            *(
+                When(
+                    **{f"{team_path}_id__in": sorted(ids)},
+                    then=TruncDate(path, tzinfo=zoneinfo.ZoneInfo(zone)),
+                )
+                for zone, ids in sorted(teams_by_zone.items())
+            ),
+            default=TruncDate(path),
+            output_field=DateField(),
+        )
 
     @property
     def latest_today(self) -> date:
@@ -433,9 +460,11 @@ def course_stalled(ctx: Context) -> list[Due]:
     maintenance and after the transplant the phase's own contact interval, defaults 90
     and 100): counted from its latest clinical date (the start, any valid record's
     date, a step done, a transition's date) — what is known of the patient, whenever
-    it was typed in; a course with no clinical date yet (opened, not confirmed, nothing
-    recorded) counts from the day it was last written on. Not for a course whose
-    latest assessment is non-response."""
+    it was typed in; a course with no clinical date yet and no stratification decision
+    (loaded without the services) counts from the day it was last written on. Not for
+    a course whose latest assessment is non-response, nor for a registered course with
+    a decision awaiting confirmation (hsct_proposal_unconfirmed and
+    stratification_unconfirmed speak for it)."""
     # Clinical dates, not typing dates: a course back-entered today whose last record
     # is 60 days old has a 60-day gap in what the team knows, however fresh the typing.
     # Maintenance is outpatient therapy and the post-transplant phase follows up to day
@@ -455,6 +484,9 @@ def course_stalled(ctx: Context) -> list[Due]:
     rows = (
         ctx.scope(TreatmentCourse.objects.filter(state__in=ACTIVE_STATES))
         .exclude(pk__in=_non_responders())
+        # Nothing is recorded on a registered course before its confirmation: "stalled"
+        # would only repeat, later and lower, what the unconfirmed rules already say.
+        .exclude(state=State.REGISTERED, decision__isnull=False)
         .annotate(
             last=Coalesce("last_clinical_on", TruncDate("last_activity_at")),
             today=ctx.today("patient__team"),
@@ -563,6 +595,131 @@ def hsct_decision_pending(ctx: Context) -> list[Due]:
     return [
         Due(pk, AlertKind.HSCT_DECISION_PENDING, "course", due, partial(text, due, s, p, g))
         for pk, due, s, p, g in rows
+    ]
+
+
+def _fixed_hsct_groups(path: str = "") -> Q:
+    """The proposals whose group carries a fixed HSCT indication in its protocol file
+    (ALL-REZ BFM 90 A and PPG; ALL-REZ BFM 2002 S3 and S4), whatever the decision's own
+    flag says."""
+    fixed = Q(pk__in=[])
+    for protocol in protocol_registry():
+        groups = [g for g, rule in protocol.hsct_indication.items() if rule.indicated is True]
+        if groups:
+            fixed |= Q(
+                **{f"{path}protocol_slug": protocol.slug, f"{path}proposed_group__in": groups}
+            )
+    return fixed
+
+
+def _proposes_hsct() -> Q:
+    """The current decision proposes HSCT: its own indication, or its group's fixed one."""
+    return Q(decision__hsct_indicated=True) | _fixed_hsct_groups("decision__")
+
+
+def _unconfirmed(ctx: Context, threshold: str, proposes_hsct: bool) -> Iterable[tuple]:
+    """The registered courses whose current decision awaits a clinician's confirmation
+    (proposing HSCT, or not) ``threshold`` days after it was made, counted on the
+    team's calendar from the decision's creation: (course, due, made on, group,
+    protocol, needs review)."""
+    proposing = _proposes_hsct()
+    return (
+        ctx.scope(
+            TreatmentCourse.objects.filter(
+                state=State.REGISTERED,
+                decision__isnull=False,
+                decision__confirmed_at__isnull=True,
+            ).filter(proposing if proposes_hsct else ~proposing)
+        )
+        .annotate(
+            made_on=ctx.team_date("decision__created_at", "patient__team"),
+            today=ctx.today("patient__team"),
+        )
+        .annotate(due=AddDays(F("made_on"), ctx.days(threshold, "protocol_slug")))
+        .filter(due__lte=F("today"))
+        .values_list(
+            "pk",
+            "due",
+            "made_on",
+            "decision__proposed_group",
+            "protocol_slug",
+            "decision__status",
+        )
+    )
+
+
+def hsct_proposal_unconfirmed(ctx: Context) -> list[Due]:
+    """A registered course whose stratification proposes HSCT (the decision's HSCT
+    indication, or its group's fixed one: ALL-REZ BFM 90 A and PPG, ALL-REZ BFM 2002 S3
+    and S4) and which no clinician has confirmed N days (default 3) after the decision
+    was made (its creation, on the team's calendar)."""
+
+    def text(due: date, made: date, group: str, slug: str) -> str:
+        days = ctx.days_for(slug, "hsct_proposal_unconfirmed_days")
+        return (
+            f"The stratification of {made} proposes group {group} with HSCT indicated, and "
+            f"no clinician has confirmed it {days} days later (unconfirmed since {due}). "
+            "Confirm the stratification: the HSCT referral and the schedule follow from it."
+        )
+
+    return [
+        Due(pk, AlertKind.HSCT_PROPOSAL_UNCONFIRMED, "course", due, partial(text, due, m, g, s))
+        for pk, due, m, g, s, _ in _unconfirmed(ctx, "hsct_proposal_unconfirmed_days", True)
+    ]
+
+
+def stratification_unconfirmed(ctx: Context) -> list[Due]:
+    """A registered course whose stratification proposes no HSCT (a group without it, a
+    group whose indication waits for MRD, or needs review with no group) and which no
+    clinician has confirmed N days (default 7) after the decision was made (its
+    creation, on the team's calendar)."""
+
+    def text(due: date, made: date, group: str | None, slug: str) -> str:
+        days = ctx.days_for(slug, "stratification_unconfirmed_days")
+        proposal = (
+            f"proposes group {group}"
+            if group
+            else "proposes no group (needs review: a clinician assigns one with a reason)"
+        )
+        return (
+            f"The stratification of {made} {proposal}, and no clinician has confirmed it "
+            f"{days} days later (unconfirmed since {due}). Confirm the stratification."
+        )
+
+    return [
+        Due(pk, AlertKind.STRATIFICATION_UNCONFIRMED, "course", due, partial(text, due, m, g, s))
+        for pk, due, m, g, s, _ in _unconfirmed(ctx, "stratification_unconfirmed_days", False)
+    ]
+
+
+def hsct_decision_review(ctx: Context) -> list[Due]:
+    """An active course whose confirmed HSCT decision is in doubt: its deciding MRD
+    amended or voided, a later deciding sample pointing the other way, or the group
+    changed (courses.services.hsct sets hsct_review_since, a team date, with the
+    reason). Holds from that date until a clinician re-confirms or changes the HSCT
+    decision, with a reason."""
+    rows = (
+        ctx.scope(
+            TreatmentCourse.objects.filter(state__in=ACTIVE_STATES, hsct_review_since__isnull=False)
+        )
+        .annotate(today=ctx.today("patient__team"))
+        .filter(hsct_review_since__lte=F("today"))
+        .values_list("pk", "hsct_review_since", "hsct_review_reason", "hsct_indicated")
+    )
+
+    def text(since: date, reason: str, indicated: bool | None) -> str:
+        decision = {True: "HSCT indicated", False: "HSCT not indicated"}.get(
+            indicated, "the HSCT indication"
+        )
+        why = f": {reason.strip().rstrip('.')}." if reason.strip() else "."
+        return (
+            f"The confirmed HSCT decision ({decision}) is in doubt since {since}{why} "
+            "A clinician re-confirms or changes the HSCT decision, with a reason."
+        )
+
+    return [
+        Due(pk, AlertKind.HSCT_DECISION_REVIEW, "course", since, partial(text, since, r, i))
+        for pk, since, r, i in rows
     ]
 
 
@@ -845,6 +1002,34 @@ RULES: tuple[Rule, ...] = (
         "Early identification of high-risk features is critical for timely HSCT referral.",
         ("hsct_decision_pending_days",),
         hsct_decision_pending,
+    ),
+    # High: a wrong HSCT decision costs either way (a missed transplant; transplant-
+    # related mortality of one not needed, Borgmann et al., Blood 2003).
+    Rule(
+        AlertKind.HSCT_DECISION_REVIEW,
+        Severity.HIGH,
+        "(Local rationale) An HSCT decision whose basis changed may be wrong either way: a "
+        "missed indication delays the transplant, an unneeded one risks treatment-related "
+        "death (Borgmann, Blood 2003).",
+        (),
+        hsct_decision_review,
+    ),
+    # High: the proposal holds the HSCT indication, and nothing else runs (no schedule,
+    # no referral rule) until a clinician confirms it.
+    Rule(
+        AlertKind.HSCT_PROPOSAL_UNCONFIRMED,
+        Severity.HIGH,
+        "Early identification of high-risk features is critical for timely HSCT referral.",
+        ("hsct_proposal_unconfirmed_days",),
+        hsct_proposal_unconfirmed,
+    ),
+    Rule(
+        AlertKind.STRATIFICATION_UNCONFIRMED,
+        Severity.MEDIUM,
+        "(Local rationale) Until a clinician confirms the stratification, the course has no "
+        "schedule and no rule watches its steps; a wrong group may hide an HSCT indication.",
+        ("stratification_unconfirmed_days",),
+        stratification_unconfirmed,
     ),
     # High, unlike an ordinary late step: it gates the transplant decision.
     Rule(

@@ -16,16 +16,18 @@ from __future__ import annotations
 import gc
 import logging
 import time
-from collections.abc import Iterator, Sequence
+import zoneinfo
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import date, datetime, timedelta
+from functools import partial
 from typing import NamedTuple
 
 from django.conf import settings
 from django.contrib.auth.models import AbstractBaseUser
 from django.db import transaction
-from django.db.models import F, Max, Q, QuerySet
+from django.db.models import F, Max, OuterRef, Q, QuerySet, Subquery
 
 from config.db import insert_rows
 from config.errors import Invalid, Refused
@@ -98,21 +100,28 @@ class SweepResult:
 WRITE_MARGIN = timedelta(minutes=10)
 
 
+def _team_calendars(now: datetime) -> tuple[dict[int, date], dict[int, str]]:
+    """{team id: the team's calendar date} and {team id: its time zone}: one row per
+    team (a handful)."""
+    teams = list(Team.objects.only("time_zone"))
+    return {t.pk: t.today(now) for t in teams}, {t.pk: t.time_zone for t in teams}
+
+
 def _team_dates(now: datetime) -> dict[int, date]:
-    """{team id: the team's calendar date}: one row per team (a handful)."""
-    return {team.pk: team.today(now) for team in Team.objects.only("time_zone")}
+    """{team id: the team's calendar date}."""
+    return _team_calendars(now)[0]
 
 
 def _context(
     now: datetime, course_ids: Sequence[int] | None
 ) -> tuple[rules.Context, dict[int, date]]:
     """The rules' context, and {team_id: the team's calendar date} for the dashboards."""
-    dates = _team_dates(now)
+    dates, zones = _team_calendars(now)
     thresholds = {
         d.slug: {name: t.value for name, t in d.alert_thresholds.items()}
         for d in protocol_registry()
     }
-    ctx = rules.Context(dates=dates, thresholds=thresholds, course_ids=course_ids)
+    ctx = rules.Context(dates=dates, thresholds=thresholds, course_ids=course_ids, zones=zones)
     return ctx, dates
 
 
@@ -176,20 +185,8 @@ def _sweep(now: datetime, course_ids: Sequence[int] | None) -> SweepResult:
     existing = {(c, k, s): (pk, since) for pk, c, k, s, since in rows}
     result = SweepResult()
 
-    # A condition a person resolved by hand stays resolved while it is the same
-    # condition (same start date); only a new occurrence opens a new alert.
     new_keys = [k for k in due if k not in existing]
-    dismissed: set[tuple[int, str, str, date]] = set()
-    if new_keys:
-        dismissed = set(
-            Alert.objects.filter(
-                resolution=Resolution.MANUAL,
-                course_id__in_array={k[0] for k in new_keys},
-            ).values_list("course_id", "kind", "subject", "condition_since")
-        )
-    result.opened = _open(
-        [d for k in new_keys if (d := due[k]) and (*k, d.since) not in dismissed], now
-    )
+    result.opened = _open(_not_silenced(new_keys, due, ctx), now)
 
     # One pass over the unresolved alerts: still due and unchanged (the steady case),
     # due with moved dates (the message follows from them: rewritten only then), or
@@ -259,6 +256,92 @@ def _sweep(now: datetime, course_ids: Sequence[int] | None) -> SweepResult:
     run.runs += 1
     run.save()
     return result
+
+
+class HandResolution(NamedTuple):
+    """The latest resolution by hand of one condition (course, kind, subject, start)."""
+
+    on: date  # the team's calendar date of the resolution
+    team_id: int
+    severity: str
+    username: str
+    role: str | None  # the resolver's role in the course's team (None: no longer a member)
+
+
+def _not_silenced(
+    new_keys: Sequence[tuple[int, str, str]],
+    due: dict[tuple[int, str, str], rules.Due],
+    ctx: rules.Context,
+) -> list[rules.Due]:
+    """The due conditions without an unresolved alert that open one now.
+
+    A condition a person resolved by hand stays resolved while it is the same condition
+    (same start date) — but only for as long as an alert of its severity may be snoozed
+    (rules.max_snooze_days: high 7 days by default), counted on the team's calendar from
+    the day it was resolved. A condition that still holds then opens again, saying who
+    resolved it and when: resolving by hand is not a way to silence a transplant at risk
+    for good (issue 22: a high hsct_referral_missing resolved with no referral stayed
+    quiet for six months). A new occurrence (another start date) opens at once."""
+    if not new_keys:
+        return []
+    by_hand = _hand_resolutions({k[0] for k in new_keys}, ctx)
+    opening: list[rules.Due] = []
+    for key in new_keys:
+        d = due[key]
+        resolved = by_hand.get((*key, d.since))
+        if resolved is None:
+            opening.append(d)
+            continue
+        longest = rules.max_snooze_days(resolved.severity)
+        if resolved.on + timedelta(days=longest) > ctx.dates.get(resolved.team_id, date.min):
+            continue  # still within what a snooze could have hidden
+        opening.append(d._replace(describe=partial(_reopened, d.describe, resolved, longest)))
+    return opening
+
+
+def _hand_resolutions(
+    course_ids: set[int], ctx: rules.Context
+) -> dict[tuple[int, str, str, date], HandResolution]:
+    """{(course, kind, subject, condition start): its latest resolution by hand} for
+    ``course_ids``: one query (the resolver's role read beside it)."""
+    role = Membership.objects.filter(
+        user=OuterRef("resolved_by"), team=OuterRef("course__patient__team")
+    ).values("role")[:1]
+    rows = (
+        Alert.objects.filter(resolution=Resolution.MANUAL, course_id__in_array=course_ids)
+        .annotate(role=Subquery(role))
+        .order_by("resolved_at", "pk")
+        .values_list(
+            "course_id",
+            "kind",
+            "subject",
+            "condition_since",
+            "resolved_at",
+            "course__patient__team_id",
+            "severity",
+            "resolved_by__username",
+            "role",
+        )
+    )
+    found: dict[tuple[int, str, str, date], HandResolution] = {}
+    # Oldest first: the latest resolution of each condition is the one kept.
+    for course, kind, subject, since, at, team_id, severity, username, role_name in rows:
+        zone = zoneinfo.ZoneInfo(ctx.zones.get(team_id, settings.TIME_ZONE))
+        found[(course, kind, subject, since)] = HandResolution(
+            at.astimezone(zone).date(), team_id, severity, username or "", role_name
+        )
+    return found
+
+
+def _reopened(describe: Callable[[], str], resolved: HandResolution, longest: int) -> str:
+    """The condition's own text, and why it is back: who resolved it by hand (their
+    account and role, never a patient's identity) and when."""
+    who = resolved.username + (f" ({resolved.role})" if resolved.role else "")
+    return (
+        f"{describe()} Resolved by hand on {resolved.on} by {who}, and the condition still "
+        f"holds after the longest snooze of a {resolved.severity} alert ({longest} days): "
+        "opened again."
+    )
 
 
 def _open(dues: Sequence[rules.Due], now: datetime) -> list[Opened]:

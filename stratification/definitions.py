@@ -126,6 +126,8 @@ ALERT_THRESHOLD_NAMES: tuple[str, ...] = (
     "cumulative_delay_days",
     "course_stalled_maintenance_days",
     "course_stalled_post_transplant_days",
+    "hsct_proposal_unconfirmed_days",
+    "stratification_unconfirmed_days",
 )
 
 

@@ -366,6 +366,8 @@ REZCOURSE_ALERT_DEFAULTS = {
     "cumulative_delay_days": 28,
     "course_stalled_maintenance_days": 90,
     "course_stalled_post_transplant_days": 100,
+    "hsct_proposal_unconfirmed_days": 3,
+    "stratification_unconfirmed_days": 7,
 }
 # An open (unacknowledged, unsnoozed) alert escalates one level after each of these
 # many hours since it opened.

@@ -35,6 +35,56 @@ def sweep() -> Callable[..., SweepResult]:
     return run
 
 
+def register_group_a(client: Any, team: Any, *, start: str | None = None) -> int:
+    """A girl diagnosed 2024-05-03, front-line therapy ended 2026-06-01, an isolated
+    marrow relapse on 2026-10-20: early (>= 18 months after diagnosis, < 6 months after
+    the end of therapy), group A under ALL-REZ BFM 90, HSCT indicated. Registered
+    through the API now; with ``start``, confirmed too, therapy from that day."""
+    patient = client.post(
+        "/api/v1/patients/",
+        {
+            "team": team.pk,
+            "reference": "NORTH-0022",
+            "birth_year": 2016,
+            "sex": "female",
+            "immunophenotype": "B",
+            "initial_diagnosis_date": "2024-05-03",
+            "frontline_protocol": "AIEOP-BFM ALL 2017",
+            "frontline_end_date": "2026-06-01",
+        },
+        format="json",
+    )
+    assert patient.status_code == 201, patient.content
+    relapse = client.post(
+        "/api/v1/relapses/",
+        {
+            "patient": patient.json()["id"],
+            "relapse_date": "2026-10-20",
+            "site": "isolated_bm",
+            "em_sites": [],
+            "bm_blast_percent": 70,
+        },
+        format="json",
+    )
+    assert relapse.status_code == 201, relapse.content
+    course = client.post(
+        "/api/v1/courses/",
+        {"relapse": relapse.json()["id"], "protocol": "all-rez-bfm-90"},
+        format="json",
+    )
+    assert course.status_code == 201, course.content
+    assert (course.json()["proposed_group"], course.json()["hsct_indicated"]) == ("A", True)
+    pk = course.json()["id"]
+    if start is not None:
+        confirmed = client.post(
+            f"/api/v1/courses/{pk}/confirm-stratification/",
+            {"risk_group": "A", "start_date": start},
+            format="json",
+        )
+        assert confirmed.status_code == 200, confirmed.content
+    return pk
+
+
 def unresolved(course: Any, kind: str) -> list[Alert]:
     return list(Alert.objects.filter(course=course, kind=kind).exclude(state=AlertState.RESOLVED))
 

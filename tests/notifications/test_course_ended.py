@@ -108,11 +108,10 @@ def test_course_stalled_counts_from_the_latest_clinical_date(
     )
     sweep()
     assert unresolved(course, AlertKind.COURSE_STALLED) == []
-    # A course opened today and not yet confirmed counts from its opening.
+    # A course opened today and not yet confirmed is not "stalled" at 45 days: the
+    # unconfirmed proposal speaks for it (issue 22), earlier and louder.
     waiting = make_course(team, clinician, confirm=False)
-    clock("2027-01-07")  # 44 days
-    sweep()
-    assert unresolved(waiting, AlertKind.COURSE_STALLED) == []
     clock("2027-01-08")
     sweep()
-    assert unresolved(waiting, AlertKind.COURSE_STALLED)
+    assert unresolved(waiting, AlertKind.COURSE_STALLED) == []
+    assert unresolved(waiting, AlertKind.HSCT_PROPOSAL_UNCONFIRMED)

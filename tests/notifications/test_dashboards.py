@@ -134,12 +134,12 @@ def test_a_course_evaluation_costs_the_same_queries_whatever_the_cohort(
     sweep()
     with CaptureQueriesContext(connection) as evaluation:
         services.alerts_sweep(timezone.now() + timedelta(hours=1), course_ids=[course.pk])
-    # The lock, team zones, twelve rules (the referral rule reads the course and its
-    # referral step: thirteen queries), its alerts, escalation candidates, then its
+    # The lock, team zones, fifteen rules (the referral rule reads the course and its
+    # referral step: sixteen queries), its alerts, escalation candidates, then its
     # dashboard rows: the attention row (stale ones out, the fresh one in) and its facts
     # (tallied, replaced from six sources, tallied again; the counters are read and
     # written only when they move, and here nothing did), inside a savepoint pair.
-    assert len(evaluation.captured_queries) == 30
+    assert len(evaluation.captured_queries) == 33
 
 
 def test_the_rebuild_command_leaves_what_the_sweeps_kept(clock, sweep, course, clinician):

@@ -87,6 +87,8 @@ def test_alert_thresholds_are_the_documented_local_defaults(slug: str) -> None:
         "cumulative_delay_days": 28,
         "course_stalled_maintenance_days": 90,
         "course_stalled_post_transplant_days": 100,
+        "hsct_proposal_unconfirmed_days": 3,
+        "stratification_unconfirmed_days": 7,
     }
     assert all(t.local_default and t.note for t in definition.alert_thresholds.values())
 
