@@ -1156,21 +1156,15 @@ class _Course:
             .order_by("-sampled_on", "-pk")
             .first()
         )
-        before = deciding.qualitative or "" if deciding.value is None else f"{deciding.value:g}"
         services.record_amend(
             deciding,
             data={"value": 0.005, "qualitative": "", "unit": "fraction"},
             actor=self.actor,
             now=self.at(day, 10),
         )
-        # courses.services.hsct flags the decision when its deciding sample is amended;
-        # until that service is on this branch, the demo writes the flag it would write.
-        TreatmentCourse.objects.filter(pk=self.course.pk, hsct_review_since__isnull=True).update(
-            hsct_review_since=day,
-            hsct_review_reason=(
-                f"the deciding MRD of {deciding.sampled_on} was amended from {before} to 0.005"
-            ),
-        )
+        # courses.services.hsct flags the confirmed decision: its deciding sample changed.
+        flagged = TreatmentCourse.objects.filter(pk=self.course.pk, hsct_review_since=day)
+        assert flagged.exists(), "the amended deciding MRD did not flag the HSCT decision"
 
     def touch_second_course(self, walk: Walk) -> None:
         """The second relapse is opened as a course of its own: outside both protocols'
