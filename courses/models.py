@@ -206,6 +206,28 @@ class TreatmentCourse(ConcurrentTransitionMixin, models.Model):
     hsct_proposal_basis = models.TextField(blank=True)
     # The clinical date of the sample the proposal comes from (None: no proposal).
     hsct_proposed_on = models.DateField(null=True, blank=True)
+    # The proposal as data (courses.services.hsct.Evidence.as_dict(): the deciding
+    # sample, its value, the rule and source, and the samples that do not decide with
+    # why), so the course page and the API show the basis without re-deriving it.
+    hsct_evidence = models.JSONField(default=dict, blank=True)
+    # Who decided the HSCT indication the course follows, when, why and on what basis
+    # (the evidence as it stood then): kept after confirmation, so a later change of
+    # that basis can be seen and flagged (courses.services.hsct).
+    hsct_confirmed_at = models.DateTimeField(null=True, blank=True)
+    hsct_confirmed_by = models.ForeignKey(
+        settings.AUTH_USER_MODEL,
+        on_delete=models.PROTECT,
+        null=True,
+        blank=True,
+        related_name="+",
+    )
+    hsct_confirm_reason = models.TextField(blank=True)
+    hsct_confirmed_basis = models.JSONField(default=dict, blank=True)
+    # The team's date since which the confirmed HSCT decision is in doubt (its deciding
+    # MRD amended or voided, a later deciding sample pointing the other way, the group
+    # changed) and why; cleared only when a clinician decides again, with a reason.
+    hsct_review_since = models.DateField(null=True, blank=True)
+    hsct_review_reason = models.TextField(blank=True)
     # A clinician confirmed the group the course follows (risk_group). It stays true
     # while a re-stratification awaits confirmation (the current decision's
     # confirmed_at is then empty: selectors.awaiting_confirmation).

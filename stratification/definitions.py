@@ -32,6 +32,7 @@ import itertools
 import json
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
+from datetime import date, timedelta
 from pathlib import Path
 from types import MappingProxyType
 from typing import Any, Literal
@@ -364,6 +365,41 @@ class MrdResultRule(Cited):
 
 
 @dataclass(frozen=True, slots=True, kw_only=True)
+class BlockAnchor(Cited):
+    """A day counted from a block the course recorded: the start of the first block of
+    ``block_type``, or of the ``block_number``-th block by start date, plus
+    ``offset_days``. The end of induction (from then on CR2 is judged) and the window
+    a deciding MRD sample must fall in are such days: they follow the blocks as given,
+    not the plan, so a late F2 moves them."""
+
+    block_type: str | None = None
+    block_number: int | None = None
+    offset_days: int = 0
+    local_default: bool = False
+
+    @property
+    def words(self) -> str:
+        """E.g. "the start of block F2 + 5 days"."""
+        if self.block_type is not None:
+            block = f"block {self.block_type}"
+        else:
+            n = self.block_number or 0
+            suffix = {1: "st", 2: "nd", 3: "rd"}.get(n, "th")
+            block = f"the {n}{suffix} block"
+        plus = f" + {self.offset_days} day{'' if self.offset_days == 1 else 's'}"
+        return f"the start of {block}{plus if self.offset_days else ''}"
+
+    def day(self, blocks: Sequence[tuple[str, date]]) -> date | None:
+        """The day, from the course's valid blocks as (block type, start date); None
+        while the block it counts from is not recorded."""
+        starts = sorted(start for kind, start in blocks if self.block_type in (None, kind))
+        index = 0 if self.block_type is not None else (self.block_number or 1) - 1
+        if len(starts) <= index:
+            return None
+        return starts[index] + timedelta(days=self.offset_days)
+
+
+@dataclass(frozen=True, slots=True, kw_only=True)
 class HsctIndication(Cited):
     group: str
     # True / False, or "mrd_threshold": indicated when MRD at ``mrd_time_point`` is at or
@@ -374,6 +410,9 @@ class HsctIndication(Cited):
     mrd_assay: MrdAssay | None = None
     # Keyed by qualitative result (negative, positive_not_quantifiable).
     mrd_results: Mapping[str, MrdResultRule] = field(default_factory=lambda: MappingProxyType({}))
+    # Which sample at mrd_time_point decides: one sampled on or after this day
+    # (ALL-REZ BFM 2002 S2: after F2); an earlier one is kept and does not decide.
+    deciding_window: BlockAnchor | None = None
 
     @property
     def possibly_indicated(self) -> bool:
@@ -455,6 +494,9 @@ class ProtocolDefinition:
     # The blocks a course of this protocol may record (the file's block_types, or the
     # templates' own block types when the file declares none).
     block_types: tuple[str, ...] = ()
+    # From when response is judged (CR2 no earlier than the end of induction,
+    # Buchmann et al., Blood 2022); None: the file does not say.
+    end_of_induction: BlockAnchor | None = None
     # Derived lookups, filled in __post_init__.
     group_ids: frozenset[str] = field(init=False)
     _schedule_by_group: Mapping[str, ScheduleTemplate] = field(init=False, repr=False)
@@ -699,6 +741,10 @@ class _Semantics:
             yield ["hsct_indication", group], entry
             for result, rule in entry.get("mrd_results", {}).items():
                 yield ["hsct_indication", group, "mrd_results", result], rule
+            if "deciding_window" in entry:
+                yield ["hsct_indication", group, "deciding_window"], entry["deciding_window"]
+        if "end_of_induction" in data:
+            yield ["end_of_induction"], data["end_of_induction"]
 
     def check_sources(self) -> None:
         known = self.data["sources"]
@@ -845,10 +891,25 @@ class _Semantics:
         for group in group_ids:
             if group not in entries:
                 self.fail(["hsct_indication"], f"group {group!r} has no HSCT indication")
+        blocks = self.data.get("block_types") or sorted(
+            {s["block_type"] for t in self.data["schedule_templates"] for s in t["steps"]
+             if "block_type" in s}
+        )
+        anchors = [(["end_of_induction"], self.data.get("end_of_induction"))] + [
+            (["hsct_indication", group, "deciding_window"], entry.get("deciding_window"))
+            for group, entry in entries.items()
+        ]
+        for parts, anchor in anchors:
+            if anchor is not None and anchor.get("block_type", blocks[0]) not in blocks:
+                self.fail(
+                    [*parts, "block_type"],
+                    f"{anchor['block_type']!r} is not one of the blocks ({', '.join(blocks)})",
+                )
         for group, entry in entries.items():
             if entry["indicated"] == "mrd_threshold":
                 continue
-            for key in ("mrd_time_point", "mrd_threshold", "mrd_assay", "mrd_results"):
+            keys = ("mrd_time_point", "mrd_threshold", "mrd_assay", "mrd_results")
+            for key in (*keys, "deciding_window"):
                 if key in entry:
                     self.fail(
                         ["hsct_indication", group, key],
@@ -1013,6 +1074,17 @@ def _build(path: Path, data: dict[str, Any]) -> ProtocolDefinition:
             "note": entry.get("note", "").strip(),
         }
 
+    def block_anchor(entry: Mapping[str, Any] | None) -> BlockAnchor | None:
+        if entry is None:
+            return None
+        return BlockAnchor(
+            **cited(entry),
+            block_type=entry.get("block_type"),
+            block_number=entry.get("block_number"),
+            offset_days=entry["offset_days"],
+            local_default=entry["local_default"],
+        )
+
     tp = data["time_points"]
     plausible = tp["on_therapy_plausible_months"]
     time_points = TimePointThresholds(
@@ -1082,6 +1154,7 @@ def _build(path: Path, data: dict[str, Any]) -> ProtocolDefinition:
                 if "mrd_assay" in e
                 else None
             ),
+            deciding_window=block_anchor(e.get("deciding_window")),
             mrd_results=MappingProxyType(
                 {
                     result: MrdResultRule(
@@ -1159,6 +1232,7 @@ def _build(path: Path, data: dict[str, Any]) -> ProtocolDefinition:
         schedule_templates=tuple(templates),
         alert_thresholds=MappingProxyType(thresholds),
         mrd_time_points=tuple(MrdTimePoint(p) for p in data["mrd_time_points"]),
+        end_of_induction=block_anchor(data.get("end_of_induction")),
         block_types=tuple(
             data.get("block_types")
             or sorted({s.block_type for t in templates for s in t.steps if s.block_type})

@@ -130,6 +130,17 @@ def _mrd_rules(definition: ProtocolDefinition) -> list[str]:
                 f"{assay.citation} ({CONFIDENCE_WORDS[assay.confidence]}).",
                 "",
             ]
+        window = indication.deciding_window
+        if window is not None:
+            lines += [
+                f"Deciding sample (`{window.id}`): the latest valid MRD at "
+                f"{indication.mrd_time_point} by sample date, sampled on or after "
+                f"{window.words}; an earlier one is kept and does not decide. {window.text} "
+                f"Source: {window.citation} "
+                f"({_confidence(window.confidence, window.local_default)})."
+                + (f" *{window.note}*" if window.note else ""),
+                "",
+            ]
         words = {
             "below_threshold_if_sensitive": "below the threshold (not indicated) when the "
             f"result's sensitivity is <= {indication.mrd_threshold:g}; undecided otherwise",
@@ -322,6 +333,14 @@ def render_definition(definition: ProtocolDefinition) -> str:
         "Blocks a course may record: " + ", ".join(f"`{b}`" for b in d.block_types) + ".",
         "",
     ]
+    if (end := d.end_of_induction) is not None:
+        lines += [
+            f"End of induction (`{end.id}`): {end.words}, from the blocks as recorded; CR2 "
+            f"is judged no earlier. {end.text} Source: {end.citation} "
+            f"({_confidence(end.confidence, end.local_default)})."
+            + (f" *{end.note}*" if end.note else ""),
+            "",
+        ]
     for template in d.schedule_templates:
         lines += _template(d, template)
     return "\n".join(lines).rstrip() + "\n"
