@@ -6,7 +6,7 @@ from django.db import migrations, models
 class Migration(migrations.Migration):
 
     dependencies = [
-        ('courses', '0010_indexes_for_the_new_alert_rules'),
+        ('courses', '0011_hsct_decision_basis_and_review'),
     ]
 
     operations = [
