@@ -64,8 +64,9 @@ def _setup(database_url: str) -> None:
 # Hand-written, one statement per rule, as a DBA would write them from the rules'
 # conditions (docs/alerts.md), not the ORM's compiled SQL. Shared pieces:
 # a valid (not voided) referral; the non-responders (courses past induction whose
-# latest valid assessment is not CR2: a non-CR assessment with no later one), which
-# only non_response speaks for; the MRD steps that decide an undecided HSCT indication.
+# latest valid assessment is not CR2: a non-CR assessment with no later one and no
+# transplant, in non-CR, on or after it), which only non_response speaks for; the MRD
+# steps that decide an undecided HSCT indication.
 VALID_REFERRAL = "courses_hsctreferral r ON r.course_id = c.id AND r.voided_at IS NULL"
 NON_RESPONDERS = """
     SELECT a.course_id FROM courses_responseassessment a
@@ -73,7 +74,10 @@ NON_RESPONDERS = """
     WHERE NOT a.cr2 AND a.voided_at IS NULL AND ac.state = ANY(%(after_induction)s)
       AND NOT EXISTS (
         SELECT 1 FROM courses_responseassessment l WHERE l.course_id = a.course_id
-          AND l.voided_at IS NULL AND (l.assessed_on, l.id) > (a.assessed_on, a.id))"""
+          AND l.voided_at IS NULL AND (l.assessed_on, l.id) > (a.assessed_on, a.id))
+      AND NOT EXISTS (
+        SELECT 1 FROM courses_coursetransition t WHERE t.course_id = a.course_id
+          AND t.name = 'transplant' AND t."on" >= a.assessed_on)"""
 DECIDING_MRD = """s.kind = 'mrd' AND c.hsct_indicated IS NULL
     AND c.protocol_slug || '/' || c.risk_group || '/' || s.mrd_time_point = ANY(%(deciding)s)"""
 INDICATED_OR_PROPOSED = "(c.hsct_indicated OR (c.hsct_indicated IS NULL AND c.hsct_proposed))"
@@ -152,18 +156,26 @@ PLAIN_SQL = {
           AND a.assessed_on <= %(today)s - %(non_response)s
           AND NOT EXISTS (
             SELECT 1 FROM courses_responseassessment l WHERE l.course_id = a.course_id
-              AND l.voided_at IS NULL AND (l.assessed_on, l.id) > (a.assessed_on, a.id))""",
+              AND l.voided_at IS NULL AND (l.assessed_on, l.id) > (a.assessed_on, a.id))
+          AND NOT EXISTS (
+            SELECT 1 FROM courses_coursetransition t WHERE t.course_id = a.course_id
+              AND t.name = 'transplant' AND t."on" >= a.assessed_on)""",
+    # The pre-HSCT MRD: the latest valid result by sample date inside the window
+    # before the planned transplant, whatever its label; positive, not quantifiable
+    # counts as positive.
     "mrd_high_before_hsct": f"""
         SELECT c.id, 'course' FROM courses_mrdresult m
         JOIN courses_treatmentcourse c ON c.id = m.course_id
         JOIN {VALID_REFERRAL}
-        WHERE m.time_point = 'pre_hsct' AND m.voided_at IS NULL
-          AND c.state = ANY(%(scheduled)s)
+        WHERE m.voided_at IS NULL AND c.state = ANY(%(scheduled)s)
           AND r.planned_on IS NOT NULL AND r.performed_on IS NULL
-          AND m.value >= %(mrd_high)s AND m.sampled_on <= %(today)s
+          AND m.sampled_on BETWEEN r.planned_on - %(window)s AND r.planned_on
+          AND (m.value >= %(mrd_high)s OR m.qualitative = 'positive_not_quantifiable')
+          AND m.sampled_on <= %(today)s
           AND NOT EXISTS (
             SELECT 1 FROM courses_mrdresult l WHERE l.course_id = m.course_id
-              AND l.time_point = 'pre_hsct' AND l.voided_at IS NULL
+              AND l.voided_at IS NULL
+              AND l.sampled_on BETWEEN r.planned_on - %(window)s AND r.planned_on
               AND (l.sampled_on, l.id) > (m.sampled_on, m.id))""",
     "donor_search_stalled": f"""
         SELECT c.id, 'course' FROM courses_treatmentcourse c

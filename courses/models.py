@@ -32,6 +32,7 @@ from courses.transitions import (
     TRANSPLANT_DATE,
     OffProtocolReason,
     TransitionInput,
+    recorded_as,
 )
 from stratification.definitions import MrdTimePoint, StepKind
 from stratification.facts import (
@@ -424,6 +425,12 @@ class CourseTransition(models.Model):
     on = models.DateField()
     at = models.DateTimeField()
     reason = models.TextField(blank=True)
+    # The guards the reason overrode (names, courses/transitions.py): a transplant in
+    # non-CR is recorded as one, not only as a reason's free text.
+    overridden = models.JSONField(default=list, blank=True)
+    # What the guards said of the records that let the move through (a pre-HSCT MRD
+    # labelled end of induction, counted as the pre-HSCT MRD).
+    warnings = models.JSONField(default=list, blank=True)
 
     class Meta:
         ordering = ["at", "id"]
@@ -435,6 +442,12 @@ class CourseTransition(models.Model):
         if self.pk is not None:
             raise ValueError("Course transitions are append-only.")
         super().save(*args, **kwargs)
+
+    @property
+    def recorded_as(self) -> str:
+        """What the move is shown as when its reason overrode a guard ("transplant in
+        non-CR"), else empty."""
+        return recorded_as(self.overridden)
 
 
 class StepStatus(models.TextChoices):

@@ -503,10 +503,38 @@ class TransitionRequestSerializer(serializers.Serializer):
 
 class CourseTransitionSerializer(serializers.ModelSerializer):
     actor = serializers.CharField(source="actor.username")
+    overridden = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="the guards the reason overrode (e.g. latest_assessment_cr2)",
+    )
+    recorded_as = serializers.CharField(
+        read_only=True,
+        help_text="what the move is shown as when its reason overrode a guard, e.g. "
+        "'transplant in non-CR'; empty otherwise",
+    )
+    warnings = serializers.ListField(
+        child=serializers.CharField(),
+        read_only=True,
+        help_text="what the guards said of the records that let the move through, e.g. a "
+        "pre-HSCT MRD labelled otherwise",
+    )
 
     class Meta:
         model = CourseTransition
-        fields = ["id", "name", "from_state", "to_state", "actor", "on", "at", "reason"]
+        fields = [
+            "id",
+            "name",
+            "from_state",
+            "to_state",
+            "actor",
+            "on",
+            "at",
+            "reason",
+            "overridden",
+            "recorded_as",
+            "warnings",
+        ]
         extra_kwargs = {
             "on": {"help_text": "the clinical date of the move"},
             "at": {"help_text": "when it was recorded"},

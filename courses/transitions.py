@@ -71,6 +71,17 @@ class TransitionInput:
 
 
 @dataclass(frozen=True, slots=True)
+class Verdict:
+    """What one guard says about a request: why it is refused (None: it may proceed),
+    whether the request's reason overrode a failing test, and a warning the record
+    needs said even though the move proceeds."""
+
+    refusal: str | None = None
+    overridden: bool = False
+    warning: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
 class Guard:
     name: str
     # What the record must show, in the docs' words ("a response assessment with CR2").
@@ -83,16 +94,32 @@ class Guard:
     # A reason given with the request overrides a failing test (the clinician takes
     # responsibility, and the reason is kept on the CourseTransition).
     overridable_by_reason: bool = False
+    # What a move that overrode this guard is recorded and shown as ("transplant in
+    # non-CR"): the override is a clinical decision of its own, not a footnote.
+    overridden_as: str = ""
+    # Run only when the test passes on a move being applied: a caveat of the record
+    # that satisfied it (a pre-HSCT MRD labelled otherwise), kept on the transition.
+    warning: Callable[[TreatmentCourse, TransitionInput], str | None] | None = None
     # Request fields the transition always needs, each with its refusal when missing.
     requires: tuple[tuple[str, str], ...] = ()
 
+    def judge(
+        self, course: TreatmentCourse, given: TransitionInput, *, warn: bool = True
+    ) -> Verdict:
+        """The verdict on a move being applied (``warn``: also say the record's caveat).
+        The record test runs once."""
+        passed = self.test is None or self.test(course, given)
+        if not passed and not (self.overridable_by_reason and given.reason.strip()):
+            return Verdict(refusal=self.refusal)
+        missing = [text for field, text in self.requires if not getattr(given, field).strip()]
+        if missing:
+            return Verdict(refusal="; ".join(missing))
+        warning = self.warning(course, given) if warn and passed and self.warning else None
+        return Verdict(overridden=not passed, warning=warning)
+
     def check(self, course: TreatmentCourse, given: TransitionInput) -> str | None:
         """None if the transition may proceed as far as this guard goes, else why not."""
-        overridden = self.overridable_by_reason and bool(given.reason.strip())
-        if self.test is not None and not overridden and not self.test(course, given):
-            return self.refusal
-        missing = [text for field, text in self.requires if not getattr(given, field).strip()]
-        return "; ".join(missing) or None
+        return self.judge(course, given, warn=False).refusal
 
     def needs(self, course: TreatmentCourse, given: TransitionInput) -> tuple[str, ...] | None:
         """The request fields this guard needs on the course as it is now (``given``:
@@ -107,11 +134,10 @@ class Guard:
 
     def describe(self) -> str:
         """The docs' wording: what the record (or the request) must show."""
-        return (
-            f"{self.shows}, or a reason given to override"
-            if self.overridable_by_reason
-            else (self.shows)
-        )
+        if not self.overridable_by_reason:
+            return self.shows
+        recorded = f" (recorded as {self.overridden_as})" if self.overridden_as else ""
+        return f"{self.shows}, or a reason given to override{recorded}"
 
 
 # Guards read the course's records through its related managers, which leave voided
@@ -171,20 +197,56 @@ def _not_a_non_responder(course: TreatmentCourse, given: TransitionInput) -> boo
     return latest is None or latest.cr2
 
 
-def _mrd_in_pre_hsct_window(course: TreatmentCourse, given: TransitionInput) -> bool:
-    """A valid MRD result sampled on the transplant day or within the protocol's
-    pre-HSCT window before it (``mrd_before_hsct_window_days``, the window the
-    mrd_missing_before_hsct alert reads). Without a transplant date there is no
-    window: the transplant_date guard refuses that case first."""
+def pre_hsct_window(course: TreatmentCourse, day: date) -> tuple[date, date]:
+    """The protocol's pre-HSCT window for a transplant on ``day``: from
+    ``mrd_before_hsct_window_days`` before it to the day itself (the window the
+    pre-HSCT alert rules read)."""
     from courses.selectors import protocol_for
 
+    window = protocol_for(course.protocol_slug).alert_days("mrd_before_hsct_window_days")
+    return day - timedelta(days=window), day
+
+
+def pre_hsct_mrd(course: TreatmentCourse, day: date):  # noqa: ANN201 (an MrdResult | None)
+    """The pre-HSCT MRD of a transplant on ``day``: the latest valid MRD result by
+    sample date (not by entry) inside the pre-HSCT window, whatever its time-point
+    label. A sample labelled end of induction but taken within the window before the
+    transplant is the one that tells how the child goes into it (a positive result in
+    the window is a warning whatever its label: Bader, Blood Adv 2019; clinical notes)."""
+    start, end = pre_hsct_window(course, day)
+    return (
+        course.mrd_results.filter(sampled_on__gte=start, sampled_on__lte=end)
+        .order_by("-sampled_on", "-id")
+        .first()
+    )
+
+
+def counted_as_pre_hsct(sampled_on: date, time_point: str) -> str | None:
+    """The warning a pre-HSCT MRD labelled otherwise carries, wherever it is counted
+    (the transplant guard, the pre-HSCT alerts); None for one labelled pre_hsct."""
+    if time_point == "pre_hsct":
+        return None
+    from stratification.definitions import MRD_TIME_POINT_WORDS
+
+    label = MRD_TIME_POINT_WORDS.get(time_point, time_point)
+    return f"MRD sampled on {sampled_on}, labelled {label}, counted as the pre-HSCT MRD"
+
+
+def _mrd_in_pre_hsct_window(course: TreatmentCourse, given: TransitionInput) -> bool:
+    """A valid MRD result, whatever its label, sampled on the transplant day or within
+    the protocol's pre-HSCT window before it. Without a transplant date there is no
+    window: the transplant_date guard refuses that case first."""
     day = _transplant_day(course)
     if day is None:
         return False
-    window = protocol_for(course.protocol_slug).alert_days("mrd_before_hsct_window_days")
-    return course.mrd_results.filter(
-        sampled_on__lte=day, sampled_on__gte=day - timedelta(days=window)
-    ).exists()
+    start, end = pre_hsct_window(course, day)
+    return course.mrd_results.filter(sampled_on__gte=start, sampled_on__lte=end).exists()
+
+
+def _pre_hsct_mrd_label_warning(course: TreatmentCourse, given: TransitionInput) -> str | None:
+    day = _transplant_day(course)
+    mrd = pre_hsct_mrd(course, day) if day is not None else None
+    return None if mrd is None else counted_as_pre_hsct(mrd.sampled_on, mrd.time_point)
 
 
 CONFIRMED_DECISION = Guard(
@@ -232,13 +294,19 @@ HSCT_DECIDED = Guard(
     overridable_by_reason=True,
 )
 # Remission is judged on the latest assessment: an M3 marrow after an earlier CR2 is
-# a loss of CR2 (treatment failure), and nothing that assumes remission may follow.
+# a loss of CR2 (treatment failure). A transplant in non-CR (refractory disease) is a
+# real decision, not a reason to leave the protocol: a reason overrides the guard, the
+# move is recorded as "transplant in non-CR", and the course stays on its HSCT path
+# (its alerts keep running).
 LATEST_ASSESSMENT_CR2 = Guard(
     "latest_assessment_cr2",
     shows="CR2 on the latest response assessment",
     test=_latest_assessment_cr2,
     refusal="the latest response assessment does not show CR2 (no assessment, or a later "
-    "non-CR assessment); record a response re-assessment, or take the course off protocol",
+    "non-CR assessment); give a reason to transplant in non-CR (recorded as such), record "
+    "a response re-assessment, or take the course off protocol",
+    overridable_by_reason=True,
+    overridden_as="transplant in non-CR",
 )
 NOT_NON_RESPONSE = Guard(
     "not_non_response",
@@ -249,14 +317,19 @@ NOT_NON_RESPONSE = Guard(
     "failure, alternative therapy)",
 )
 # "MRD status before HSCT significantly impacts post-transplant outcomes" (seed caveat).
+# Any valid MRD sampled in the window counts, whatever its label; one labelled
+# otherwise is said on the transition ("... labelled end of induction, counted as the
+# pre-HSCT MRD").
 MRD_BEFORE_TRANSPLANT = Guard(
     "mrd_before_transplant",
-    shows="an MRD result within the protocol's pre-HSCT window (mrd_before_hsct_window_days "
-    "before the transplant date)",
+    shows="an MRD result, whatever its time-point label, sampled within the protocol's "
+    "pre-HSCT window (mrd_before_hsct_window_days before the transplant date)",
     test=_mrd_in_pre_hsct_window,
     refusal="no MRD result is recorded within the protocol's pre-HSCT window before the "
     "transplant date; record it, or give a reason to override",
     overridable_by_reason=True,
+    overridden_as="transplant without pre-HSCT MRD",
+    warning=_pre_hsct_mrd_label_warning,
 )
 TRANSPLANT_DATE = Guard(
     "transplant_date",
@@ -329,13 +402,42 @@ def leaves(transition: Transition, state: str) -> bool:
     return transition.source in (state, "*")
 
 
-def refusal(transition: Transition, course: TreatmentCourse, given: TransitionInput) -> str | None:
-    """The first guard's refusal, or None: each guard runs once."""
+@dataclass(frozen=True, slots=True)
+class Judgement:
+    """All the guards of one transition on a move being applied: the first refusal
+    (None: it proceeds), the guards the reason overrode, the warnings said."""
+
+    refusal: str | None
+    overridden: tuple[Guard, ...] = ()
+    warnings: tuple[str, ...] = ()
+
+
+def judge(transition: Transition, course: TreatmentCourse, given: TransitionInput) -> Judgement:
+    """Run the transition's guards, each once, up to the first refusal."""
+    overridden: list[Guard] = []
+    warnings: list[str] = []
     for guard in guards_of(transition):
-        problem = guard.check(course, given)
-        if problem is not None:
-            return problem
-    return None
+        verdict = guard.judge(course, given)
+        if verdict.refusal is not None:
+            return Judgement(verdict.refusal)
+        if verdict.overridden:
+            overridden.append(guard)
+        if verdict.warning:
+            warnings.append(verdict.warning)
+    return Judgement(None, tuple(overridden), tuple(warnings))
+
+
+def all_guards() -> dict[str, Guard]:
+    """Every guard the machine declares, by name."""
+    return {g.name: g for t in course_transitions() for g in guards_of(t)}
+
+
+def recorded_as(overridden: list[str] | tuple[str, ...]) -> str:
+    """What a move is shown as, from the guards its reason overrode ("transplant in
+    non-CR"); empty for a move that overrode nothing, or nothing with a name."""
+    guards = all_guards()
+    names = [guards[n].overridden_as if n in guards else "" for n in overridden]
+    return "; ".join(name for name in names if name)
 
 
 def needs(

@@ -42,6 +42,7 @@ from django.db.models.functions import Coalesce, TruncDate
 from config.db import AddDays
 from courses.models import (
     ACTIVE_STATES,
+    CourseTransition,
     DonorSearch,
     MrdResult,
     PlannedStep,
@@ -52,9 +53,14 @@ from courses.models import (
     TreatmentCourse,
 )
 from courses.selectors import valid_referral
+from courses.transitions import counted_as_pre_hsct
 from notifications.models import AlertKind, Severity
 from stratification.selectors import protocol_registry
 from teams.selectors import on_team_date
+
+# The qualitative MRD result that counts as positive before HSCT: measurable disease
+# below the assay's quantitative range is still disease (clinical notes, Bader 2019).
+POSITIVE_NOT_QUANTIFIABLE = "positive_not_quantifiable"
 
 # Steps watched by step_overdue; the HSCT referral and the transplant have rules of
 # their own with clinical thresholds.
@@ -178,9 +184,16 @@ def _non_responders() -> QuerySet:
         .order_by("-assessed_on", "-id")
         .values("pk")[:1]
     )
+    # A transplant in non-CR (refractory disease, with a reason) on or after the
+    # assessment is the decision non_response asks for: the transplanted course keeps
+    # its HSCT-path rules, and only a later non-CR assessment makes it a non-responder.
+    transplanted_after = CourseTransition.objects.filter(
+        course=OuterRef("course"), name="transplant", on__gte=OuterRef("assessed_on")
+    )
     return (
         ResponseAssessment.objects.order_by()
         .filter(cr2=False, pk=Subquery(latest), course__state__in=AFTER_INDUCTION_STATES)
+        .exclude(Exists(transplanted_after))
         .values("course_id")
     )
 
@@ -338,8 +351,9 @@ def hsct_delayed(ctx: Context) -> list[Due]:
 
 
 def mrd_missing_before_hsct(ctx: Context) -> list[Due]:
-    """A transplant planned within N days (default 21) or performed, with no MRD
-    result in the M days before it (default 30)."""
+    """A transplant planned within N days (default 21) or performed, with no valid MRD
+    result, whatever its time-point label, sampled in the M days before it (default
+    30)."""
     hsct_day = Coalesce("referral__performed_on", "referral__planned_on")
     within = ctx.days("mrd_transplant_planned_within_days", "protocol_slug")
     window = ctx.days("mrd_before_hsct_window_days", "protocol_slug")
@@ -802,18 +816,23 @@ def non_response(ctx: Context) -> list[Due]:
 
 def mrd_high_before_hsct(ctx: Context) -> list[Due]:
     """A transplant is planned (a date on the HSCT referral, not yet performed) and
-    the latest valid pre-HSCT MRD result is at or above the protocol's threshold
-    (default 10^-3), from the day it was sampled."""
+    the pre-HSCT MRD -- the latest valid MRD result by sample date within the M days
+    before the planned date (default 30), whatever its time-point label -- is at or
+    above the protocol's threshold (default 10^-3) or positive, not quantifiable; from
+    the day it was sampled. A result labelled otherwise is said in the alert."""
+    window = ctx.days("mrd_before_hsct_window_days", "course__protocol_slug")
     latest = (
-        MrdResult.objects.filter(course=OuterRef("course"), time_point="pre_hsct")
+        MrdResult.objects.filter(
+            course=OuterRef("course"),
+            sampled_on__lte=OuterRef("hsct_day"),
+            sampled_on__gte=OuterRef("window_start"),
+        )
         .order_by("-sampled_on", "-id")
         .values("pk")[:1]
     )
     rows = (
         ctx.scope(
             MrdResult.objects.annotate(referral=valid_referral("course__hsct_referrals")).filter(
-                time_point="pre_hsct",
-                pk=Subquery(latest),
                 course__state__in=SCHEDULED_STATES,
                 referral__planned_on__isnull=False,
                 referral__performed_on__isnull=True,
@@ -821,22 +840,41 @@ def mrd_high_before_hsct(ctx: Context) -> list[Due]:
             "course_id",
         )
         .annotate(
+            hsct_day=F("referral__planned_on"),
+            window_start=AddDays(F("referral__planned_on"), -window),
             threshold=ctx.fraction("mrd_high_before_hsct_threshold", "course__protocol_slug"),
             today=ctx.today("course__patient__team"),
         )
-        .filter(value__gte=F("threshold"), sampled_on__lte=F("today"))
-        .values_list("course_id", "sampled_on", "value", "referral__planned_on", "threshold")
+        .filter(sampled_on__lte=F("hsct_day"), sampled_on__gte=F("window_start"))
+        .filter(pk=Subquery(latest))
+        .filter(Q(value__gte=F("threshold")) | Q(qualitative=POSITIVE_NOT_QUANTIFIABLE))
+        .filter(sampled_on__lte=F("today"))
+        .values_list(
+            "course_id", "sampled_on", "value", "time_point", "referral__planned_on", "threshold"
+        )
     )
 
-    def text(on: date, value: float, planned: date, threshold: float) -> str:
+    def text(on: date, value: float | None, label: str, planned: date, threshold: float) -> str:
+        result = (
+            "positive, not quantifiable (counted as positive)"
+            if value is None
+            else f"{value:g}, at or above {threshold:g}"
+        )
+        warning = counted_as_pre_hsct(on, label)
         return (
-            f"The latest pre-HSCT MRD ({on}) is {value:g}, at or above {threshold:g}, with "
-            f"the transplant planned for {planned}."
+            f"The latest pre-HSCT MRD ({on}) is {result}, with the transplant planned for "
+            f"{planned}." + (f" {warning}." if warning else "")
         )
 
     return [
-        Due(pk, AlertKind.MRD_HIGH_BEFORE_HSCT, "course", on, partial(text, on, v, planned, t))
-        for pk, on, v, planned, t in rows
+        Due(
+            pk,
+            AlertKind.MRD_HIGH_BEFORE_HSCT,
+            "course",
+            on,
+            partial(text, on, v, label, planned, t),
+        )
+        for pk, on, v, label, planned, t in rows
     ]
 
 
@@ -1051,6 +1089,8 @@ RULES: tuple[Rule, ...] = (
         AlertKind.MRD_HIGH_BEFORE_HSCT,
         Severity.HIGH,
         "MRD status before HSCT significantly impacts post-transplant outcomes.",
+        # Also reads mrd_before_hsct_window_days, declared by mrd_missing_before_hsct
+        # (each threshold is listed by one rule).
         ("mrd_high_before_hsct_threshold",),
         mrd_high_before_hsct,
     ),

@@ -72,6 +72,9 @@ def course_timeline(course: TreatmentCourse) -> dict[str, Any]:
                 "to_state": t.to_state,
                 "actor": t.actor.username,
                 "reason": t.reason,
+                "overridden": t.overridden,
+                "recorded_as": t.recorded_as,
+                "warnings": t.warnings,
                 "on": t.on.isoformat(),
                 "at": t.at.isoformat(),
             }

@@ -29,8 +29,8 @@ from courses.transitions import (
     TransitionInput,
     course_transitions,
     find,
+    judge,
     offered_through_api,
-    refusal,
 )
 
 
@@ -65,18 +65,20 @@ def apply_transition(
     if problems:
         raise Invalid({"on": problems})
     from_state = course.state
-    transition = find(name, from_state)
-    if transition is None:
-        message = f"'{name}' is not possible from state '{from_state}'."
-    else:
-        problem = refusal(transition, course, given)
-        message = None if problem is None else f"'{name}' is not possible now: {problem}."
-    if message is not None:
-        raise TransitionRefused(
+
+    def refused(message: str) -> TransitionRefused:
+        return TransitionRefused(
             message,
             state=from_state,
             allowed_transitions=allowed_transitions(course, course.patient.team.today(now)),
         )
+
+    transition = find(name, from_state)
+    if transition is None:
+        raise refused(f"'{name}' is not possible from state '{from_state}'.")
+    judgement = judge(transition, course, given)
+    if judgement.refusal is not None:
+        raise refused(f"'{name}' is not possible now: {judgement.refusal}.")
     getattr(course, name)(given)
     course.version += 1
     course.last_activity_at = now
@@ -97,6 +99,8 @@ def apply_transition(
         on=given.on,
         at=now,
         reason=given.reason,
+        overridden=[guard.name for guard in judgement.overridden],
+        warnings=list(judgement.warnings),
     )
 
 

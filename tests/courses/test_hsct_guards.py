@@ -9,8 +9,12 @@ from datetime import date
 from typing import Any
 
 import pytest
+from django.test import Client
+from django.utils import timezone
 
 from courses.models import CourseTransition
+from notifications.models import AlertKind, AlertState
+from notifications.services import alerts_sweep
 
 pytestmark = pytest.mark.django_db
 
@@ -168,6 +172,52 @@ def test_a_transplant_without_mrd_in_the_window_is_refused_unless_overridden(in_
     assert timeline_reasons(client, course)["transplant"] == why
 
 
+def test_an_mrd_labelled_otherwise_in_the_window_counts_with_a_warning_on_the_move(in_workup):
+    client, course = in_workup
+    # Labelled end of induction by the lab, but sampled 12 days before the transplant.
+    CLOCK[0]("2026-11-08")
+    made = post(
+        client,
+        f"/api/v1/courses/{course.pk}/mrd/",
+        {
+            "sampled_on": "2026-11-08",
+            "time_point": "end_of_induction",
+            "unit": "fraction",
+            "value": 0.0002,
+        },
+    )
+    assert made.status_code == 201, made.content
+    transplanted_on(client, course, "2026-11-20")
+    assert move(client, course, "transplant").status_code == 200
+    logged = history(client, course)["transplant"]
+    assert logged["overridden"] == [] and logged["recorded_as"] == ""
+    assert logged["warnings"] == [
+        "MRD sampled on 2026-11-08, labelled end of induction, counted as the pre-HSCT MRD"
+    ]
+    assert timeline_transitions(client, course)["transplant"]["warnings"] == logged["warnings"]
+
+
+def test_the_latest_sample_in_the_window_by_date_decides_the_warning(in_workup):
+    client, course = in_workup
+    mrd(client, course, "2026-11-12")  # labelled pre_hsct, the latest sampled
+    CLOCK[0]("2026-11-14")
+    # Entered later, but sampled earlier, with another label: not the pre-HSCT MRD.
+    made = post(
+        client,
+        f"/api/v1/courses/{course.pk}/mrd/",
+        {
+            "sampled_on": "2026-11-01",
+            "time_point": "end_of_induction",
+            "unit": "fraction",
+            "value": 0.0002,
+        },
+    )
+    assert made.status_code == 201, made.content
+    transplanted_on(client, course, "2026-11-20")
+    assert move(client, course, "transplant").status_code == 200
+    assert history(client, course)["transplant"]["warnings"] == []
+
+
 def test_a_transplant_with_mrd_on_the_window_edge_needs_no_reason(in_workup):
     client, course = in_workup
     mrd(client, course, "2026-10-21")  # exactly 30 days before 2026-11-20
@@ -175,17 +225,98 @@ def test_a_transplant_with_mrd_on_the_window_edge_needs_no_reason(in_workup):
     assert move(client, course, "transplant").status_code == 200
 
 
-def test_a_later_non_cr_assessment_blocks_the_transplant_whatever_the_reason(in_workup):
+def test_a_later_non_cr_assessment_refuses_the_transplant_without_a_reason(in_workup):
+    # Was "blocks the transplant whatever the reason" (issue 13); since issue 22 a
+    # reason allows it, recorded as a transplant in non-CR (see the scenario below).
     client, course = in_workup
     mrd(client, course, "2026-11-15")
     assess(client, course, "2026-11-16", marrow="M3", cr2=False)  # loss of CR2
     transplanted_on(client, course, "2026-11-20")
-    error = refused(move(client, course, "transplant", reason="go ahead"), "latest response")
-    assert error["allowed_transitions"] == ["take_off_protocol"]
-    # A re-assessment in CR2 opens the way again.
+    error = refused(move(client, course, "transplant"), "latest response")
+    assert "give a reason to transplant in non-CR" in error["message"]
+    assert error["allowed_transitions"] == ["take_off_protocol", "transplant"]
+    # A re-assessment in CR2 opens the way again, with no reason and nothing overridden.
     assess(client, course, "2026-11-19")
     transplanted_on(client, course, "2026-11-20")
     assert move(client, course, "transplant").status_code == 200
+    assert CourseTransition.objects.get(course=course, name="transplant").overridden == []
+
+
+def history(client: Any, course: Any) -> dict[str, dict]:
+    answer = client.get(f"/api/v1/courses/{course.pk}/transitions/")
+    assert answer.status_code == 200, answer.content
+    return {t["name"]: t for t in answer.json()["history"]}
+
+
+def timeline_transitions(client: Any, course: Any) -> dict[str, dict]:
+    body = client.get(f"/api/v1/courses/{course.pk}/timeline/").json()
+    entries = body["entries"] if isinstance(body, dict) else body
+    return {e["name"]: e for e in entries if e["type"] == "transition"}
+
+
+def test_a_transplant_in_non_cr_is_allowed_with_a_reason_and_recorded_as_such(in_workup, clinician):
+    # Group A, CR2 on 2026-10-01, in work-up; the marrow of 2026-11-10 shows M3
+    # (refractory disease), and the team transplants anyway on 2026-11-20.
+    client, course = in_workup
+    mrd(client, course, "2026-11-05", value=0.3)
+    assess(client, course, "2026-11-10", marrow="M3", cr2=False)
+    transplanted_on(client, course, "2026-11-20")
+
+    error = refused(move(client, course, "transplant"), "does not show CR2")
+    assert "give a reason to transplant in non-CR" in error["message"]
+    assert error["allowed_transitions"] == ["take_off_protocol", "transplant"]
+    options = client.get(f"/api/v1/courses/{course.pk}/transitions/").json()["allowed"]
+    [transplant] = [o for o in options if o["transition"] == "transplant"]
+    assert transplant["requires"] == ["reason"]
+
+    why = "refractory disease after R3; tumour board 2026-11-12: transplant in non-CR"
+    done = move(client, course, "transplant", reason=why)
+    assert done.status_code == 200, done.content
+    assert done.json()["state"] == "transplanted"
+
+    logged = history(client, course)["transplant"]
+    assert logged["reason"] == why
+    assert logged["overridden"] == ["latest_assessment_cr2"]
+    assert logged["recorded_as"] == "transplant in non-CR"
+    shown = timeline_transitions(client, course)["transplant"]
+    assert (shown["recorded_as"], shown["reason"]) == ("transplant in non-CR", why)
+    # The web course page's history of moves says it too.
+    browser = Client()
+    browser.force_login(clinician)
+    html = browser.get(f"/courses/{course.pk}/").content.decode()
+    assert "Transplant: <strong>transplant in non-CR</strong>" in html
+
+
+def test_the_hsct_path_alerts_keep_running_on_a_course_transplanted_in_non_cr(in_workup, clinician):
+    client, course = in_workup
+    assess(client, course, "2026-11-10", marrow="M3", cr2=False)
+    transplanted_on(client, course, "2026-11-20")  # no MRD in the window either
+    assert move(client, course, "transplant", reason="refractory; board agreed").status_code == 200
+    assert CourseTransition.objects.get(course=course, name="transplant").overridden == [
+        "latest_assessment_cr2",
+        "mrd_before_transplant",
+    ]
+
+    def open_kinds() -> set[str]:
+        alerts_sweep(timezone.now())
+        rows = course.alerts.exclude(state=AlertState.RESOLVED)
+        return set(rows.values_list("kind", flat=True))
+
+    CLOCK[0]("2026-11-27")
+    # The transplant is the decision non_response waits for; the transplant without
+    # pre-HSCT MRD is still said, and the schedule's late steps too (a non-responder's
+    # would be silent).
+    kinds = open_kinds()
+    assert AlertKind.NON_RESPONSE not in kinds
+    assert {AlertKind.MRD_MISSING_BEFORE_HSCT, AlertKind.STEP_OVERDUE} <= kinds
+    # Nothing recorded for the post-transplant interval (100 days): the course is
+    # watched as a transplanted course, not silenced as a non-responder's.
+    CLOCK[0]("2027-03-01")
+    assert AlertKind.COURSE_STALLED in open_kinds()
+    # A non-CR marrow after the transplant is non-response again.
+    assess(client, course, "2027-03-01", marrow="M3", cr2=False)
+    CLOCK[0]("2027-03-08")
+    assert AlertKind.NON_RESPONSE in open_kinds()
 
 
 def test_a_non_responder_is_offered_only_what_does_not_assume_remission(

@@ -95,13 +95,13 @@ def test_the_course_carries_no_request_state_for_its_guards():
 def test_each_guard_runs_once_per_transition_request(team, clinician, make_course, monkeypatch):
     course = _to_response_assessment(make_course(team, clinician), clinician, cr2=True)
     calls: Counter[str] = Counter()
-    check = Guard.check
+    judge = Guard.judge
 
-    def counting(self: Guard, course: TreatmentCourse, given: TransitionInput) -> str | None:
+    def counting(self: Guard, course: TreatmentCourse, given: TransitionInput, **kw: bool):  # noqa: ANN202
         calls[self.name] += 1
-        return check(self, course, given)
+        return judge(self, course, given, **kw)
 
-    monkeypatch.setattr(Guard, "check", counting)
+    monkeypatch.setattr(Guard, "judge", counting)
     _move(course, "start_hsct_workup", clinician)
     assert calls == {"cr2_recorded": 1, "not_non_response": 1, "hsct_indicated": 1}
 

@@ -260,6 +260,106 @@ def test_high_pre_hsct_mrd_alerts_at_the_threshold_and_clears_with_a_lower_resul
     assert_cleared(alert)
 
 
+def plan_transplant(course, actor, on: date) -> None:  # noqa: ANN001
+    record(
+        services.referral_save,
+        course,
+        actor,
+        referred_on=date(2026, 11, 24),
+        donor_search_status="donor_found",
+        planned_on=on,
+    )
+
+
+def sample(course, actor, on: str, time_point: str = "pre_hsct", **result) -> None:  # noqa: ANN001, ANN003
+    """An MRD result sampled on ``on``, entered today (the clock's day)."""
+    if "value" not in result:
+        result.setdefault("sensitivity", 1e-4)
+    record(
+        services.mrd_record,
+        course,
+        actor,
+        sampled_on=date.fromisoformat(on),
+        time_point=time_point,
+        unit="fraction",
+        **result,
+    )
+
+
+def test_an_mrd_labelled_end_of_induction_in_the_window_is_the_pre_hsct_mrd_with_a_warning(
+    clock, sweep, group_a, clinician
+):
+    plan_transplant(group_a, clinician, date(2027, 3, 1))
+    clock("2027-02-15")
+    # 14 days before the planned transplant, labelled end of induction by the lab.
+    sample(group_a, clinician, "2027-02-15", "end_of_induction", value=0.002)
+    sweep()
+    [alert] = unresolved(group_a, AlertKind.MRD_HIGH_BEFORE_HSCT)
+    assert alert.condition_since == date(2027, 2, 15)
+    assert "0.002, at or above 0.001" in alert.message
+    assert (
+        "MRD sampled on 2027-02-15, labelled end of induction, counted as the pre-HSCT MRD"
+        in alert.message
+    )
+    # It also answers mrd_missing_before_hsct (any MRD in the window does).
+    assert unresolved(group_a, AlertKind.MRD_MISSING_BEFORE_HSCT) == []
+
+
+def test_a_positive_not_quantifiable_pre_hsct_mrd_alerts_and_a_negative_clears_it(
+    clock, sweep, group_a, clinician
+):
+    plan_transplant(group_a, clinician, date(2027, 3, 1))
+    clock("2027-02-10")
+    sample(group_a, clinician, "2027-02-10", qualitative="positive_not_quantifiable")
+    sweep()
+    [alert] = unresolved(group_a, AlertKind.MRD_HIGH_BEFORE_HSCT)
+    assert "is positive, not quantifiable (counted as positive)" in alert.message
+    assert "labelled" not in alert.message  # labelled pre_hsct: nothing to warn of
+    clock("2027-02-17")
+    sample(group_a, clinician, "2027-02-17", qualitative="negative")
+    sweep()
+    assert_cleared(alert)
+
+
+def test_a_high_mrd_sampled_before_the_pre_hsct_window_does_not_count(
+    clock, sweep, group_a, clinician
+):
+    plan_transplant(group_a, clinician, date(2027, 3, 1))
+    clock("2027-01-29")
+    sample(group_a, clinician, "2027-01-29", value=0.01)  # 31 days before: outside
+    sweep()
+    assert unresolved(group_a, AlertKind.MRD_HIGH_BEFORE_HSCT) == []
+    clock("2027-01-30")
+    sample(group_a, clinician, "2027-01-30", value=0.01)  # 30 days before: the edge
+    sweep()
+    assert len(unresolved(group_a, AlertKind.MRD_HIGH_BEFORE_HSCT)) == 1
+
+
+def test_the_latest_pre_hsct_mrd_by_sample_date_decides_not_the_last_entered(
+    clock, sweep, group_a, clinician
+):
+    plan_transplant(group_a, clinician, date(2027, 3, 1))
+    clock("2027-02-20")
+    sample(group_a, clinician, "2027-02-20", value=0.005)
+    sweep()
+    [alert] = unresolved(group_a, AlertKind.MRD_HIGH_BEFORE_HSCT)
+    # A lower result of an earlier sample, entered later, changes nothing...
+    clock("2027-02-22")
+    sample(group_a, clinician, "2027-02-12", "end_of_induction", value=0.0001)
+    sweep()
+    assert unresolved(group_a, AlertKind.MRD_HIGH_BEFORE_HSCT) == [alert]
+    # ...a lower result sampled later clears it, whatever its label...
+    clock("2027-02-24")
+    sample(group_a, clinician, "2027-02-24", "end_of_induction", value=0.0002)
+    sweep()
+    assert_cleared(alert)
+    # ...and a high one back-entered from before it does not raise it again.
+    clock("2027-02-25")
+    sample(group_a, clinician, "2027-02-21", value=0.05)
+    sweep()
+    assert unresolved(group_a, AlertKind.MRD_HIGH_BEFORE_HSCT) == []
+
+
 def test_a_donor_search_not_started_alerts_after_14_days_and_clears_once_started(
     clock, sweep, group_a, clinician
 ):
