@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import functools
 import re
+from decimal import Decimal
 from typing import Any
 
 from django import forms
@@ -94,6 +95,13 @@ class ClinicalNumberField(forms.FloatField):
         attrs = super().widget_attrs(widget)
         attrs.update({"inputmode": "decimal", "autocomplete": "off", "spellcheck": "false"})
         return attrs
+
+    def prepare_value(self, value: Any) -> Any:
+        # A stored number shown to be corrected reads as it is typed: 2, not 2.0;
+        # 0.00001, not 1e-05.
+        if isinstance(value, float):
+            return format(Decimal(f"{value:.12g}").normalize(), "f")
+        return value
 
     def to_python(self, value: Any) -> float | None:
         if value in self.empty_values:
