@@ -113,14 +113,15 @@ class ClinicalNumberField(forms.FloatField):
             raise ValidationError(self._how_to_type(text), code="invalid")
         return super().to_python(text.replace(",", "."))
 
-    def _how_to_type(self, text: str) -> str:
-        label = self.label or "This number"
+    @staticmethod
+    def _how_to_type(text: str) -> str:
+        # Shown beside the field and, after its label, in the page's error summary.
         if "," in text and "." in text or text.count(",") > 1 or text.count(".") > 1:
             why = "uses more than one separator, so it could be read as two different numbers"
         else:
             why = "is not a number"
         return (
-            f"{label}: “{text}” {why}. Type it with one decimal separator and no thousands "
+            f"“{text}” {why}. Type it with one decimal separator and no thousands "
             "separator, e.g. 0.2 or 0,2 (a comma is read as the decimal point)."
         )
 

@@ -646,6 +646,8 @@ def _amendment(
 def _amendment_changes(
     record: ClinicalRecord, data: Mapping[str, Any], today: date
 ) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """The record's own checks on the amended values, and the stored fields that would
+    change."""
     model = type(record)
     fields = amendable_fields(model)
     # An MRD result is amended as it is entered: with the unit of its value, which is

@@ -72,7 +72,10 @@ def test_a_number_that_could_be_read_two_ways_is_refused_naming_the_field(
     response = web(clinician).post(_mrd_url(course), {**MRD, "value": "0.2", field: typed})
     assert response.status_code == 400
     text = parse(response).text
-    assert f"{label}: “{typed.strip()}”" in text
+    # The error summary names the field (its link), then the message; the message
+    # sits beside the field too.
+    assert f"{label} : “{typed}”" in text
+    assert text.count(f"“{typed}”") == 2
     assert "Type it with one decimal separator and no thousands separator, e.g. 0.2 or 0,2" in text
     assert f'value="{typed}"' in response.content.decode()  # what was typed is kept
     assert not MrdResult.objects.exists()
