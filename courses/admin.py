@@ -6,9 +6,10 @@ re-evaluation apply whatever the channel:
 * relapses: added through relapse_create and changed through relapse_update (a change
   to a fact a decision read marks it stale);
 * clinical records and the HSCT referral: added through their record services;
-  afterwards amended (record_amend: the old values go to the audit trail; the referral
-  through referral_save) or voided with a reason (record_void), never deleted — the
-  same services as ``PATCH .../{id}/`` and ``POST .../{id}/void/``;
+  afterwards amended with a reason (record_amend: the old values and the reason go to
+  the audit trail; the referral through referral_save) or voided with a reason
+  (record_void), never deleted — the same services as ``PATCH .../{id}/`` and
+  ``POST .../{id}/void/``;
 * courses, their steps, transitions, decisions and the audit trail: read-only here --
   a course moves through the API (confirm, transitions, records), which writes the
   CourseTransition and the audit entries.
@@ -227,21 +228,39 @@ class AuditEntryAdmin(ReadOnlyAdmin):
 # --- clinical records -----------------------------------------------------------------
 
 
+# The admin's own inputs beside a record's fields: why it is amended, why it is void.
+NOT_RECORD_FIELDS = ("course", "void_reason", "amend_reason")
+
+
 class RecordAdminForm(ServiceForm):
     """Validates a record with the same rules (and words) as the API: a new record as
-    the record service does, a change as an amendment does. A change that gives a
-    reason to void voids the record instead (and may change nothing else)."""
+    the record service does, a change as an amendment does (with its reason, required
+    as on every channel). A change that gives a reason to void voids the record instead
+    (and may change nothing else)."""
+
+    amend_reason = forms.CharField(
+        label="Reason for the amendment",
+        required=False,
+        max_length=2000,
+        widget=forms.Textarea(attrs={"rows": 2}),
+        help_text="Required to change a recorded value: kept with the old and new values "
+        "in the course's audit trail.",
+    )
 
     def service_errors(self, data: Mapping[str, Any]) -> Mapping[str, list[str]]:
-        values = {k: v for k, v in data.items() if k not in ("course", "void_reason")}
+        values = {k: v for k, v in data.items() if k not in NOT_RECORD_FIELDS}
         if self.instance.pk is None:
             course = data.get("course")
             return services.record_errors(self._meta.model, course, values, timezone.now())
         if data.get("void_reason", "").strip():
-            changed = [f for f in self.changed_data if f != "void_reason"]
+            changed = [f for f in self.changed_data if f not in ("void_reason", "amend_reason")]
             return {f: ["void or amend the record, not both at once."] for f in changed}
         changes = {k: v for k, v in values.items() if k in self.changed_data}
-        return services.amend_errors(self.instance, changes, timezone.now())
+        errors = services.amend_errors(
+            self.instance, changes, timezone.now(), reason=data.get("amend_reason", "")
+        )
+        # The service names its input "reason"; here it is the amendment's box.
+        return {"amend_reason" if k == "reason" else k: v for k, v in errors.items()}
 
 
 class RecordAdmin(admin.ModelAdmin):
@@ -261,8 +280,9 @@ class RecordAdmin(admin.ModelAdmin):
 
     def get_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
         fields = list(super().get_fields(request, obj))
-        if obj is None:  # nothing to void yet, and no history to show
-            return [f for f in fields if f not in (*RecordAdmin.readonly_fields, "void_reason")]
+        if obj is None:  # nothing to amend or void yet, and no history to show
+            hidden = (*RecordAdmin.readonly_fields, "void_reason", "amend_reason")
+            return [f for f in fields if f not in hidden]
         return fields
 
     def get_readonly_fields(self, request: HttpRequest, obj: Any = None) -> list[str]:
@@ -295,15 +315,18 @@ class RecordAdmin(admin.ModelAdmin):
             data = {
                 k: v
                 for k, v in form.cleaned_data.items()
-                if k in form.changed_data and k not in ("course", "void_reason")
+                if k in form.changed_data and k not in NOT_RECORD_FIELDS
             }
+            why = form.cleaned_data.get("amend_reason", "")
             if type(obj) is HsctReferral:  # progress updates, as PUT/PATCH .../hsct-referral/
-                services.referral_save(stored.course, data=data, actor=request.user, now=now)
+                services.referral_save(
+                    stored.course, data=data, reason=why, actor=request.user, now=now
+                )
             else:
-                services.record_amend(stored, data=data, actor=request.user, now=now)
+                services.record_amend(stored, data=data, reason=why, actor=request.user, now=now)
             return
         course = form.cleaned_data["course"]
-        data = {k: v for k, v in form.cleaned_data.items() if k not in ("course", "void_reason")}
+        data = {k: v for k, v in form.cleaned_data.items() if k not in NOT_RECORD_FIELDS}
         service = services.RECORD_SERVICES[type(obj)]
         record = service(course, data=data, actor=request.user, now=now)
         obj.pk = record.pk
@@ -313,7 +336,15 @@ class RecordAdmin(admin.ModelAdmin):
 
 # What a record's change page shows besides its own facts: its history, and the box
 # that voids it.
-HISTORY = ["recorded_by", "recorded_at", "amended_at", "voided_at", "voided_by", "void_reason"]
+HISTORY = [
+    "recorded_by",
+    "recorded_at",
+    "amended_at",
+    "amend_reason",
+    "voided_at",
+    "voided_by",
+    "void_reason",
+]
 
 
 @admin.register(BlockAdministration)

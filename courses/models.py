@@ -34,6 +34,7 @@ from courses.transitions import (
     TransitionInput,
     recorded_as,
 )
+from courses.units import fraction_display
 from stratification.definitions import MrdTimePoint, StepKind
 from stratification.facts import (
     BCR_ABL1_VALUES,
@@ -702,6 +703,22 @@ class MrdResult(ClinicalRecord):
         if self.value is not None:
             return f"{self.value:g}"
         return dict(MRD_QUALITATIVE_CHOICES).get(self.qualitative, self.qualitative)
+
+    @property
+    def value_display(self) -> str:
+        """The result as a clinician checks it: the value in both units
+        ("2×10⁻³ = 0.2 %"), or the qualitative result with the sensitivity it lies
+        below."""
+        if self.value is not None:
+            return fraction_display(self.value)
+        words = dict(MRD_QUALITATIVE_CHOICES).get(self.qualitative, self.qualitative)
+        if self.sensitivity is None:
+            return words
+        return f"{words} (sensitivity {fraction_display(self.sensitivity)})"
+
+    @property
+    def sensitivity_display(self) -> str:
+        return fraction_display(self.sensitivity)
 
 
 class DonorSearch(models.TextChoices):

@@ -3,6 +3,8 @@ rules that span fields or read the record live in the services (same 400 shape).
 
 from __future__ import annotations
 
+import functools
+
 from drf_spectacular.utils import extend_schema_field
 
 from config import serializers
@@ -559,6 +561,36 @@ class _RecordSerializer(serializers.ModelSerializer):
     voided_by = serializers.CharField(source="voided_by.username", read_only=True, allow_null=True)
 
 
+def amend_reason_field(**kwargs) -> serializers.CharField:
+    # Blank or absent: the service's 400 says it is required (one message, every channel).
+    return serializers.CharField(
+        write_only=True,
+        required=False,
+        allow_blank=True,
+        max_length=2000,
+        help_text=kwargs.pop(
+            "help_text",
+            "Why the record is amended (required): kept with the old and new values in the "
+            "course's audit trail and shown beside the record.",
+        ),
+        **kwargs,
+    )
+
+
+@functools.cache
+def amending(serializer: type[serializers.ModelSerializer]) -> type[serializers.ModelSerializer]:
+    """``serializer`` as a PATCH takes it: the record's fields, plus the reason."""
+
+    class Meta(serializer.Meta):
+        fields = [*serializer.Meta.fields, "reason"]
+
+    return type(
+        serializer.__name__.replace("Serializer", "AmendSerializer"),
+        (serializer,),
+        {"reason": amend_reason_field(), "Meta": Meta, "__module__": __name__},
+    )
+
+
 class VoidSerializer(serializers.Serializer):
     reason = serializers.CharField(
         max_length=2000, allow_blank=True, help_text="why the record is void (required)"
@@ -621,6 +653,14 @@ class MrdSerializer(_RecordSerializer):
         help_text="The assay's limit, in unit (answered as a fraction); required with a "
         "qualitative result.",
     )
+    value_display = serializers.CharField(
+        read_only=True,
+        help_text='The stored result as a clinician checks it, in both units: "2×10⁻³ = '
+        '0.2 %", or the qualitative result with its sensitivity.',
+    )
+    sensitivity_display = serializers.CharField(
+        read_only=True, help_text='The sensitivity in both units ("1×10⁻⁴ = 0.01 %"), or "".'
+    )
 
     class Meta:
         model = MrdResult
@@ -634,6 +674,8 @@ class MrdSerializer(_RecordSerializer):
             "sensitivity",
             "entered_unit",
             "method",
+            "value_display",
+            "sensitivity_display",
             *RECORD_HISTORY_FIELDS,
         ]
         read_only_fields = ["id", "entered_unit", *RECORD_HISTORY_FIELDS]
@@ -641,6 +683,11 @@ class MrdSerializer(_RecordSerializer):
 
 class ReferralSerializer(_RecordSerializer):
     donor_search_status = serializers.ChoiceField(choices=DonorSearch.choices, required=False)
+    reason = amend_reason_field(
+        help_text="Why an update changes what the referral recorded (required then: a date "
+        "or centre changed, the donor search going back). Filling in an empty field or the "
+        "donor search moving forward needs none. Kept in the course's audit trail."
+    )
 
     class Meta:
         model = HsctReferral
@@ -652,6 +699,7 @@ class ReferralSerializer(_RecordSerializer):
             "centre",
             "planned_on",
             "performed_on",
+            "reason",
             *RECORD_HISTORY_FIELDS,
         ]
         read_only_fields = ["id", *RECORD_HISTORY_FIELDS]

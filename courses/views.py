@@ -59,6 +59,7 @@ from courses.serializers import (
     StepUpdateSerializer,
     TransitionRequestSerializer,
     VoidSerializer,
+    amending,
 )
 from stratification.models import StratificationDecision
 from stratification.serializers import StratificationDecisionDetailSerializer
@@ -452,6 +453,12 @@ class RecordViewSet(CourseChildViewSet):
 
     related = ("recorded_by", "voided_by")
 
+    def get_serializer_class(self) -> type:
+        # A PATCH takes the record's fields and the reason for the amendment.
+        if self.action == "partial_update":
+            return amending(self.serializer_class)
+        return self.serializer_class
+
     def get_record(self, pk: str) -> Any:
         try:
             return self.get_queryset().get(pk=int(pk))
@@ -462,16 +469,19 @@ class RecordViewSet(CourseChildViewSet):
         return Response(self.get_serializer(self.get_record(pk)).data)
 
     def partial_update(self, request: Request, course_pk: str, pk: str) -> Response:
-        """Amend the record: the fields given change, checked like a new record; the
-        old values are kept in the audit trail. The schedule and alerts follow."""
+        """Amend the record, with the reason (required): the fields given change,
+        checked like a new record; the old values, the new ones and the reason are kept
+        in the course's audit trail. The schedule and alerts follow."""
         self.get_writable_course()  # 404 or 403 before anything is parsed
         record = self.get_record(pk)
         serializer = self.get_serializer(record, data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        reason = data.pop("reason", "")
         record = services.record_amend(
-            record, data=serializer.validated_data, actor=request.user, now=timezone.now()
+            record, data=data, reason=reason, actor=request.user, now=timezone.now()
         )
-        return Response(self.get_serializer(record).data)
+        return Response(self.serializer_class(record, context=self.get_serializer_context()).data)
 
     @extend_schema(request=VoidSerializer)
     def void(self, request: Request, course_pk: str, pk: str) -> Response:
@@ -533,8 +543,10 @@ class ReferralViewSet(CourseChildViewSet):
         course = self.get_writable_course()
         serializer = self.get_serializer(data=request.data, partial=True)
         serializer.is_valid(raise_exception=True)
+        data = dict(serializer.validated_data)
+        reason = data.pop("reason", "")
         referral = services.referral_save(
-            course, data=serializer.validated_data, actor=request.user, now=timezone.now()
+            course, data=data, reason=reason, actor=request.user, now=timezone.now()
         )
         return Response(self.get_serializer(referral).data)
 

@@ -1159,6 +1159,7 @@ class _Course:
         services.record_amend(
             deciding,
             data={"value": 0.005, "qualitative": "", "unit": "fraction"},
+            reason="The lab corrected its report: 5x10^-3, not negative.",
             actor=self.actor,
             now=self.at(day, 10),
         )

@@ -9,6 +9,7 @@ from datetime import date
 from typing import Any
 
 from courses.models import (
+    AuditEntry,
     BlockAdministration,
     ClinicalEvent,
     HsctReferral,
@@ -16,6 +17,7 @@ from courses.models import (
     ResponseAssessment,
     TreatmentCourse,
 )
+from courses.units import fraction_display
 from notifications.models import Alert
 
 
@@ -23,13 +25,59 @@ def _iso(value: date | None) -> str | None:
     return value.isoformat() if value is not None else None
 
 
-def _history(record: Any) -> dict[str, Any]:
+# The stored fractions of an MRD result, read in both units wherever they are shown.
+_FRACTIONS = {("MrdResult", "value"), ("MrdResult", "sensitivity")}
+
+Corrections = dict[tuple[str, int], list[dict[str, Any]]]
+
+
+def _shown(target: str, field: str, value: Any) -> str:
+    if value is None or value == "":
+        return "—"
+    if (target, field) in _FRACTIONS and isinstance(value, int | float):
+        return fraction_display(value)
+    if isinstance(value, bool):
+        return "yes" if value else "no"
+    return str(value)
+
+
+def _corrections(course: TreatmentCourse) -> Corrections:
+    """Each record's amendments, from the course's audit trail (one query): when, who,
+    why, and each field's old and new value (as stored, and as a clinician reads it).
+    An amendment recorded before reasons were required has an empty reason."""
+    found: Corrections = {}
+    entries = AuditEntry.objects.filter(course=course, action="amended").select_related("actor")
+    for entry in entries.order_by("at", "id"):
+        before, after = entry.data.get("before", {}), entry.data.get("after", {})
+        found.setdefault((entry.target, entry.target_id), []).append(
+            {
+                "at": entry.at.isoformat(),
+                "actor": entry.actor.username,
+                "reason": entry.data.get("reason", ""),
+                "changes": [
+                    {
+                        "field": field,
+                        "before": before.get(field),
+                        "after": value,
+                        "before_display": _shown(entry.target, field, before.get(field)),
+                        "after_display": _shown(entry.target, field, value),
+                    }
+                    for field, value in after.items()
+                ],
+            }
+        )
+    return found
+
+
+def _history(record: Any, corrections: Corrections) -> dict[str, Any]:
     """What every record says about itself besides its facts: its id (for the void and
-    amend links), whether it was amended, and whether (and why) it is void. A voided
-    record is listed, marked, and ignored by everything that computes."""
+    amend links), whether it was amended (and each correction: old -> new, who, when,
+    why), and whether (and why) it is void. A voided record is listed, marked, and
+    ignored by everything that computes."""
     return {
         "id": record.pk,
         "amended_at": record.amended_at.isoformat() if record.amended_at else None,
+        "corrections": corrections.get((type(record).__name__, record.pk), []),
         "voided": record.voided_at is not None,
         "voided_at": record.voided_at.isoformat() if record.voided_at else None,
         "void_reason": record.void_reason,
@@ -42,6 +90,7 @@ def course_timeline(course: TreatmentCourse) -> dict[str, Any]:
     Voided records are listed and marked. A fixed number of queries whatever the
     course's length."""
     steps = list(course.steps.order_by("sequence"))
+    corrections = _corrections(course)
     entries: list[dict[str, Any]] = []
     for step in steps:
         entries.append(
@@ -88,7 +137,7 @@ def course_timeline(course: TreatmentCourse) -> dict[str, Any]:
                 "start_date": b.start_date.isoformat(),
                 "end_date": _iso(b.end_date),
                 "delay_reason": b.delay_reason,
-                **_history(b),
+                **_history(b, corrections),
             }
         )
     for a in ResponseAssessment.with_voided.filter(course=course):
@@ -99,7 +148,7 @@ def course_timeline(course: TreatmentCourse) -> dict[str, Any]:
                 "marrow": a.marrow,
                 "cr2": a.cr2,
                 "em_status": a.em_status,
-                **_history(a),
+                **_history(a, corrections),
             }
         )
     for m in MrdResult.with_voided.filter(course=course):
@@ -111,7 +160,9 @@ def course_timeline(course: TreatmentCourse) -> dict[str, Any]:
                 "value": m.value,
                 "method": m.method,
                 "sensitivity": m.sensitivity,
-                **_history(m),
+                "value_display": m.value_display,
+                "sensitivity_display": m.sensitivity_display,
+                **_history(m, corrections),
             }
         )
     for referral in HsctReferral.with_voided.filter(course=course):
@@ -122,7 +173,7 @@ def course_timeline(course: TreatmentCourse) -> dict[str, Any]:
                 "donor_search_status": referral.donor_search_status,
                 "planned_on": _iso(referral.planned_on),
                 "performed_on": _iso(referral.performed_on),
-                **_history(referral),
+                **_history(referral, corrections),
             }
         )
     for e in ClinicalEvent.with_voided.filter(course=course):
@@ -134,7 +185,7 @@ def course_timeline(course: TreatmentCourse) -> dict[str, Any]:
                 "contact_status": e.contact_status,
                 "note": e.note,
                 "ended_course": e.ended_course,
-                **_history(e),
+                **_history(e, corrections),
             }
         )
     # The alerts raised on the course: when each condition began and how it ended.

@@ -10,10 +10,14 @@ service's own message is the one shown when a browser does not check.
 
 from __future__ import annotations
 
+import functools
+import re
+from decimal import Decimal
 from typing import Any
 
 from django import forms
 from django.conf import settings
+from django.core.exceptions import ValidationError
 from django.core.validators import MaxLengthValidator, MaxValueValidator, MinValueValidator
 
 from config.parsers import refuse_control_characters
@@ -64,6 +68,62 @@ def reason_field(label: str = "Reason", *, required_in_html: bool = False, **kwa
         widget=forms.Textarea(attrs=attrs),
         **kwargs,
     )
+
+
+# One decimal separator, no thousands separator: digits, then "." or "," and digits,
+# optionally in e-notation (1e-3).
+_CLINICAL_NUMBER = re.compile(r"[+-]?(?:[0-9]+(?:[.,][0-9]*)?|[.,][0-9]+)(?:[eE][+-]?[0-9]+)?")
+
+
+class ClinicalNumberField(forms.FloatField):
+    """A clinical number as it is typed, with a dot or a decimal comma.
+
+    The team works in English and German, so "0,2" is as likely as "0.2". It is read as
+    0.2: no clinical number these forms take reaches 1,000 (a percentage is at most
+    100, an MRD fraction at most 1), so a comma can only be a decimal separator. What
+    could mean two different numbers ("1,000.5", "1.000,5", "0,2,5") is refused with a
+    message that names the field and shows how to type it, never guessed.
+
+    The input is a text box (``inputmode="decimal"``: the phone's number keypad), not
+    ``type="number"``: Chromium's number input drops a comma it takes for a thousands
+    separator, so a German "0,2" reached the server as "02", and 0.2 % was stored as
+    2 % (issue 22)."""
+
+    widget = forms.TextInput
+
+    def widget_attrs(self, widget: forms.Widget) -> dict[str, Any]:
+        attrs = super().widget_attrs(widget)
+        attrs.update({"inputmode": "decimal", "autocomplete": "off", "spellcheck": "false"})
+        return attrs
+
+    def prepare_value(self, value: Any) -> Any:
+        # A stored number shown to be corrected reads as it is typed: 2, not 2.0;
+        # 0.00001, not 1e-05.
+        if isinstance(value, float):
+            return format(Decimal(f"{value:.12g}").normalize(), "f")
+        return value
+
+    def to_python(self, value: Any) -> float | None:
+        if value in self.empty_values:
+            return None
+        text = str(value).strip()
+        if text in self.empty_values:
+            return None
+        if not _CLINICAL_NUMBER.fullmatch(text):
+            raise ValidationError(self._how_to_type(text), code="invalid")
+        return super().to_python(text.replace(",", "."))
+
+    @staticmethod
+    def _how_to_type(text: str) -> str:
+        # Shown beside the field and, after its label, in the page's error summary.
+        if "," in text and "." in text or text.count(",") > 1 or text.count(".") > 1:
+            why = "uses more than one separator, so it could be read as two different numbers"
+        else:
+            why = "is not a number"
+        return (
+            f"“{text}” {why}. Type it with one decimal separator and no thousands "
+            "separator, e.g. 0.2 or 0,2 (a comma is read as the decimal point)."
+        )
 
 
 def start_date_field() -> forms.DateField:
@@ -238,7 +298,7 @@ class RelapseForm(WebFormMixin, forms.Form):
         required=False,
         widget=forms.CheckboxSelectMultiple,
     )
-    bm_blast_percent = forms.FloatField(
+    bm_blast_percent = ClinicalNumberField(
         label="Marrow blasts (%)", required=False, min_value=0, max_value=100
     )
     immunophenotype = forms.ChoiceField(
@@ -442,11 +502,11 @@ class MrdForm(WebFormMixin, forms.Form):
         widget=forms.RadioSelect(attrs={"required": True}),
         required=False,
     )
-    value = forms.FloatField(
+    value = ClinicalNumberField(
         label="Measured MRD value",
         required=False,
         help_text="In the unit chosen above: 0.001 as a fraction is 0.1 as a percent (10⁻³). "
-        "Stored as a fraction.",
+        "A decimal comma is read as the point (0,1 is 0.1). Stored as a fraction.",
     )
     qualitative = forms.ChoiceField(
         label="Or a qualitative result",
@@ -455,7 +515,7 @@ class MrdForm(WebFormMixin, forms.Form):
         help_text="Negative, or positive but below the quantitative range: leave the value "
         "empty and give the sensitivity.",
     )
-    sensitivity = forms.FloatField(
+    sensitivity = ClinicalNumberField(
         label="Sensitivity of the assay",
         required=False,
         help_text="Its limit, in the same unit (10⁻⁴ is 0.0001 as a fraction, 0.01 as a "
@@ -529,6 +589,39 @@ class EventForm(WebFormMixin, forms.ModelForm):
         if follow_up:
             labels = dict(EventKind.choices)
             self.fields["kind"].choices = [(k, labels[k]) for k in FOLLOW_UP_EVENT_KINDS]
+
+
+AMEND_REASON_HELP = (
+    "Required: what was wrong (e.g. typed in percent, the report says a fraction). It is "
+    "kept with the old and the new values and shown beside the record."
+)
+
+
+@functools.cache
+def amendment_form(form_class: type[forms.Form]) -> type[forms.Form]:
+    """``form_class`` as a record's amend page shows it: the record's fields and, last,
+    why it is amended (the service requires it and says so beside the field)."""
+
+    def service_data(self: forms.Form) -> dict[str, Any]:
+        data = form_class.service_data(self)
+        data.pop("reason", None)
+        return data
+
+    def reason(self: forms.Form) -> str:
+        return self.cleaned_data.get("reason", "")
+
+    return type(
+        f"{form_class.__name__}Amendment",
+        (form_class,),
+        {
+            "reason": reason_field(
+                "Why is this record amended?", required_in_html=True, help_text=AMEND_REASON_HELP
+            ),
+            "service_data": service_data,
+            "reason_given": reason,
+            "__module__": __name__,
+        },
+    )
 
 
 class VoidForm(WebFormMixin, forms.Form):

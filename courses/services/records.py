@@ -4,11 +4,11 @@ the matching planned steps from the valid records (steps.link_records) and moves
 later due dates, whatever order the records come in.
 
 A record is never deleted. One entered wrongly is voided with a reason (kept, shown as
-voided, ignored by everything else: the related managers leave it out) or amended (its
-old values go to the audit trail); both recompute the schedule and announce the
-change. A death or a second relapse recorded on an active course ends it in the same
-transaction (off protocol, with that reason, on the event's date); voiding that record
-reinstates the course.
+voided, ignored by everything else: the related managers leave it out) or amended
+with a reason (its old values, the new ones and the reason go to the audit trail);
+both recompute the schedule and announce the change. A death or a second relapse
+recorded on an active course ends it in the same transaction (off protocol, with that
+reason, on the event's date); voiding that record reinstates the course.
 
 Each record kind has one validator, ``{field: [messages]}`` (empty: fine), shared by
 the services and the admin forms, so both refuse the same values with the same words.
@@ -32,6 +32,7 @@ from courses.models import (
     ClinicalEvent,
     ClinicalRecord,
     ContactStatus,
+    DonorSearch,
     EmStatus,
     EventKind,
     HsctReferral,
@@ -424,24 +425,38 @@ def referral_save(
     data: Mapping[str, Any],
     actor: AbstractBaseUser,
     now: datetime,
+    reason: str = "",
 ) -> HsctReferral:
     """Create or update the course's HSCT referral (one valid referral per course):
     ``data`` holds the fields that change. An update keeps the old values in the audit
-    trail, like any amendment."""
+    trail, like any amendment. The referral moves on as the transplant is prepared (a
+    date filled in, the donor search moving forward: no reason needed); an update that
+    changes what it already recorded is a correction and needs ``reason``
+    (_corrected_fields)."""
     course = lock_course(course)
     require_active(course)
     referral = HsctReferral.objects.filter(course=course).first()
     if referral is not None:
-        referral = _amend(course, referral, data, actor, now)
+        referral = _amend(course, referral, data, actor, now, reason)
         referral.recorded_by, referral.recorded_at = actor, now
         referral.save(update_fields=["recorded_by", "recorded_at"])
         _settle(course, now)
         return referral
-    Invalid.raise_if(RECORD_ERRORS[HsctReferral](course, data, course.patient.team.today(now)))
+    reason = (reason or "").strip()
+    errors = RECORD_ERRORS[HsctReferral](course, data, course.patient.team.today(now))
+    Invalid.raise_if({**errors, **text_errors("reason", reason)})
     referral = HsctReferral.objects.create(
         course=course, recorded_by=actor, recorded_at=now, **data
     )
-    audit(course, actor, now, "recorded", "HsctReferral", referral.pk, data)
+    audit(
+        course,
+        actor,
+        now,
+        "recorded",
+        "HsctReferral",
+        referral.pk,
+        {**data, "reason": reason} if reason else data,
+    )
     _settle(course, now)
     return referral
 
@@ -491,10 +506,12 @@ def _event_amend_errors(event: ClinicalEvent, changes: Mapping[str, Any]) -> dic
     return errors
 
 
-def _mrd_amend_input(record: MrdResult, data: Mapping[str, Any]) -> dict[str, Any]:
-    """An MRD amendment as an MRD entry: the stored result (fractions) in the unit the
-    amendment names, with its changes. Without ``unit``, the changes are fractions."""
-    unit = data.get("unit") or MrdUnit.FRACTION
+def mrd_entry(record: MrdResult, unit: str | None = None) -> dict[str, Any]:
+    """The stored result as an MRD entry in ``unit`` (default: the unit it was entered
+    in): value and sensitivity converted from the stored fractions, with the unit. The
+    web app's amend page starts from it, so a result typed in percent is corrected in
+    percent."""
+    unit = unit or record.entered_unit
     scale = 100.0 if unit == MrdUnit.PERCENT else 1.0
     entry: dict[str, Any] = {
         f: getattr(record, f) for f in amendable_fields(MrdResult) if f != "entered_unit"
@@ -502,15 +519,82 @@ def _mrd_amend_input(record: MrdResult, data: Mapping[str, Any]) -> dict[str, An
     for field in ("value", "sensitivity"):
         if entry[field] is not None:
             entry[field] = float(f"{entry[field] * scale:.12g}")
-    return {**entry, **data, "unit": unit}
+    return {**entry, "unit": unit}
+
+
+def _mrd_amend_input(record: MrdResult, data: Mapping[str, Any]) -> dict[str, Any]:
+    """An MRD amendment as an MRD entry: the stored result (fractions) in the unit the
+    amendment names, with its changes. Without ``unit``, the changes are fractions."""
+    unit = data.get("unit") or MrdUnit.FRACTION
+    return {**mrd_entry(record, unit), **data, "unit": unit}
+
+
+# How a referral moves on as the transplant is prepared: the donor search goes
+# forward. Anything else (back to "not started", a found donor becoming none) changes
+# what was recorded.
+DONOR_SEARCH_PROGRESS: dict[str, frozenset[str]] = {
+    DonorSearch.NOT_STARTED: frozenset(
+        {DonorSearch.ONGOING, DonorSearch.DONOR_FOUND, DonorSearch.NO_DONOR}
+    ),
+    DonorSearch.ONGOING: frozenset({DonorSearch.DONOR_FOUND, DonorSearch.NO_DONOR}),
+}
+
+
+def _corrected_fields(record: ClinicalRecord, changes: Mapping[str, Any]) -> list[str]:
+    """The fields whose recorded value ``changes`` overwrites: a correction, which
+    needs a reason. Every change to a clinical record is one. The HSCT referral is also
+    a record of progress (PUT .../hsct-referral/ as the work-up goes on): a field filled
+    in where it was empty, or the donor search moving forward, corrects nothing."""
+    if type(record) is not HsctReferral:
+        return list(changes)
+    corrected = []
+    for field, new in changes.items():
+        old = getattr(record, field)
+        if field == "donor_search_status":
+            if new not in DONOR_SEARCH_PROGRESS.get(old, frozenset()):
+                corrected.append(field)
+        elif old not in (None, ""):
+            corrected.append(field)
+    return corrected
+
+
+def _reason_errors(
+    record: ClinicalRecord, changes: Mapping[str, Any], reason: str
+) -> dict[str, list[str]]:
+    """An amendment says why: the reason is kept with the old and new values in the
+    audit trail and shown beside the record (bounded like every free text)."""
+    corrected = _corrected_fields(record, changes)
+    if corrected and not reason:
+        return {
+            "reason": [
+                f"is required to amend a record ({', '.join(corrected)} changed): say why "
+                "the recorded value was wrong."
+            ]
+        }
+    return text_errors("reason", reason)
 
 
 def _amendment(
-    record: ClinicalRecord, data: Mapping[str, Any], today: date
+    record: ClinicalRecord, data: Mapping[str, Any], today: date, reason: str
 ) -> tuple[dict[str, list[str]], dict[str, Any]]:
     """What amending ``record`` with ``data`` would change, or why it is refused: the
     record as it would be stored is checked like a new one, plus what an amendment may
-    never change."""
+    never change, plus its reason (all at once, so the person fixes everything in one
+    go)."""
+    errors, changes = _amendment_changes(record, data, today)
+    # With a field refused, what would change is judged on the fields given.
+    judged = changes
+    if errors:
+        fields = amendable_fields(type(record))
+        judged = {k: v for k, v in data.items() if k in fields and getattr(record, k) != v}
+    return {**_reason_errors(record, judged, reason), **errors}, changes
+
+
+def _amendment_changes(
+    record: ClinicalRecord, data: Mapping[str, Any], today: date
+) -> tuple[dict[str, list[str]], dict[str, Any]]:
+    """The record's own checks on the amended values, and the stored fields that would
+    change."""
     model = type(record)
     fields = amendable_fields(model)
     # An MRD result is amended as it is entered: with the unit of its value, which is
@@ -538,11 +622,12 @@ def _amendment(
 
 
 def amend_errors(
-    record: ClinicalRecord, data: Mapping[str, Any], now: datetime
+    record: ClinicalRecord, data: Mapping[str, Any], now: datetime, *, reason: str
 ) -> dict[str, list[str]]:
-    """Why amending ``record`` with ``data`` would be refused. Shared by the service and
-    the admin's change form."""
-    return _amendment(record, data, record.course.patient.team.today(now))[0]
+    """Why amending ``record`` with ``data`` for ``reason`` would be refused. Shared by
+    the service and the admin's change form."""
+    today = record.course.patient.team.today(now)
+    return _amendment(record, data, today, (reason or "").strip())[0]
 
 
 def _amend(
@@ -551,12 +636,14 @@ def _amend(
     data: Mapping[str, Any],
     actor: AbstractBaseUser,
     now: datetime,
+    reason: str,
 ) -> Any:
     """Change ``record`` (locked) as ``data`` says, checked like a new record with the
-    same values; the old values go to the audit trail."""
+    same values; the old values, the new ones and the reason go to the audit trail."""
     model = type(record)
     record.course = course  # the locked row, with its patient, team and relapse
-    errors, changes = _amendment(record, data, course.patient.team.today(now))
+    reason = (reason or "").strip()
+    errors, changes = _amendment(record, data, course.patient.team.today(now), reason)
     Invalid.raise_if(errors)
     if not changes:
         return record
@@ -572,7 +659,7 @@ def _amend(
         "amended",
         model.__name__,
         record.pk,
-        {"before": before, "after": changes},
+        {"before": before, "after": changes, "reason": reason},
     )
     return record
 
@@ -586,16 +673,23 @@ def _locked_record(record: ClinicalRecord) -> tuple[TreatmentCourse, Any]:
 
 @transaction.atomic
 def record_amend(
-    record: ClinicalRecord, *, data: Mapping[str, Any], actor: AbstractBaseUser, now: datetime
+    record: ClinicalRecord,
+    *,
+    data: Mapping[str, Any],
+    reason: str,
+    actor: AbstractBaseUser,
+    now: datetime,
 ) -> Any:
-    """Correct a record entered wrongly: ``data`` holds the fields that change. The
-    old values are kept in the audit trail; the schedule and the alerts follow."""
+    """Correct a record entered wrongly: ``data`` holds the fields that change and
+    ``reason`` says why (required: a 400 naming ``reason`` without it). The old values,
+    the new ones and the reason are kept in the audit trail; the schedule and the
+    alerts follow."""
     course, record = _locked_record(record)
     if record.voided_at is not None:
         raise Refused(
             "A voided record cannot be amended; record the right values anew.", code="voided"
         )
-    record = _amend(course, record, data, actor, now)
+    record = _amend(course, record, data, actor, now, reason)
     _settle(course, now)
     if type(record) in HSCT_EVIDENCE:
         hsct_refresh(course, actor, now)

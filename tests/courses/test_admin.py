@@ -194,9 +194,11 @@ def test_a_referral_changed_in_the_admin_is_audited_with_what_changed(
     entry = AuditEntry.objects.filter(target="HsctReferral", actor=staff).get()
     # An update is an amendment: what changed, and the values it replaced.
     assert entry.action == "amended"
+    # Progress (the donor search moving on, a donor type filled in) needs no reason.
     assert entry.data == {
         "before": {"donor_search_status": "not_started", "donor_type": ""},
         "after": {"donor_search_status": "donor_found", "donor_type": "MUD"},
+        "reason": "",
     }
     referral.refresh_from_db()
     assert (referral.donor_type, referral.recorded_by) == ("MUD", staff)
@@ -366,12 +368,20 @@ def test_the_admin_voids_and_amends_through_the_same_services(
         "end_date": "",
         "delay_reason": "",
         "void_reason": "",
+        "amend_reason": "",
     }
+    # The admin is a channel like any other: an amendment says why.
+    unexplained = admin.post(page, form)
+    assert unexplained.status_code == 200
+    assert "is required to amend a record (start_date changed)" in unexplained.content.decode()
+    assert not AuditEntry.objects.filter(action="amended").exists()
+    form["amend_reason"] = "began a day later than typed"
     assert admin.post(page, form).status_code == 302
     entry = AuditEntry.objects.filter(action="amended", actor=staff).get()
     assert entry.data == {
         "before": {"start_date": "2026-11-23"},
         "after": {"start_date": "2026-11-24"},
+        "reason": "began a day later than typed",
     }
     both = admin.post(page, {**form, "start_date": "2026-11-22", "void_reason": "duplicate"})
     assert both.status_code == 200

@@ -236,7 +236,8 @@ def test_an_added_step_beyond_the_planning_horizon_is_a_400_on_its_offset(api, f
 def test_a_planned_transplant_beyond_the_horizon_is_refused(api, full) -> None:
     course = full["course"]
     response = api(full["coordinator"]).patch(
-        f"/api/v1/courses/{course.pk}/hsct-referral/", {"planned_on": "2150-01-01"}
+        f"/api/v1/courses/{course.pk}/hsct-referral/",
+        {"planned_on": "2150-01-01", "reason": "transplant moved"},
     )
     assert response.status_code == 400, response.content
     assert list(response.json()["error"]["fields"]) == ["planned_on"]
@@ -290,7 +291,7 @@ def test_an_mrd_amendment_to_an_implausible_sensitivity_is_refused(api, full) ->
     result = MrdResult.objects.get(course=full["course"])
     response = api(full["coordinator"]).patch(
         f"/api/v1/courses/{full['course'].pk}/mrd/{result.pk}/",
-        {"unit": "fraction", "sensitivity": 1e-30},
+        {"unit": "fraction", "sensitivity": 1e-30, "reason": "the lab's limit, re-read"},
     )
     assert response.status_code == 400, response.content
     assert list(response.json()["error"]["fields"]) == ["sensitivity"]

@@ -1,7 +1,8 @@
 """Corrections without losing anything (issue 11): a record entered wrongly is voided
 with a reason (kept, shown as voided, ignored by the schedule, guards, rules and
-figures) or amended (the old values in the audit trail), through the API and the admin
-alike (the admin's side is in test_admin.py). Never deleted."""
+figures) or amended with a reason (the old values and the reason in the audit trail),
+through the API and the admin alike (the admin's side is in test_admin.py). Never
+deleted."""
 
 from __future__ import annotations
 
@@ -98,7 +99,9 @@ def test_a_voided_block_counts_for_nothing_and_stays_on_the_record(
     # Voided twice, or amended after: refused.
     again = post(client, url(course, f"blocks/{block['id']}/void/"), {"reason": "again"})
     assert (again.status_code, again.json()["error"]["code"]) == (409, "voided")
-    amend = client.patch(url(course, f"blocks/{block['id']}/"), {"block_type": "R1"}, format="json")
+    amend = client.patch(
+        url(course, f"blocks/{block['id']}/"), {"block_type": "R1", "reason": "x"}, format="json"
+    )
     assert amend.status_code == 409
     # Never deleted.
     assert client.delete(url(course, f"blocks/{block['id']}/")).status_code == 405
@@ -126,8 +129,16 @@ def test_an_amended_record_keeps_its_old_values_in_the_audit(
         url(course, f"blocks/{block['id']}/"), {"block_type": "F1"}, format="json"
     )
     assert wrong_type.status_code == 400
-    amended = client.patch(
+    # Every amendment says why: without a reason it is refused, naming the reason.
+    unexplained = client.patch(
         url(course, f"blocks/{block['id']}/"), {"start_date": "2026-10-03"}, format="json"
+    )
+    assert unexplained.status_code == 400
+    assert list(unexplained.json()["error"]["fields"]) == ["reason"]
+    amended = client.patch(
+        url(course, f"blocks/{block['id']}/"),
+        {"start_date": "2026-10-03", "reason": "started two days late, typed the plan"},
+        format="json",
     )
     assert amended.status_code == 200, amended.content
     assert amended.json()["start_date"] == "2026-10-03"
@@ -142,6 +153,7 @@ def test_an_amended_record_keeps_its_old_values_in_the_audit(
     assert entry.data == {
         "before": {"start_date": "2026-10-01"},
         "after": {"start_date": "2026-10-03"},
+        "reason": "started two days late, typed the plan",
     }
     # The schedule follows the amended date.
     step = PlannedStep.objects.get(course=course, key="block_1")
@@ -157,10 +169,16 @@ def test_an_event_cannot_be_amended_into_another_kind(api, team, clinician, make
         url(course, "events/"),
         {"kind": "secondary_malignancy", "occurred_on": "2026-11-24", "note": "AML"},
     ).json()
-    response = client.patch(url(course, f"events/{event['id']}/"), {"kind": "death"}, format="json")
+    response = client.patch(
+        url(course, f"events/{event['id']}/"), {"kind": "death", "reason": "x"}, format="json"
+    )
     assert response.status_code == 400
     assert "void this record" in response.json()["error"]["fields"]["kind"][0]
-    ok = client.patch(url(course, f"events/{event['id']}/"), {"note": "t-AML"}, format="json")
+    ok = client.patch(
+        url(course, f"events/{event['id']}/"),
+        {"note": "t-AML", "reason": "therapy-related, per the report"},
+        format="json",
+    )
     assert ok.status_code == 200 and ok.json()["note"] == "t-AML"
 
 
@@ -181,7 +199,9 @@ def test_voiding_the_death_that_ended_a_course_reinstates_it(
     # It was another child: voiding the record reinstates the course, and its safety
     # net with it.
     date_change = client.patch(
-        url(course, f"events/{death['id']}/"), {"occurred_on": "2026-11-19"}, format="json"
+        url(course, f"events/{death['id']}/"),
+        {"occurred_on": "2026-11-19", "reason": "x"},
+        format="json",
     )
     assert date_change.status_code == 400
     with django_capture_on_commit_callbacks(execute=True):
@@ -245,14 +265,15 @@ def test_an_mrd_result_is_amended_as_it_is_entered_with_its_unit(api, team, clin
     result = entered.json()
     detail = url(course, f"mrd/{result['id']}/")
 
-    no_unit = client.patch(detail, {"value": 0.2}, format="json")
+    why = {"reason": "the report says percent"}
+    no_unit = client.patch(detail, {"value": 0.2, **why}, format="json")
     assert no_unit.status_code == 400
     assert set(no_unit.json()["error"]["fields"]) == {"unit"}
-    too_big = client.patch(detail, {"value": 150, "unit": "percent"}, format="json")
+    too_big = client.patch(detail, {"value": 150, "unit": "percent", **why}, format="json")
     assert too_big.status_code == 400
     assert set(too_big.json()["error"]["fields"]) == {"value"}
 
-    amended = client.patch(detail, {"value": 0.2, "unit": "percent"}, format="json")
+    amended = client.patch(detail, {"value": 0.2, "unit": "percent", **why}, format="json")
     assert amended.status_code == 200, amended.content
     stored = MrdResult.objects.get(pk=result["id"])
     assert (stored.value, stored.entered_unit) == (0.002, "percent")
@@ -260,7 +281,7 @@ def test_an_mrd_result_is_amended_as_it_is_entered_with_its_unit(api, team, clin
     assert entry.data["before"] == {"value": 0.2, "entered_unit": "fraction"}
 
     # A change of another field needs no unit and leaves the value and its unit alone.
-    note = client.patch(detail, {"method": "flow cytometry"}, format="json")
+    note = client.patch(detail, {"method": "flow cytometry", **why}, format="json")
     assert note.status_code == 200, note.content
     stored.refresh_from_db()
     assert (stored.value, stored.entered_unit, stored.method) == (

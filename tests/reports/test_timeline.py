@@ -58,9 +58,10 @@ def test_the_timeline_costs_the_same_queries_for_a_longer_course(
     clock("2026-12-08")
     sweep()
     client = api(clinician)
-    # token+user, roles, the course; then steps, transitions, blocks, assessments, MRD,
-    # the HSCT referral, events and alerts.
-    with django_assert_num_queries(11):
+    # token+user, roles, the course; then steps, the records' corrections (the audit
+    # trail's amendments), transitions, blocks, assessments, MRD, the HSCT referral,
+    # events and alerts.
+    with django_assert_num_queries(12):
         timeline(client, short)
-    with django_assert_num_queries(11):
+    with django_assert_num_queries(12):
         assert len(timeline(client, long)["entries"]) > 10

@@ -132,11 +132,13 @@ def test_records_are_amended_and_voided_from_their_pages_and_viewers_see_neither
     assert {amend_url, void_url} <= set(page.links)
     form = client.get(amend_url).content.decode()
     assert 'value="2026-11-23"' in form  # what is stored, to correct
-    bad = client.post(amend_url, {"block_type": "R2", "start_date": "2026-11-30"})
+    why = {"reason": "began a day later than typed"}
+    bad = client.post(amend_url, {"block_type": "R2", "start_date": "2026-11-30", **why})
     assert bad.status_code == 400
     assert "must not be in the future" in parse(bad).text
     assert (
-        client.post(amend_url, {"block_type": "R2", "start_date": "2026-11-24"}).status_code == 302
+        client.post(amend_url, {"block_type": "R2", "start_date": "2026-11-24", **why}).status_code
+        == 302
     )
     assert BlockAdministration.objects.get(pk=block.pk).start_date == date(2026, 11, 24)
 

@@ -2,11 +2,12 @@
 
 from __future__ import annotations
 
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from typing import Any
 from urllib.parse import urlencode
 
 from django import template
+from django.utils import timezone
 
 from notifications.models import AlertKind
 from web.timeline import step_status
@@ -77,6 +78,15 @@ def get_item(mapping: dict[Any, Any], key: Any) -> Any:
 @register.filter
 def add_days(day: date, n: int) -> date:
     return day + timedelta(days=int(n))
+
+
+@register.filter
+def iso_datetime(value: str | None) -> str:
+    """An ISO time from the API's shapes (UTC) as the team reads it: "24 Nov 2026 11:00",
+    in the site's time zone."""
+    if not value:
+        return ""
+    return f"{timezone.localtime(datetime.fromisoformat(value)):%-d %b %Y %H:%M}"
 
 
 @register.filter

@@ -7,6 +7,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from datetime import datetime
 from typing import Any
 
 from django import forms
@@ -39,6 +40,7 @@ from web.forms import (
     StepRescheduleForm,
     StepSkipForm,
     VoidForm,
+    amendment_form,
 )
 from web.views.base import page, writable_course
 from web.views.course import course_url
@@ -49,7 +51,7 @@ class RecordKind:
     title: str
     form: type[forms.Form]
     service: Callable[..., Any]
-    done: str  # the success message
+    done: str | Callable[[Any], str]  # the success message (of the saved record)
     # Extra keyword arguments of the form for this course (choices, the current values).
     options: Callable[[TreatmentCourse, list[PlannedStep]], dict[str, Any]] = (
         lambda course, steps: {}  # noqa: ARG005
@@ -79,7 +81,8 @@ RECORD_KINDS: dict[str, RecordKind] = {
         "Record an MRD result",
         MrdForm,
         course_services.mrd_record,
-        "MRD result recorded.",
+        # The stored value read back in both units: a tenfold slip shows here.
+        lambda result: f"MRD of {result.sampled_on} saved: {result.value_display}.",
         lambda course, steps: {"time_points": selectors.mrd_time_point_choices(course, steps)},
     ),
     "referral": RecordKind(
@@ -124,7 +127,8 @@ def record(request: HttpRequest, pk: int, kind: str) -> HttpResponse:
             form, lambda data: spec.service(course, data=data, actor=request.user, now=now)
         )
         if outcome.ok:
-            messages.success(request, spec.done)
+            done = spec.done(outcome.value) if callable(spec.done) else spec.done
+            messages.success(request, done)
             return redirect(course_url(course.pk, "records"))
     else:
         form = spec.form(**options)
@@ -150,13 +154,28 @@ class Correctable:
     options: Callable[[TreatmentCourse, list[PlannedStep]], dict[str, Any]] = (
         lambda course, steps: {}  # noqa: ARG005
     )
+    # What the amend page starts from: the stored record, as its form reads it.
+    initial: Callable[[Any], dict[str, Any]] = lambda record: model_to_dict(  # noqa: E731
+        record, fields=course_services.amendable_fields(type(record))
+    )
+    # How the amended record reads in the success message ("" for the generic words).
+    echo: Callable[[Any], str] = lambda record: ""  # noqa: ARG005, E731
 
 
 # The kinds of the course page's records (the timeline's entry types).
 CORRECTABLE: dict[str, Correctable] = {
     "block": Correctable(BlockAdministration, BlockForm, "block", RECORD_KINDS["block"].options),
     "response_assessment": Correctable(ResponseAssessment, AssessmentForm, "response assessment"),
-    "mrd": Correctable(MrdResult, MrdForm, "MRD result", RECORD_KINDS["mrd"].options),
+    "mrd": Correctable(
+        MrdResult,
+        MrdForm,
+        "MRD result",
+        RECORD_KINDS["mrd"].options,
+        # In the unit it was typed in: a result entered in percent is corrected in
+        # percent, never a fraction shown under a percent button.
+        initial=course_services.mrd_entry,
+        echo=lambda result: result.value_display,
+    ),
     "hsct_referral": Correctable(HsctReferral, ReferralForm, "HSCT referral"),
     "event": Correctable(ClinicalEvent, EventForm, "event"),
 }
@@ -177,27 +196,28 @@ def _correctable(request: HttpRequest, pk: int, kind: str, record_pk: int) -> tu
 @require_http_methods(["GET", "HEAD", "POST"])
 @login_required
 def record_amend(request: HttpRequest, pk: int, kind: str, record_pk: int) -> HttpResponse:
-    """Correct a record: the form shows what is stored; what changes is checked like a
-    new record, and the old values go to the audit trail."""
+    """Correct a record, saying why: the form shows what is stored; what changes is
+    checked like a new record, and the old values, the new ones and the reason go to
+    the audit trail (the course page shows them beside the record)."""
     spec, course, record = _correctable(request, pk, kind, record_pk)
     steps = selectors.course_steps(course)
     options = spec.options(course, steps)
+    form_class = amendment_form(spec.form)
     outcome = Outcome()
     if request.method == "POST":
-        form = spec.form(request.POST, **options)
+        form = form_class(request.POST, **options)
         now = timezone.now()
         outcome = submit(
             form,
             lambda data: course_services.record_amend(
-                record, data=data, actor=request.user, now=now
+                record, data=data, reason=form.reason_given(), actor=request.user, now=now
             ),
         )
         if outcome.ok:
-            messages.success(request, f"The {spec.title} was amended; its old values are kept.")
+            messages.success(request, _amended_message(spec, record, outcome.value, now))
             return redirect(course_url(course.pk, "records"))
     else:
-        fields = course_services.amendable_fields(spec.model)
-        form = spec.form(initial=model_to_dict(record, fields=fields), **options)
+        form = form_class(initial=spec.initial(record), **options)
     context = {
         "nav": "worklist",
         "course": course,
@@ -208,6 +228,18 @@ def record_amend(request: HttpRequest, pk: int, kind: str, record_pk: int) -> Ht
         "vocabulary": selectors.record_vocabulary(steps),
     }
     return page(request, "web/record.html", context, outcome=outcome)
+
+
+def _amended_message(spec: Correctable, before: Any, after: Any, now: datetime) -> str:
+    if after.amended_at != now:
+        return f"Nothing changed: the {spec.title} is as it was."
+    was, now_reads = spec.echo(before), spec.echo(after)
+    if now_reads and now_reads != was:
+        return (
+            f"The {spec.title} was amended: {now_reads} (was {was}); the old values and your "
+            "reason are kept."
+        )
+    return f"The {spec.title} was amended; its old values and your reason are kept."
 
 
 @require_http_methods(["GET", "HEAD", "POST"])
