@@ -230,3 +230,51 @@ def test_the_30_day_cumulative_delay(walk, clinician, viewer):
     alert.refresh_from_db()
     assert alert.escalation_level == 1
     assert_heard_by_clinician_not_viewer(AlertKind.CUMULATIVE_DELAY, clinician, viewer)
+
+
+def test_the_confirmed_decision_whose_deciding_mrd_is_corrected(walk, clinician, viewer):
+    # Issue 22: "HSCT indicated" confirmed on MRD 5x10^-3; the lab then corrects the
+    # result to 5x10^-4. The decision is not left standing silently.
+    t = walk(protocol="all-rez-bfm-2002", relapse_date=date(2024, 9, 1))  # S2
+    c = t.course
+    t.move("start_induction")
+    t.block("F1", "2026-09-01")
+    t.on("2026-09-05").referral(referred_on="2026-09-05", donor_search_status="ongoing")
+    t.on("2026-09-22").block("F2", "2026-09-22")
+    t.on("2026-10-13").assess("2026-10-13")
+    t.move("assess_response")
+    sample = t.post(
+        "mrd/",
+        {
+            "sampled_on": "2026-10-13",
+            "time_point": "end_of_induction",
+            "unit": "fraction",
+            "value": 0.005,
+        },
+    ).json()
+    t.on("2026-10-14").post("confirm-hsct/", {"hsct_indicated": True}, status=200)
+    t.move("start_hsct_workup")
+    sweep()
+    assert AlertKind.HSCT_DECISION_REVIEW not in open_kinds(c)
+    t.on("2026-10-20")
+    corrected = t.client.patch(
+        f"/api/v1/courses/{c.pk}/mrd/{sample['id']}/",
+        {"value": 0.0005, "unit": "fraction", "reason": "lab report corrected: 5x10^-4"},
+        format="json",
+    )
+    assert corrected.status_code == 200, corrected.content
+    sweep()
+    [alert] = c.alerts.filter(kind=AlertKind.HSCT_DECISION_REVIEW)
+    assert (alert.severity, alert.condition_since) == ("high", date(2026, 10, 20))
+    assert "from 0.005 to 0.0005" in alert.message
+    assert_heard_by_clinician_not_viewer(AlertKind.HSCT_DECISION_REVIEW, clinician, viewer)
+    # Deciding again needs a reason; with one, the alert clears.
+    t.post("confirm-hsct/", {"hsct_indicated": True}, status=400)
+    t.post(
+        "confirm-hsct/",
+        {"hsct_indicated": True, "reason": "donor found; MRD-positive at 5x10^-4, HSCT stands"},
+        status=200,
+    )
+    sweep()
+    alert.refresh_from_db()
+    assert alert.state == AlertState.RESOLVED
