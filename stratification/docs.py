@@ -368,7 +368,8 @@ def _site_checks() -> list[str]:
     return [
         "## Site of relapse (all protocols)",
         "",
-        f"The rules match on the site, which the marrow blast count must back ({SITE_DEFINITION_SOURCE}):",
+        "The rules match on the site, which the marrow blast count must back "
+        f"({SITE_DEFINITION_SOURCE}):",
         "",
         "- **isolated_bm**: >= 25 % blasts (M3), no extramedullary disease. 5 to < 25 % "
         "(M2) without extramedullary disease is accepted but is not a BFM relapse category "

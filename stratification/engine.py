@@ -44,8 +44,8 @@ from stratification.definitions import (
     TimePointThresholds,
 )
 from stratification.facts import (
-    IMMUNOPHENOTYPES,
     EM_MARROW_SOURCE,
+    IMMUNOPHENOTYPES,
     ISOLATED_BM_MIN_BLASTS,
     M2_RELAPSE_SOURCE,
     MARROW_SITES,

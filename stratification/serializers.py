@@ -24,11 +24,11 @@ from stratification.facts import (
     BCR_ABL1_VALUES,
     FIELDS,
     FRONTLINE_STATUSES,
+    UNKNOWN,
     EmSite,
     Immunophenotype,
     RelapseFacts,
     Site,
-    UNKNOWN,
     TimePoint,
     validate_facts,
 )
