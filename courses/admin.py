@@ -39,6 +39,7 @@ from courses.models import (
     ResponseAssessment,
     TreatmentCourse,
 )
+from stratification.facts import UNKNOWN
 
 
 class ServiceForm(forms.ModelForm):
@@ -105,15 +106,78 @@ class PatientAdmin(admin.ModelAdmin):
         obj.pk = saved.pk
 
 
+def _relapse_number(value: str) -> int | str:
+    if value == UNKNOWN:
+        return value
+    if not value.isdigit() or int(value) < 1:
+        raise forms.ValidationError("must be a whole number of at least 1, or unknown")
+    return int(value)
+
+
 class RelapseForm(ServiceForm):
+    """The relapse number and prior HSCT take ``unknown`` as the API does (stored as
+    null, the stratification then needs review); left empty on a new relapse they come
+    from the records here, or the service asks for them. On a stored relapse, unknown
+    shows as unknown."""
+
+    relapse_number = forms.CharField(
+        required=False,
+        help_text="1 for a first relapse, the number of a later one, or unknown. Empty on "
+        "a new relapse: one more than the patient's earlier relapse recorded here (with "
+        "none recorded, the number must be given).",
+    )
+    prior_hsct = forms.ChoiceField(
+        required=False,
+        choices=[
+            ("", "From the records here"),
+            ("true", "Yes"),
+            ("false", "No"),
+            (UNKNOWN, "Unknown"),
+        ],
+        help_text="An HSCT before this relapse. From the records here: yes when a "
+        "transplant of the patient is recorded before it; with none recorded, answer it.",
+    )
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        if self.instance.pk is not None:
+            number, prior = self.instance.relapse_number, self.instance.prior_hsct
+            self.initial["relapse_number"] = UNKNOWN if number is None else str(number)
+            self.initial["prior_hsct"] = UNKNOWN if prior is None else str(prior).lower()
+
+    def clean_relapse_number(self) -> int | str | None:
+        value = self.cleaned_data["relapse_number"].strip().lower()
+        return _relapse_number(value) if value else None
+
+    def clean_prior_hsct(self) -> bool | str | None:
+        value = self.cleaned_data["prior_hsct"]
+        return {"": None, "true": True, "false": False}.get(value, value)
+
+    def _get_validation_exclusions(self) -> set[str]:
+        # The service judges both (unknown is not a model value until it is stored).
+        return {*super()._get_validation_exclusions(), "relapse_number", "prior_hsct"}
+
     def service_errors(self, data: Mapping[str, Any]) -> Mapping[str, list[str]]:
         relapse = self.instance if self.instance.pk is not None else None
         patient = relapse.patient if relapse is not None else data["patient"]
         stored = (
             {f: getattr(relapse, f) for f in services.RELAPSE_FIELDS} if relapse is not None else {}
         )
-        values = {**stored, **{k: v for k, v in data.items() if k != "patient"}}
+        values = {**stored, **self.service_data()}
         return services.relapse_errors(patient, values, timezone.now(), relapse=relapse)
+
+    def service_data(self) -> dict[str, Any]:
+        """The values for the service. On a new relapse an empty number or prior HSCT is
+        not sent (the records say, or the service names it); on a stored one, empty is
+        unknown."""
+        data = {k: v for k, v in self.cleaned_data.items() if k != "patient"}
+        for field in ("relapse_number", "prior_hsct"):
+            if data.get(field) is None:
+                if self.instance.pk is None:
+                    data.pop(field, None)
+                else:
+                    data[field] = UNKNOWN
+        return data
 
 
 @admin.register(Relapse)
@@ -138,7 +202,7 @@ class RelapseAdmin(admin.ModelAdmin):
     def save_model(
         self, request: HttpRequest, obj: Relapse, form: forms.Form, change: bool
     ) -> None:
-        data = {k: v for k, v in form.cleaned_data.items() if k != "patient"}
+        data = form.service_data()
         if change:
             saved = services.relapse_update(obj, data, timezone.now(), actor=request.user)
         else:

@@ -168,6 +168,10 @@ def _eligibility(rng: random.Random, facts: RelapseFacts) -> tuple[RelapseFacts,
     return (
         replace(
             facts,
+            # Given, never left to a default: the facts hold no "first relapse" or "no
+            # prior HSCT" of their own (unknown would send every case to review).
+            relapse_number=1,
+            prior_hsct=False,
             bcr_abl1="negative" if rng.random() < 0.9 else "unknown",
             age_at_diagnosis_months=derive_age_at_diagnosis_months(
                 birth_year, birth_month, diagnosis

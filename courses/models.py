@@ -127,9 +127,18 @@ class Relapse(models.Model):
     em_sites = models.JSONField(default=list, blank=True)
     bm_blast_percent = models.FloatField(null=True, blank=True)
     immunophenotype = models.CharField(max_length=4, choices=Immunophenotype.choices)
-    # 1 for a first relapse. Both built-in protocols are for first relapses only.
-    relapse_number = models.PositiveSmallIntegerField(default=1, validators=[MinValueValidator(1)])
-    prior_hsct = models.BooleanField(default=False, help_text="an HSCT before this relapse")
+    # 1 for a first relapse. Both built-in protocols are for first relapses without a
+    # prior HSCT, so neither has a default: the services infer them from the records
+    # here or take them as given; null is "unknown" (the stratification needs review).
+    relapse_number = models.PositiveSmallIntegerField(
+        null=True,
+        blank=True,
+        validators=[MinValueValidator(1)],
+        help_text="1 for a first relapse; empty: unknown",
+    )
+    prior_hsct = models.BooleanField(
+        null=True, blank=True, help_text="an HSCT before this relapse; empty: unknown"
+    )
     created_at = models.DateTimeField(auto_now_add=True)
 
     class Meta:

@@ -38,7 +38,12 @@ from stratification.facts import (
     Immunophenotype,
     Site,
 )
-from stratification.serializers import StratificationDecisionSerializer
+from stratification.serializers import (
+    WHY_RELAPSE_FACTS_MATTER,
+    PriorHsctField,
+    RelapseNumberField,
+    StratificationDecisionSerializer,
+)
 from teams.serializers import TeamPrimaryKeyField
 
 
@@ -104,24 +109,33 @@ class RelapseSerializer(serializers.ModelSerializer):
     )
     site = serializers.ChoiceField(choices=Site.choices)
     bm_blast_percent = serializers.FloatField(
-        required=False, allow_null=True, min_value=0, max_value=100
+        required=False,
+        allow_null=True,
+        min_value=0,
+        max_value=100,
+        help_text="Marrow blasts, 0-100 %. Required for isolated_bm (>= 25 %; 5 to < 25 %, "
+        "M2 marrow, is accepted and needs_review) and combined (>= 5 %). An isolated_em "
+        "relapse (< 5 %) without it is needs_review: the marrow was not assessed.",
     )
     immunophenotype = serializers.ChoiceField(
         choices=Immunophenotype.choices,
         required=False,
         help_text="At relapse; absent: the immunophenotype at diagnosis.",
     )
-    relapse_number = serializers.IntegerField(
+    relapse_number = RelapseNumberField(
         required=False,
-        min_value=1,
-        help_text="1 for a first relapse. Absent: one more than the patient's recorded "
-        "earlier relapses (give it when an earlier relapse is not recorded here). Both "
-        "built-in protocols are for first relapses: 2 or more is needs_review.",
+        help_text="1 for a first relapse, the number of a later one, or unknown (null in "
+        "answers). Absent: one more than the patient's earlier relapse recorded here; with "
+        "none recorded it must be given (a 400 names it). A number that contradicts the "
+        f"relapses recorded here is refused. {WHY_RELAPSE_FACTS_MATTER}",
     )
-    prior_hsct = serializers.BooleanField(
+    prior_hsct = PriorHsctField(
         required=False,
-        help_text="An HSCT before this relapse. Absent: true if a transplant of this "
-        "patient is recorded before the relapse date, else false.",
+        help_text="An HSCT before this relapse: true, false or unknown (null in answers). "
+        "Absent: true when a transplant of this patient is recorded here before the relapse "
+        "date (a referral's transplant date, or a course that reached transplanted); "
+        "otherwise it must be given (a 400 names it). false against such a record is "
+        f"refused. {WHY_RELAPSE_FACTS_MATTER}",
     )
     course = serializers.PrimaryKeyRelatedField(read_only=True, allow_null=True)
 
@@ -334,7 +348,8 @@ class CourseSerializer(serializers.ModelSerializer):
     relapse_number = serializers.IntegerField(
         source="relapse.relapse_number",
         read_only=True,
-        help_text="which relapse of the patient this course treats (1 = first)",
+        allow_null=True,
+        help_text="which relapse of the patient this course treats (1 = first; null: unknown)",
     )
     allowed_transitions = serializers.SerializerMethodField()
     hsct_decision = serializers.SerializerMethodField(

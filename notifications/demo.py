@@ -577,8 +577,16 @@ def _relapse_facts(
         "frontline_status": "on_therapy" if end is None else "completed",
         "frontline_end_date": end,
     }
-    relapse = {"relapse_date": relapse_day, "site": kind, "em_sites": em_sites}
-    relapse["bm_blast_percent"] = blasts
+    # A first relapse without a prior HSCT, said so: the service takes neither from a
+    # default (the patient is new, so no record here says).
+    relapse = {
+        "relapse_date": relapse_day,
+        "site": kind,
+        "em_sites": em_sites,
+        "bm_blast_percent": blasts,
+        "relapse_number": 1,
+        "prior_hsct": False,
+    }
     return patient, relapse
 
 
@@ -1179,6 +1187,10 @@ class _Course:
                 "site": "isolated_bm",
                 "em_sites": [],
                 "bm_blast_percent": float(self.rng.randint(30, 90)),
+                # The number follows the first relapse, recorded here. The first course
+                # (group B, maintenance) had no transplant, and no record here can say
+                # there was none elsewhere: the demo says so.
+                "prior_hsct": False,
             },
             now=self.at(day + timedelta(days=2), 10),
         )

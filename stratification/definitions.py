@@ -101,7 +101,11 @@ POPULATION_FACTS: tuple[str, ...] = (
     "age_at_diagnosis_months",
     "immunophenotype",
 )
-POPULATION_FACTS_WITH_UNKNOWN: frozenset[str] = frozenset({"bcr_abl1", "age_at_diagnosis_months"})
+# The relapse number and prior HSCT are unknown when the records here do not say and
+# the team answered "unknown" (courses.services.patients): never read as first / none.
+POPULATION_FACTS_WITH_UNKNOWN: frozenset[str] = frozenset(
+    {"relapse_number", "prior_hsct", "bcr_abl1", "age_at_diagnosis_months"}
+)
 _POPULATION_VALUES: dict[str, tuple[Any, ...]] = {
     "prior_hsct": (True, False),
     "bcr_abl1": tuple(v for v in BCR_ABL1_VALUES if v != "unknown"),

@@ -19,7 +19,14 @@ from stratification.definitions import (
     ScheduleTemplate,
     SourcedLimit,
 )
-from stratification.engine import ON_THERAPY_CONFIRMED_RULE, TIME_POINT_UNDETERMINED_RULE
+from stratification.engine import (
+    BLASTS_MISSING_RULE,
+    EM_MARROW_NOT_ASSESSED_RULE,
+    M2_MARROW_RULE,
+    ON_THERAPY_CONFIRMED_RULE,
+    TIME_POINT_UNDETERMINED_RULE,
+)
+from stratification.facts import EM_MARROW_SOURCE, M2_RELAPSE_SOURCE, SITE_DEFINITION_SOURCE
 
 REPO_ROOT = BUILTIN_DIR.parent.parent
 
@@ -367,10 +374,40 @@ def render(definitions: Iterable[ProtocolDefinition]) -> str:
         "",
         "Contents: " + ", ".join(f"[{d.title}](#{_anchor(d)})" for d in ordered) + ".",
         "",
+        *_site_checks(),
     ]
     for definition in ordered:
         parts.append(render_definition(definition))
     return "\n".join(parts).rstrip() + "\n"
+
+
+def _site_checks() -> list[str]:
+    """The site definitions every protocol's rules rely on (stratification.facts and
+    the engine's site review), with the rules that send a case to review."""
+    return [
+        "## Site of relapse (all protocols)",
+        "",
+        "The rules match on the site, which the marrow blast count must back "
+        f"({SITE_DEFINITION_SOURCE}):",
+        "",
+        "- **isolated_bm**: >= 25 % blasts (M3), no extramedullary disease. 5 to < 25 % "
+        "(M2) without extramedullary disease is accepted but is not a BFM relapse category "
+        f"on its own: `needs_review` (`{M2_MARROW_RULE}`), it needs confirmation (e.g. by "
+        f"MRD) and a clinician assigns the group ({M2_RELAPSE_SOURCE}). Below 5 % is "
+        "refused (no marrow relapse).",
+        "- **combined**: >= 5 % blasts plus extramedullary disease.",
+        "- **isolated_em**: < 5 % blasts, extramedullary disease proven. Without a marrow "
+        f"blast count: `needs_review` (`{EM_MARROW_NOT_ASSESSED_RULE}`) — submicroscopic "
+        "marrow involvement (MRD >= 10^-4) was found in 46 of 64 apparently isolated "
+        f"extramedullary relapses ({EM_MARROW_SOURCE}). A marrow MRD at relapse is a course "
+        "record, made after the decision, so the blast count is what this check reads.",
+        f"- A marrow site without its blast count: `needs_review` (`{BLASTS_MISSING_RULE}`) "
+        "where it reaches the engine; the services refuse it.",
+        "",
+        "The relapse number and prior HSCT are never assumed: unknown is `needs_review` "
+        "(`if_unknown` in each population below).",
+        "",
+    ]
 
 
 def _anchor(definition: ProtocolDefinition) -> str:

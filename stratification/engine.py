@@ -16,7 +16,10 @@ made it, its source and its confidence (stated / recalled / inferred):
    each answer would give (both computed by this engine).
 2. population: a case outside the protocol's population (second relapse, prior HSCT,
    BCR::ABL1-positive, infant, MPAL) gets no group; unknown eligibility facts stratify
-   with a warning or need review, as the definition says.
+   with a warning or need review, as the definition says (an unknown relapse number or
+   prior HSCT needs review in both built-in protocols). The site must be what it says:
+   a marrow site needs its blast count, an isolated marrow relapse with M2 marrow (5 to
+   < 25 % blasts) and an isolated EM relapse without a marrow blast count need review.
 3. risk group: the definition's ordered rules, first match wins. A rule may send the
    case to review with the readings of its sources; no match means no group. Either
    way the status is ``needs_review`` and a clinician assigns the group with a reason.
@@ -41,7 +44,10 @@ from stratification.definitions import (
     TimePointThresholds,
 )
 from stratification.facts import (
+    EM_MARROW_SOURCE,
     IMMUNOPHENOTYPES,
+    ISOLATED_BM_MIN_BLASTS,
+    M2_RELAPSE_SOURCE,
     MARROW_SITES,
     MRD_QUALITATIVE_RESULTS,
     SITE_DEFINITION_SOURCE,
@@ -60,6 +66,10 @@ TIME_POINT_UNDETERMINED_RULE = f"{TIME_POINT_RULE_PREFIX}frontline_status_unknow
 ON_THERAPY_IMPLAUSIBLE_RULE = "frontline_status.on_therapy_implausible"
 ON_THERAPY_CONFIRMED_RULE = "frontline_status.on_therapy_implausible_confirmed"
 BLASTS_MISSING_RULE = "site.bm_blast_percent_missing"
+# An isolated marrow relapse with M2 marrow (5 to < 25 % blasts): for review.
+M2_MARROW_RULE = "site.isolated_bm_m2_marrow"
+# An isolated EM relapse whose marrow was not assessed: not known to be isolated.
+EM_MARROW_NOT_ASSESSED_RULE = "site.isolated_em_marrow_not_assessed"
 _SITES = frozenset(SITES)
 _DAYS_IN_MONTH = (31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31)
 _IMMUNOPHENOTYPES = frozenset(IMMUNOPHENOTYPES)
@@ -423,6 +433,40 @@ def _frontline_plausibility(
     return Reason(ON_THERAPY_IMPLAUSIBLE_RULE, text, limit.citation, limit.confidence)
 
 
+def _site_review(facts: RelapseFacts) -> Reason | None:
+    """Why the site as given cannot be stratified as it stands (None: it can). The site
+    decides the group, so a site the marrow count does not back is reviewed, not
+    trusted."""
+    site, blasts = facts.site, facts.bm_blast_percent
+    if site in MARROW_SITES and blasts is None:
+        text = (
+            f"Site {site} without a marrow blast count: the site cannot be checked "
+            "(>= 25 % blasts defines isolated_bm, >= 5 % combined)."
+        )
+        return Reason(BLASTS_MISSING_RULE, text, SITE_DEFINITION_SOURCE, "stated")
+    if site == "isolated_bm" and blasts is not None and blasts < ISOLATED_BM_MIN_BLASTS:
+        text = (
+            f"Site isolated_bm with {blasts:g} % marrow blasts and no extramedullary "
+            "disease: 5 to under 25 % blasts (M2 marrow) without extramedullary disease is "
+            "not a BFM relapse category on its own (>= 25 %, M3, defines an isolated marrow "
+            "relapse). It needs confirmation, e.g. by MRD, and a clinician assigns the group."
+        )
+        source = f"{M2_RELAPSE_SOURCE}; {SITE_DEFINITION_SOURCE}"
+        return Reason(M2_MARROW_RULE, text, source, "stated")
+    if site == "isolated_em" and blasts is None:
+        # Only the blast count reaches the facts: a marrow MRD at relapse is a course
+        # record (MrdResult, time point at_relapse), made after the decision.
+        text = (
+            "Site isolated_em without a marrow blast count: the marrow was not assessed, so "
+            "the relapse is not known to be isolated. Submicroscopic marrow involvement "
+            "(MRD >= 10^-4) was found in 46 of 64 apparently isolated extramedullary "
+            "relapses, and it is prognostic. Record the marrow blast count (< 5 % for "
+            "isolated_em, >= 5 % is combined); a clinician assigns the group."
+        )
+        return Reason(EM_MARROW_NOT_ASSESSED_RULE, text, EM_MARROW_SOURCE, "stated")
+    return None
+
+
 def on_therapy_errors(facts: RelapseFacts, protocol: ProtocolDefinition) -> dict[str, list[str]]:
     """Protocol-dependent fact checks ({field: [message]}; empty = fine): "on therapy"
     more than the protocol's plausible months after diagnosis is refused unless
@@ -467,12 +511,9 @@ def stratify(facts: RelapseFacts, protocol: ProtocolDefinition) -> Decision:
         warnings.insert(0, plausibility)
     elif plausibility is not None:
         exclusions.insert(0, plausibility)
-    if facts.site in MARROW_SITES and facts.bm_blast_percent is None:
-        text = (
-            f"Site {facts.site} without a marrow blast count: the site cannot be checked "
-            "(>= 25 % blasts defines isolated_bm, >= 5 % combined)."
-        )
-        exclusions.insert(0, Reason(BLASTS_MISSING_RULE, text, SITE_DEFINITION_SOURCE, "stated"))
+    site_review = _site_review(facts)
+    if site_review is not None:
+        exclusions.insert(0, site_review)
 
     def review(reasons: tuple[Reason, ...], tp: TimePoint | None = time_point) -> Decision:
         return Decision(

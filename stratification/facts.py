@@ -13,9 +13,13 @@ response criteria):
 * combined: >= 5 % marrow blasts plus EM disease (CNS, testis, other);
 * isolated EM: < 5 % marrow blasts and proven EM disease.
 
-5 to < 25 % blasts without EM disease is not a relapse category of its own, so an input
-that says ``isolated_bm`` with fewer than 25 % blasts is inconsistent. A site involving
-the marrow therefore needs its blast count: without it the site claim cannot be checked.
+5 to < 25 % blasts (M2) without EM disease is not a BFM relapse category of its own, yet
+such a relapse exists once it is confirmed, e.g. by MRD (Buchmann et al., Blood 2022,
+Ponte di Legno): it is accepted as ``isolated_bm`` and the engine sends it to review (a
+clinician assigns the group). Below 5 % without EM disease is no marrow relapse and is
+refused. A site involving the marrow needs its blast count: without it the site claim
+cannot be checked. An isolated EM relapse without one is accepted but not called
+isolated: the engine sends it to review (Eckert et al., Blood 2007).
 
 Eligibility facts (who a protocol is for: relapse number, prior HSCT, BCR::ABL1, age at
 diagnosis, lineage) and the front-line status are facts too; the protocol file decides
@@ -99,7 +103,15 @@ EM_DISEASE_SITES: frozenset[str] = frozenset({Site.COMBINED, Site.ISOLATED_EM})
 ISOLATED_BM_MIN_BLASTS = 25.0
 COMBINED_MIN_BLASTS = 5.0
 ISOLATED_EM_MAX_BLASTS = 5.0  # exclusive
+# An isolated marrow relapse with M2 marrow (5 to < 25 %) is accepted, for review.
+ISOLATED_BM_M2_MIN_BLASTS = 5.0
 SITE_DEFINITION_SOURCE = "World J Hematol 2014 review, Table 2; CIBMTR response criteria"
+M2_RELAPSE_SOURCE = "Buchmann et al., Blood 2022 (Ponte di Legno consensus)"
+EM_MARROW_SOURCE = "Eckert et al., Blood 2007 (MRD by RQ-PCR in relapsed ALL)"
+# The word a caller gives for an eligibility fact it does not know (relapse number,
+# prior HSCT): stored and read as None, which the protocol's population turns into a
+# review (``if_unknown``), never into "first relapse" or "no prior HSCT".
+UNKNOWN = "unknown"
 
 # Front-line status at the relapse. "unknown" is never read as "on therapy": a time
 # point that depends on it is not guessed (the decision needs review).
@@ -136,10 +148,11 @@ FIELDS: tuple[str, ...] = (
     "implausible_reason",
 )
 # What an absent optional fact means. frontline_status has no fixed default: absent, it
-# is derived from the end date (see RelapseFacts.__post_init__).
+# is derived from the end date (see RelapseFacts.__post_init__). The relapse number and
+# prior HSCT have none either: absent (or "unknown") they are unknown (None), never
+# "first relapse" or "no prior HSCT" -- both built-in protocols are for first relapses
+# without a prior HSCT, so a guess there decides the population.
 FACT_DEFAULTS: dict[str, Any] = {
-    "relapse_number": 1,
-    "prior_hsct": False,
     "bcr_abl1": "unknown",
     "age_at_diagnosis_months": None,
     "confirm_implausible": False,
@@ -169,8 +182,9 @@ class RelapseFacts:
     # unknown. None means "not given": derived from the end date in __post_init__ (an end
     # date means completed; none means unknown, never on_therapy).
     frontline_status: FrontlineStatus | None = None
-    relapse_number: int = 1
-    prior_hsct: bool = False
+    # None: not known (the population's if_unknown says what that means: review).
+    relapse_number: int | None = None
+    prior_hsct: bool | None = None
     bcr_abl1: BcrAbl1 = "unknown"
     # Completed months of age at the initial diagnosis; None: not known.
     age_at_diagnosis_months: int | None = None
@@ -209,6 +223,8 @@ class RelapseFacts:
             bm_blast_percent=float(blasts) if blasts is not None else None,
             mrd_end_of_induction=float(mrd) if mrd is not None else None,
             frontline_status=values.get("frontline_status"),
+            relapse_number=_known(values.get("relapse_number")),
+            prior_hsct=_known(values.get("prior_hsct")),
             **optional,
         )
 
@@ -232,6 +248,11 @@ class RelapseFacts:
             "confirm_implausible": self.confirm_implausible,
             "implausible_reason": self.implausible_reason,
         }
+
+
+def _known(value: Any) -> Any:
+    """None for the word "unknown" (and for None): how an unknown fact is held."""
+    return None if value is None or value == UNKNOWN else value
 
 
 def _em_site_order(site: str) -> tuple[int, str]:
@@ -420,12 +441,14 @@ def validate_facts(values: Mapping[str, Any], today: date) -> dict[str, list[str
             add("bm_blast_percent", f"must be a number between 0 and 100 (got {blasts_raw!r})")
         elif not 0 <= blasts <= 100:
             add("bm_blast_percent", f"must be between 0 and 100 (got {_fmt(blasts)})")
-        elif site == "isolated_bm" and blasts < ISOLATED_BM_MIN_BLASTS:
+        elif site == "isolated_bm" and blasts < ISOLATED_BM_M2_MIN_BLASTS:
+            # 5 to < 25 % (M2) is accepted and reviewed (engine); below 5 % the marrow
+            # is M1, remission level: no marrow relapse.
             add(
                 "bm_blast_percent",
-                f"must be at least {_fmt(ISOLATED_BM_MIN_BLASTS)} for site isolated_bm "
-                f"(M3 marrow); got {_fmt(blasts)} — 5 to under 25 % blasts without "
-                "extramedullary disease needs confirmation",
+                f"must be at least {_fmt(ISOLATED_BM_M2_MIN_BLASTS)} for site isolated_bm; "
+                f"got {_fmt(blasts)} — below 5 % blasts (M1 marrow) without "
+                "extramedullary disease is not a marrow relapse",
             )
         elif site == "combined" and blasts < COMBINED_MIN_BLASTS:
             add(
@@ -455,15 +478,23 @@ def validate_facts(values: Mapping[str, Any], today: date) -> dict[str, list[str
             )
 
     # --- eligibility facts (what they mean is the protocol's population) -------------
+    # Relapse number and prior HSCT may be unknown (None or the word): the population
+    # decides what that means. Whether they had to be given is the caller's check (it
+    # knows what the records here say; see courses.services.patients).
     number_raw = values.get("relapse_number")
-    if number_raw is not None:
+    if number_raw is not None and number_raw != UNKNOWN:
         number = _integer(number_raw)
         if number is None or number < 1:
-            add("relapse_number", f"must be an integer of at least 1 (got {number_raw!r})")
-    for field in ("prior_hsct", "confirm_implausible"):
-        flag = values.get(field)
-        if flag is not None and not isinstance(flag, bool):
-            add(field, f"must be true or false (got {flag!r})")
+            add(
+                "relapse_number",
+                f"must be an integer of at least 1 (got {number_raw!r}), or unknown",
+            )
+    prior = values.get("prior_hsct")
+    if prior is not None and prior != UNKNOWN and not isinstance(prior, bool):
+        add("prior_hsct", f"must be true or false (got {prior!r}), or unknown")
+    flag = values.get("confirm_implausible")
+    if flag is not None and not isinstance(flag, bool):
+        add("confirm_implausible", f"must be true or false (got {flag!r})")
     bcr_abl1 = values.get("bcr_abl1")
     if bcr_abl1 is not None and bcr_abl1 not in BCR_ABL1_VALUES:
         add("bcr_abl1", f"{bcr_abl1!r} is not one of {', '.join(BCR_ABL1_VALUES)}")

@@ -14,6 +14,7 @@ from collections.abc import Mapping
 from typing import Any
 
 from django.core.exceptions import ValidationError as DjangoValidationError
+from drf_spectacular.utils import extend_schema_field
 from rest_framework.fields import SkipField, get_error_detail
 
 from config import serializers
@@ -23,6 +24,7 @@ from stratification.facts import (
     BCR_ABL1_VALUES,
     FIELDS,
     FRONTLINE_STATUSES,
+    UNKNOWN,
     EmSite,
     Immunophenotype,
     RelapseFacts,
@@ -48,6 +50,69 @@ class StrictBooleanField(serializers.BooleanField):
     """A clinical flag must be explicit: "yes", 1 or "false" are not booleans."""
 
     default_error_messages = {"invalid": "must be true or false"}
+
+
+# The relapse number and prior HSCT: a value, or the word "unknown" (stored as null; the
+# stratification then needs review). Neither has a default: both built-in protocols are
+# for first relapses without a prior HSCT, so a default would decide the population.
+WHY_RELAPSE_FACTS_MATTER = (
+    "Both built-in protocols are for first relapses without a prior HSCT: unknown "
+    "(answered null) makes the stratification needs_review, naming what is unknown."
+)
+
+
+@extend_schema_field(
+    {
+        "oneOf": [
+            {"type": "integer", "minimum": 1, "maximum": 32767},
+            {"type": "string", "enum": [UNKNOWN]},
+        ],
+        "nullable": True,
+    }
+)
+class RelapseNumberField(StrictIntegerField):
+    """1 for a first relapse, the number of a later one, or ``"unknown"``; null in
+    answers when unknown."""
+
+    default_error_messages = {
+        "invalid": "must be a whole number of at least 1, or unknown",
+        "required": "is required: give 1 for a first relapse, the number of a later one, or "
+        f"unknown. {WHY_RELAPSE_FACTS_MATTER}",
+    }
+
+    def __init__(self, **kwargs: Any) -> None:
+        kwargs.setdefault("min_value", 1)
+        kwargs.setdefault("max_value", 32767)  # the column (PositiveSmallIntegerField)
+        super().__init__(**kwargs)
+
+    def to_internal_value(self, data: Any) -> Any:
+        return UNKNOWN if data == UNKNOWN else super().to_internal_value(data)
+
+    def run_validators(self, value: Any) -> None:
+        if value != UNKNOWN:  # the bounds are a number's
+            super().run_validators(value)
+
+    def to_representation(self, value: Any) -> Any:
+        return None if value is None else super().to_representation(value)
+
+
+@extend_schema_field(
+    {"oneOf": [{"type": "boolean"}, {"type": "string", "enum": [UNKNOWN]}], "nullable": True}
+)
+class PriorHsctField(StrictBooleanField):
+    """true, false or ``"unknown"``; null in answers when unknown."""
+
+    default_error_messages = {
+        "invalid": "must be true or false, or unknown",
+        "required": "is required: say whether there was an HSCT before this relapse (true "
+        f"or false), or unknown. {WHY_RELAPSE_FACTS_MATTER}",
+    }
+
+    def to_internal_value(self, data: Any) -> Any:
+        return UNKNOWN if data == UNKNOWN else super().to_internal_value(data)
+
+    def to_representation(self, value: Any) -> Any:
+        return None if value is None else super().to_representation(value)
 
 
 def _flat(detail: Any) -> list[str]:
@@ -91,8 +156,9 @@ class StratifyRequestSerializer(serializers.Serializer):
     )
     site = serializers.ChoiceField(
         choices=Site.choices,
-        help_text="isolated_bm: >= 25 % blasts, no EM disease; combined: >= 5 % blasts plus "
-        "EM disease; isolated_em: < 5 % blasts, EM disease proven.",
+        help_text="isolated_bm: >= 25 % blasts, no EM disease (5 to < 25 %, M2 marrow, is "
+        "accepted and needs_review: it needs confirmation, e.g. by MRD); combined: >= 5 % "
+        "blasts plus EM disease; isolated_em: < 5 % blasts, EM disease proven.",
     )
     em_sites = serializers.ListField(
         child=serializers.ChoiceField(choices=EmSite.choices),
@@ -101,7 +167,12 @@ class StratifyRequestSerializer(serializers.Serializer):
         help_text="Non-empty for combined and isolated_em, empty for isolated_bm.",
     )
     bm_blast_percent = StrictFloatField(
-        required=False, allow_null=True, default=None, help_text="Marrow blasts, 0-100 %."
+        required=False,
+        allow_null=True,
+        default=None,
+        help_text="Marrow blasts, 0-100 %. Required for isolated_bm and combined; an "
+        "isolated_em relapse without it is needs_review (the marrow not assessed: most "
+        "apparently isolated EM relapses have submicroscopic marrow involvement).",
     )
     mrd_end_of_induction = StrictFloatField(
         required=False,
@@ -109,18 +180,15 @@ class StratifyRequestSerializer(serializers.Serializer):
         default=None,
         help_text="MRD at the end of induction as a fraction (10^-3 = 0.001), 0-1.",
     )
-    relapse_number = StrictIntegerField(
-        required=False,
-        default=1,
-        min_value=1,
-        help_text="1 for a first relapse (default). Both built-in protocols are for a first "
-        "relapse: 2 or more is needs_review (excluded_second_relapse).",
+    relapse_number = RelapseNumberField(
+        help_text="Required: 1 for a first relapse, the number of a later one, or unknown. "
+        "2 or more is needs_review (excluded_second_relapse); unknown is needs_review "
+        f"(relapse_number_unknown). {WHY_RELAPSE_FACTS_MATTER}",
     )
-    prior_hsct = StrictBooleanField(
-        required=False,
-        default=False,
-        help_text="An HSCT before this relapse (default false); true is needs_review "
-        "(excluded_prior_hsct).",
+    prior_hsct = PriorHsctField(
+        help_text="Required: an HSCT before this relapse, true or false, or unknown. true is "
+        "needs_review (excluded_prior_hsct); unknown is needs_review (prior_hsct_unknown). "
+        f"{WHY_RELAPSE_FACTS_MATTER}",
     )
     bcr_abl1 = serializers.ChoiceField(
         choices=BCR_ABL1_VALUES,

@@ -79,6 +79,8 @@ UNKNOWN_STATUS_REQUEST = {
     "immunophenotype": "B",
     "site": "isolated_bm",
     "bm_blast_percent": 70.0,
+    "relapse_number": 1,
+    "prior_hsct": False,
     "bcr_abl1": "negative",
     "age_at_diagnosis_months": 61,
 }
@@ -124,6 +126,7 @@ SECOND_RELAPSE_REQUEST = {
     "site": "isolated_bm",
     "bm_blast_percent": 85.0,
     "relapse_number": 2,
+    "prior_hsct": False,
     "bcr_abl1": "negative",
     "age_at_diagnosis_months": 38,
 }
@@ -170,6 +173,8 @@ CONFIRMED_IMPLAUSIBLE_REQUEST = {
     "immunophenotype": "B",
     "site": "isolated_bm",
     "bm_blast_percent": 64.0,
+    "relapse_number": 1,
+    "prior_hsct": False,
     "bcr_abl1": "unknown",
     "age_at_diagnosis_months": 75,
     "confirm_implausible": True,
@@ -277,9 +282,13 @@ class StratifyView(APIView):
             "source and confidence (stated / recalled / inferred). A proposal only: a "
             "clinician confirms it when a course is opened. A case outside the protocol's "
             "population (second relapse, prior HSCT, BCR::ABL1-positive, infant, MPAL), a "
-            "front-line status that is unknown where it decides the time point, or a case "
-            "the sources read differently is `needs_review` with no group, the reasons "
-            "saying why. A bad request answers 400 naming every bad field at once."
+            "relapse number or prior HSCT given as unknown, a front-line status that is "
+            "unknown where it decides the time point, an isolated marrow relapse with M2 "
+            "marrow (5 to < 25 % blasts), an isolated EM relapse without a marrow blast "
+            "count, or a case the sources read differently is `needs_review` with no group, "
+            "the reasons saying why. The relapse number and prior HSCT must be given (a "
+            "value or unknown): there are no records here to take them from. A bad request "
+            "answers 400 naming every bad field at once."
         ),
         request=StratifyRequestSerializer,
         responses={

@@ -195,7 +195,8 @@ def make_patient(db: None) -> Callable[..., Patient]:
 def make_course(make_patient: Callable[..., Patient]) -> Callable[..., TreatmentCourse]:
     """make_course(team, actor, protocol=..., confirm=True, blocks=(), **relapse) -> a course.
 
-    Defaults: a B-lineage isolated marrow relapse 2024-03-01, which is "early" (>= 18
+    Defaults: a first B-lineage isolated marrow relapse 2024-03-01 without a prior HSCT
+    (relapse_number 1 unless one is recorded), which is "early" (>= 18
     months after diagnosis 2022-01-10, < 6 months after front-line end 2024-01-10):
     group A under ALL-REZ BFM 90 (HSCT indicated), S3 under ALL-REZ BFM 2002."""
 
@@ -209,12 +210,17 @@ def make_course(make_patient: Callable[..., Patient]) -> Callable[..., Treatment
         blocks: tuple[tuple[str, date], ...] = (),
         **relapse: Any,
     ) -> TreatmentCourse:
+        # Given, as a team must: the service has no "first relapse, no prior HSCT" of its
+        # own. A later relapse of a patient takes its number from the records.
         patient = patient or make_patient(team)
+        first = {} if patient.relapses.exists() else {"relapse_number": 1}
         data = {
             "relapse_date": date(2024, 3, 1),
             "site": "isolated_bm",
             "em_sites": [],
             "bm_blast_percent": 80.0,
+            **first,
+            "prior_hsct": False,
             **relapse,
         }
         rel = course_services.relapse_create(patient=patient, data=data, now=timezone.now())

@@ -39,7 +39,7 @@ from courses.models import (
     Patient,
     ResponseAssessment,
 )
-from stratification.facts import EmSite, Immunophenotype, Site
+from stratification.facts import UNKNOWN, EmSite, Immunophenotype, Site
 from teams.models import Team
 
 REASON_MAX = 2000
@@ -55,6 +55,24 @@ class DateInput(forms.DateInput):
 
 def _yes_no(value: str) -> bool:
     return value == "yes"
+
+
+def _yes_no_unknown(value: str) -> bool | str:
+    return UNKNOWN if value == UNKNOWN else _yes_no(value)
+
+
+def _number_or_unknown(value: str) -> int | str:
+    return UNKNOWN if value == UNKNOWN else int(value)
+
+
+# The relapse number as a choice (a later relapse than the ninth is not seen in practice),
+# with "unknown", which the stratification sends to review; "" leaves it to the records.
+RELAPSE_NUMBER_CHOICES = [
+    ("", "Not chosen: from an earlier relapse recorded here"),
+    ("1", "1 (first relapse)"),
+    *((str(n), str(n)) for n in range(2, 10)),
+    (UNKNOWN, "Unknown"),
+]
 
 
 def reason_field(label: str = "Reason", *, required_in_html: bool = False, **kwargs: Any):
@@ -284,12 +302,15 @@ class PatientForm(WebFormMixin, forms.ModelForm):
 
 class RelapseForm(WebFormMixin, forms.Form):
     relapse_date = forms.DateField(label="Relapse date")
-    relapse_number = forms.IntegerField(
+    relapse_number = forms.TypedChoiceField(
         label="Relapse number",
+        choices=RELAPSE_NUMBER_CHOICES,
+        coerce=_number_or_unknown,
+        empty_value=None,
         required=False,
-        min_value=1,
-        help_text="Leave empty: one more than this patient's relapses recorded here. Give "
-        "it when an earlier relapse is not recorded here (2 for a second relapse).",
+        help_text="1 for a first relapse. Not chosen: one more than this patient's earlier "
+        "relapse recorded here; with none recorded, choose it (or unknown). Both protocols "
+        "are for first relapses: unknown sends the stratification to review.",
     )
     site = forms.ChoiceField(label="Site", choices=Site.choices, widget=forms.RadioSelect)
     em_sites = forms.MultipleChoiceField(
@@ -299,7 +320,13 @@ class RelapseForm(WebFormMixin, forms.Form):
         widget=forms.CheckboxSelectMultiple,
     )
     bm_blast_percent = ClinicalNumberField(
-        label="Marrow blasts (%)", required=False, min_value=0, max_value=100
+        label="Marrow blasts (%)",
+        required=False,
+        min_value=0,
+        max_value=100,
+        help_text="Needed for every site: isolated marrow >= 25 % (5 to under 25 % is "
+        "recorded for review), combined >= 5 %, isolated extramedullary < 5 % — without a "
+        "count an extramedullary relapse is not known to be isolated (review).",
     )
     immunophenotype = forms.ChoiceField(
         label="Immunophenotype at relapse",
@@ -308,13 +335,14 @@ class RelapseForm(WebFormMixin, forms.Form):
     )
     prior_hsct = forms.TypedChoiceField(
         label="HSCT before this relapse?",
-        choices=YES_NO,
-        coerce=_yes_no,
+        choices=[*YES_NO, (UNKNOWN, "Unknown")],
+        coerce=_yes_no_unknown,
         empty_value=None,
         widget=forms.RadioSelect,
         required=False,
         help_text="Left unanswered: yes if a transplant of this patient is recorded here "
-        "before the relapse, else no.",
+        "before the relapse; with none recorded, answer it (or unknown). Both protocols are "
+        "for relapses without a prior HSCT: unknown sends the stratification to review.",
     )
 
     def service_data(self) -> dict[str, Any]:

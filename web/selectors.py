@@ -363,6 +363,12 @@ def patient_or_404(user: AbstractBaseUser, pk: int) -> Patient:
         raise Http404 from exc
 
 
+def relapses_recorded(patient: Patient) -> int:
+    """How many relapses of ``patient`` are recorded here: the relapse form says whether
+    the number can follow them or must be given."""
+    return patient.relapses.count()
+
+
 def relapse_or_404(user: AbstractBaseUser, pk: int) -> Relapse:
     try:
         return Relapse.objects.select_related("patient__team", "course").get(

@@ -45,8 +45,8 @@ def relapse_facts(
 ) -> dict[str, Any]:
     """The engine's input for ``relapse`` (a record, or the values of one about to be
     stored) of ``patient``. A relapse without its own immunophenotype has the one at
-    diagnosis; absent optional facts (relapse number, prior HSCT) are left to the
-    facts' defaults."""
+    diagnosis; a relapse number or prior HSCT stored as unknown (None) stays unknown,
+    which the protocol's population sends to review."""
     get = relapse.get if isinstance(relapse, Mapping) else lambda k, d=None: getattr(relapse, k, d)
     return {
         "initial_diagnosis_date": patient.initial_diagnosis_date,
@@ -70,11 +70,15 @@ def relapse_facts(
 def decided_facts(snapshot: Mapping[str, Any]) -> dict[str, Any]:
     """The facts a stored decision read, in today's vocabulary. Snapshots from before
     the front-line status existed (protocol versions 1.0) hold none: that engine read a
-    missing end date as a relapse during front-line therapy, so that is what they read."""
+    missing end date as a relapse during front-line therapy, so that is what they read.
+    Snapshots without a relapse number or prior HSCT are older than those facts: that
+    engine read a first relapse without a prior HSCT (an unknown one is stored as null)."""
     values = dict(snapshot)
     if values.get("frontline_status") is None:
         end = values.get("frontline_therapy_end_date")
         values["frontline_status"] = "completed" if end else "on_therapy"
+    values.setdefault("relapse_number", 1)
+    values.setdefault("prior_hsct", False)
     return RelapseFacts.from_mapping(values).as_json()
 
 

@@ -23,17 +23,19 @@ from courses.bounds import value_errors
 from courses.models import (
     BlockAdministration,
     ClinicalEvent,
+    CourseTransition,
     HsctReferral,
     MrdResult,
     Patient,
     Relapse,
     ResponseAssessment,
+    State,
     TreatmentCourse,
 )
 from courses.services.common import audit, lock_course, refresh_staleness
 from courses.services.facts import relapse_facts
 from courses.signals import announce
-from stratification.facts import derive_age_at_diagnosis_months, validate_facts
+from stratification.facts import UNKNOWN, derive_age_at_diagnosis_months, validate_facts
 
 # The facts validator names the stratification input; these are the same facts under
 # the patient's field names.
@@ -75,7 +77,13 @@ def _add(errors: dict[str, list[str]], field: str, message: str) -> None:
 
 def relapse_label(relapse: Relapse) -> str:
     """How a message names another relapse: by its id and number, never by patient data."""
-    return f"relapse {relapse.pk} (relapse number {relapse.relapse_number})"
+    number = relapse.relapse_number if relapse.relapse_number is not None else UNKNOWN
+    return f"relapse {relapse.pk} (relapse number {number})"
+
+
+def _known(value: Any) -> Any:
+    """A relapse fact as stored: the word ``unknown`` is None."""
+    return None if isinstance(value, str) and value == UNKNOWN else value
 
 
 def _frontline_errors(patient: Patient, today: date) -> dict[str, list[str]]:
@@ -248,13 +256,28 @@ def _after_fact_change(
 # --- relapses ---------------------------------------------------------------------------
 
 
-def _transplant_before(patient: Patient, day: date) -> HsctReferral | None:
-    """A transplant of this patient recorded before ``day`` (on an earlier course)."""
-    return (
+def _transplant_before(patient: Patient, day: date) -> tuple[int, str] | None:
+    """Where a transplant of this patient is recorded here before ``day`` (an earlier
+    course): (course id, what says so), or None. A referral's transplant date says so,
+    and so does a course that reached the transplant (the transplanted state, which a
+    completed course after a transplant went through) before ``day``."""
+    referral = (
         HsctReferral.objects.filter(course__patient=patient, performed_on__lt=day)
         .order_by("performed_on")
         .first()
     )
+    if referral is not None:
+        return referral.course_id, f"a transplant on {referral.performed_on}"
+    moved = (
+        CourseTransition.objects.filter(
+            course__patient=patient, to_state=State.TRANSPLANTED, on__lt=day
+        )
+        .order_by("on")
+        .first()
+    )
+    if moved is not None:
+        return moved.course_id, f"the move to transplanted on {moved.on}"
+    return None
 
 
 # The clinical dates recorded on a course, which must not come before its relapse.
@@ -284,21 +307,63 @@ def _first_course_date(relapse: Relapse) -> tuple[date, int, str] | None:
     return day, course.pk, what
 
 
-def _with_relapse_defaults(patient: Patient, data: Mapping[str, Any]) -> dict[str, Any]:
-    """Defaults from what the records already say: the relapse number follows the
-    patient's recorded earlier relapses (a second relapse recorded as number 1 would be
-    stratified as a first one), and a transplant recorded before this relapse means a
-    prior HSCT. A team whose earlier relapse is not recorded gives the number."""
+# Why the relapse number and prior HSCT must be given when the records here do not say.
+_NOT_FROM_THE_RECORDS = (
+    "Both built-in protocols are for first relapses without a prior HSCT, so this decides "
+    "whether the relapse can be stratified at all; unknown makes the stratification "
+    "needs_review."
+)
+REQUIRED_UNLESS_RECORDED = {
+    "relapse_number": "is required: no earlier relapse of this patient is recorded here, "
+    "so the records cannot say which relapse this is. Give 1 for a first relapse, the "
+    f"number of a later one, or unknown. {_NOT_FROM_THE_RECORDS}",
+    "prior_hsct": "is required: no transplant of this patient is recorded here, so the "
+    "records cannot say whether there was one before this relapse. Give true, false or "
+    f"unknown. {_NOT_FROM_THE_RECORDS}",
+}
+
+
+def _number_from_records(patient: Patient, day: date) -> int | None:
+    """One more than the patient's latest earlier relapse recorded here (a second
+    relapse recorded as number 1 would be stratified as a first one); None without an
+    earlier relapse, or when that one's number is unknown."""
+    earlier = [r for r in patient.relapses.all() if r.relapse_date < day]
+    if not earlier:
+        return None
+    latest = max(earlier, key=lambda r: r.relapse_date)
+    return latest.relapse_number + 1 if latest.relapse_number is not None else None
+
+
+def _with_recorded_facts(
+    patient: Patient, data: Mapping[str, Any]
+) -> tuple[dict[str, Any], dict[str, list[str]]]:
+    """A new relapse's number and prior HSCT, from the records kept here where they
+    say (an earlier relapse recorded: the number follows it; a transplant recorded
+    before this relapse: prior HSCT), else as given -- ``unknown`` is stored as None.
+    Nothing is assumed: not given and not in the records is an error naming the field
+    (returned beside the values). Where the records say, they win over ``unknown``; a
+    given value that contradicts them is refused by relapse_errors."""
     data = dict(data)
+    errors: dict[str, list[str]] = {}
     day = data.get("relapse_date")
     if not isinstance(day, date):
-        return data
-    if data.get("relapse_number") is None:
-        earlier = [r.relapse_number for r in patient.relapses.all() if r.relapse_date < day]
-        data["relapse_number"] = max(earlier, default=0) + 1
-    if data.get("prior_hsct") is None:
-        data["prior_hsct"] = _transplant_before(patient, day) is not None
-    return data
+        return data, errors  # relapse_errors names the date; nothing to infer from
+    for field, from_records in (
+        ("relapse_number", lambda: _number_from_records(patient, day)),
+        ("prior_hsct", lambda: True if _transplant_before(patient, day) else None),
+    ):
+        given = data.get(field)
+        if given is not None and given != UNKNOWN:
+            continue
+        recorded = from_records()
+        if recorded is not None:
+            data[field] = recorded
+        elif given == UNKNOWN:
+            data[field] = None
+        else:
+            data.pop(field, None)
+            errors[field] = [REQUIRED_UNLESS_RECORDED[field]]
+    return data, errors
 
 
 def relapse_errors(
@@ -311,9 +376,19 @@ def relapse_errors(
     """Why a relapse with ``data`` (all its fields as they would be stored) would be
     refused for ``patient``; ``relapse``: the one being changed. The stratification's
     own fact checks, in the relapse's field names, and its place among the patient's
-    other relapses (one per date, numbered in date order)."""
+    other relapses (one per date, numbered in date order).
+
+    A new relapse (no ``relapse``) takes its number and prior HSCT from the records
+    where they say (``_with_recorded_facts``), and must be given them otherwise; a
+    stored relapse keeps its own (None: unknown), and ``unknown`` given stores None."""
+    if relapse is None:
+        data, missing = _with_recorded_facts(patient, data)
+    else:
+        data, missing = {k: _known(v) for k, v in data.items()}, {}
     facts = relapse_facts(patient, data)
     errors = validate_facts(facts, patient.team.today(now))
+    for field, messages in missing.items():
+        errors.setdefault(field, messages)
     for field, messages in value_errors("Relapse", data).items():
         errors.setdefault(field, messages)  # the facts' own check may have said it
     # The facts validator speaks of the stratification input; a relapse names the
@@ -335,8 +410,10 @@ def relapse_errors(
             f"this patient already has a relapse on this date: {relapse_label(same_day)}.",
         )
     if isinstance(number, int) and "relapse_number" not in errors:
-        before = [r for r in others if r.relapse_date < day and r.relapse_number >= number]
-        after = [r for r in others if r.relapse_date > day and r.relapse_number <= number]
+        # Relapses of unknown number say nothing about this one's.
+        known = [r for r in others if r.relapse_number is not None]
+        before = [r for r in known if r.relapse_date < day and r.relapse_number >= number]
+        after = [r for r in known if r.relapse_date > day and r.relapse_number <= number]
         if before:
             last = max(before, key=lambda r: r.relapse_number)
             _add(
@@ -368,7 +445,7 @@ def relapse_errors(
             _add(
                 errors,
                 "prior_hsct",
-                f"must be true: course {transplant.course_id} records a transplant before "
+                f"must be true: course {transplant[0]} records {transplant[1]}, before "
                 "this relapse.",
             )
     return errors
@@ -386,8 +463,8 @@ def relapse_create(*, patient: Patient, data: Mapping[str, Any], now: datetime) 
     # The patient's row lock serializes relapse writes of one patient: the duplicate
     # and numbering checks see every other relapse (the unique constraint backs them).
     patient = _locked(Patient).select_related("team").get(pk=patient.pk)
-    data = _with_relapse_defaults(patient, data)
     Invalid.raise_if(relapse_errors(patient, data, now))
+    data, _ = _with_recorded_facts(patient, data)
     return Relapse.objects.create(patient=patient, **_relapse_values(patient, data))
 
 
@@ -400,7 +477,7 @@ def relapse_update(
     patient = _locked(Patient).select_related("team").get(pk=relapse.patient_id)
     relapse = _locked(Relapse).get(pk=relapse.pk)
     before = {f: getattr(relapse, f) for f in RELAPSE_FIELDS}
-    merged = {**before, **{k: v for k, v in data.items() if k in RELAPSE_FIELDS}}
+    merged = {**before, **{k: _known(v) for k, v in data.items() if k in RELAPSE_FIELDS}}
     Invalid.raise_if(relapse_errors(patient, merged, now, relapse=relapse))
     for key, value in _relapse_values(patient, merged).items():
         setattr(relapse, key, value)

@@ -95,6 +95,10 @@ def test_register_patient_relapse_and_course_preview_then_confirm(tab, team, cli
     page.get_by_label("Relapse date").fill("2024-03-01")
     page.get_by_label("Isolated bone marrow").check()
     page.get_by_label("Marrow blasts (%)").fill("80")
+    # No relapse of this patient is recorded here: the number and prior HSCT are asked.
+    page.get_by_label("Relapse number").select_option("1")
+    prior_hsct = page.get_by_role("group", name="HSCT before this relapse?")
+    prior_hsct.get_by_label("No", exact=True).check()
     page.get_by_role("button", name="Save and choose the protocol").click()
 
     expect(page.get_by_role("heading", level=1)).to_contain_text("Open the course of REG-2026-01")

@@ -259,6 +259,7 @@ def test_a_relapse_is_added_and_changed_through_the_services(admin, team, make_p
         "patient": patient.pk,
         "relapse_date": "2024-03-01",
         "relapse_number": "1",
+        "prior_hsct": "false",
         "site": "isolated_bm",
         "em_sites": '["cns"]',
         "bm_blast_percent": "80",
@@ -279,6 +280,36 @@ def test_a_relapse_is_added_and_changed_through_the_services(admin, team, make_p
     assert changed.status_code == 302, changed.content.decode()[:2000]
     stored.refresh_from_db()
     assert (stored.bm_blast_percent, stored.patient_id) == (60.0, patient.pk)
+    # Issue 22: unknown is an answer here too (stored as null), and shows as unknown.
+    unknown = {**relapse, "em_sites": "[]", "relapse_number": "unknown", "prior_hsct": "unknown"}
+    assert admin.post(url, unknown).status_code == 302
+    stored.refresh_from_db()
+    assert (stored.relapse_number, stored.prior_hsct) == (None, None)
+    page = admin.get(url).content.decode()
+    assert 'name="relapse_number" value="unknown"' in page
+    assert '<option value="unknown" selected>' in page
+
+
+def test_a_relapse_added_in_the_admin_without_number_or_prior_hsct_is_refused_naming_them(
+    admin, team, make_patient
+):
+    patient = make_patient(team)
+    refused = admin.post(
+        "/admin/courses/relapse/add/",
+        {
+            "patient": patient.pk,
+            "relapse_date": "2024-03-01",
+            "site": "isolated_bm",
+            "em_sites": "[]",
+            "bm_blast_percent": "80",
+            "immunophenotype": "B",
+        },
+    )
+    assert refused.status_code == 200
+    page = refused.content.decode()
+    assert "no earlier relapse of this patient is recorded here" in page
+    assert "no transplant of this patient is recorded here" in page
+    assert not Relapse.objects.filter(patient=patient).exists()
 
 
 # --- change lists: a fixed number of queries ---------------------------------------------

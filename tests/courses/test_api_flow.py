@@ -46,6 +46,8 @@ def test_a_clinician_registers_a_patient_relapse_and_course_and_confirms_it(api,
             "site": "isolated_bm",
             "em_sites": [],
             "bm_blast_percent": 60,
+            "relapse_number": 1,
+            "prior_hsct": False,
         },
     )
     assert relapse.status_code == 201, relapse.content

@@ -255,6 +255,8 @@ def test_a_testicular_relapse_is_refused_for_a_female_patient(api, team, clinici
             "site": "combined",
             "em_sites": ["testis"],
             "bm_blast_percent": 30,
+            "relapse_number": 1,
+            "prior_hsct": False,
         },
         format="json",
     )
@@ -269,7 +271,7 @@ def test_a_testicular_relapse_is_refused_for_a_female_patient(api, team, clinici
         ({"relapse_date": "2027-01-01"}, "relapse_date"),  # in the future
         ({"site": "isolated_bm", "em_sites": ["cns"]}, "em_sites"),
         ({"site": "isolated_em", "em_sites": []}, "em_sites"),
-        ({"site": "isolated_bm", "bm_blast_percent": 10}, "bm_blast_percent"),
+        ({"site": "isolated_bm", "bm_blast_percent": 3}, "bm_blast_percent"),  # M1 marrow
         ({"site": "nowhere"}, "site"),
         ({"bm_blast_percent": 101}, "bm_blast_percent"),
     ],
@@ -282,6 +284,8 @@ def test_impossible_relapses_are_a_400(api, team, clinician, make_patient, body,
         "site": "isolated_bm",
         "em_sites": [],
         "bm_blast_percent": 50,
+        "relapse_number": 1,
+        "prior_hsct": False,
         **body,
     }
     response = api(clinician).post("/api/v1/relapses/", data, format="json")

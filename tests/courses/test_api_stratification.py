@@ -30,6 +30,8 @@ def open_course(client, patient_id: int, protocol: str, relapse: dict | None = N
         "relapse_date": "2024-03-01",
         "site": "isolated_bm",
         "bm_blast_percent": 80,
+        "relapse_number": 1,
+        "prior_hsct": False,
         **(relapse or {}),
     }
     recorded = post(client, "/api/v1/relapses/", body)
@@ -144,6 +146,8 @@ def test_on_therapy_long_after_diagnosis_is_refused_unless_confirmed_with_a_reas
             "relapse_date": "2024-03-01",
             "site": "isolated_bm",
             "bm_blast_percent": 80,
+            "relapse_number": 1,
+            "prior_hsct": False,
         },
     ).json()
     course = {"relapse": recorded["id"], "protocol": "all-rez-bfm-2002"}

@@ -64,6 +64,8 @@ def open_course(client, team, **relapse) -> TreatmentCourse:
             "site": "isolated_bm",
             "em_sites": [],
             "bm_blast_percent": 85,
+            "relapse_number": 1,
+            "prior_hsct": False,
             **relapse,
         },
     )

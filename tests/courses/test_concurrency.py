@@ -77,7 +77,13 @@ def test_two_concurrent_entries_of_one_relapse_leave_one_and_name_it(postgres, t
     from courses.models import Relapse
 
     patient = make_patient(team)
-    data = {"relapse_date": date(2024, 3, 1), "site": "isolated_bm", "bm_blast_percent": 80.0}
+    data = {
+        "relapse_date": date(2024, 3, 1),
+        "site": "isolated_bm",
+        "bm_blast_percent": 80.0,
+        "relapse_number": 1,
+        "prior_hsct": False,
+    }
 
     def enter() -> Relapse:
         return services.relapse_create(patient=patient, data=data, now=timezone.now())

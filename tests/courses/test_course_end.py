@@ -150,6 +150,8 @@ def test_a_second_relapse_after_completion_counts_for_efs_and_opens_a_linked_cou
             "relapse_date": "2024-09-01",
             "site": "isolated_bm",
             "bm_blast_percent": 70,
+            "relapse_number": 1,
+            "prior_hsct": False,
         },
     ).json()
     first = post(
@@ -211,6 +213,7 @@ def test_a_second_relapse_after_completion_counts_for_efs_and_opens_a_linked_cou
             "relapse_date": "2026-11-10",
             "site": "isolated_bm",
             "bm_blast_percent": 60,
+            "prior_hsct": False,  # the number follows the first relapse, recorded here
         },
     ).json()
     early = post(
@@ -253,6 +256,7 @@ def test_a_course_of_a_later_relapse_waits_for_the_earlier_one_to_end(
             "relapse_date": "2026-11-20",
             "site": "isolated_bm",
             "bm_blast_percent": 60,
+            "prior_hsct": False,  # the number follows the first relapse, recorded here
         },
     ).json()
     response = post(

@@ -51,6 +51,8 @@ def course_b(time_machine, api, team, clinician, make_patient):
             "relapse_date": "2024-09-01",
             "site": "isolated_bm",
             "bm_blast_percent": 70,
+            "relapse_number": 1,
+            "prior_hsct": False,
         },
     ).json()
     created = post(

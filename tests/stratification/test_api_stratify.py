@@ -139,7 +139,11 @@ def test_bfm2002_early_isolated_marrow_with_only_the_required_facts(client: APIC
     }
     refused = post(client, data)
     assert refused.status_code == 400
-    assert list(refused.json()["error"]["fields"]) == ["bm_blast_percent"]
+    # Issue 22: the relapse number and prior HSCT are required too (no default).
+    fields = refused.json()["error"]["fields"]
+    assert list(fields) == ["relapse_number", "prior_hsct", "bm_blast_percent"]
+    assert "first relapses without a prior HSCT" in fields["relapse_number"][0]
+    data |= {"relapse_number": 1, "prior_hsct": False}
 
     unknown = post(client, {**data, "bm_blast_percent": 60})
     assert unknown.status_code == 200, unknown.content
@@ -456,9 +460,10 @@ BAD = [
         {"bm_blast_percent": True}, "bm_blast_percent", "must be a number", id="blasts-boolean"
     ),
     pytest.param(
-        {"site": "isolated_bm", "em_sites": [], "bm_blast_percent": 24.9},
+        # Issue 22: 5 to < 25 % (M2) is accepted for review; below 5 % is refused.
+        {"site": "isolated_bm", "em_sites": [], "bm_blast_percent": 3.0},
         "bm_blast_percent",
-        "at least 25 for site isolated_bm",
+        "at least 5 for site isolated_bm",
         id="blasts-too-low-for-isolated-bm",
     ),
     pytest.param(

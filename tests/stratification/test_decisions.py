@@ -37,6 +37,8 @@ EARLY_COMBINED = RelapseFacts(
     site="combined",
     em_sites=("testis", "cns"),
     bm_blast_percent=40.0,
+    relapse_number=1,
+    prior_hsct=False,
 )
 VERY_EARLY_EM = RelapseFacts(
     initial_diagnosis_date=date(2021, 1, 10),
@@ -45,6 +47,9 @@ VERY_EARLY_EM = RelapseFacts(
     immunophenotype="B",
     site="isolated_em",
     em_sites=("cns",),
+    bm_blast_percent=1.0,
+    relapse_number=1,
+    prior_hsct=False,
 )
 
 

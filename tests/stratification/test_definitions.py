@@ -539,7 +539,13 @@ def test_each_builtin_declares_who_it_is_for(slug: str) -> None:
     }
     assert population.immunophenotypes == ("B", "T")
     unknown = {c.fact: c.if_unknown.action for c in population.criteria if c.if_unknown}
-    assert unknown == {"bcr_abl1": "warn", "age_at_diagnosis_months": "warn"}
+    # Issue 22: an unknown relapse number or prior HSCT is never read as first / none.
+    assert unknown == {
+        "relapse_number": "review",
+        "prior_hsct": "review",
+        "bcr_abl1": "warn",
+        "age_at_diagnosis_months": "warn",
+    }
     # Applying the trials' exclusions to these protocols is inference; infant and MPAL
     # pathways are recalled (clinical notes, "Who the two protocols are for").
     confidence = {c.fact: c.confidence for c in population.criteria}
@@ -551,7 +557,12 @@ def test_each_builtin_declares_who_it_is_for(slug: str) -> None:
         "immunophenotype": "recalled",
     }
     assert all(c.citation for c in population.criteria)
-    assert all(c.if_unknown.local_default for c in population.criteria if c.if_unknown)
+    # Stratifying anyway (warn) is a local choice to confirm; review is not.
+    assert all(
+        c.if_unknown.local_default == (c.if_unknown.action == "warn")
+        for c in population.criteria
+        if c.if_unknown
+    )
 
 
 @pytest.mark.parametrize("slug", ["all-rez-bfm-90", "all-rez-bfm-2002"])
@@ -670,6 +681,9 @@ def test_a_centre_adds_its_own_definition_without_code_changes(tmp_path: Path) -
         immunophenotype="B",
         site="isolated_em",
         em_sites=("cns",),
+        bm_blast_percent=0.0,
+        relapse_number=1,
+        prior_hsct=False,
     )
     assert stratify(facts, registry.get("all-rez-bfm-90")).status == "needs_review"
     decision = stratify(facts, registry.get("centre-x-bfm-90"))

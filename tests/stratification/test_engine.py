@@ -33,7 +33,12 @@ BFM2002 = builtin_registry().get("all-rez-bfm-2002")
 
 # Inside both populations, so that these tables test the rules alone (the population
 # has its own tests below).
-ELIGIBLE = {"bcr_abl1": "negative", "age_at_diagnosis_months": 60}
+ELIGIBLE = {
+    "relapse_number": 1,
+    "prior_hsct": False,
+    "bcr_abl1": "negative",
+    "age_at_diagnosis_months": 60,
+}
 ON = "on_therapy"
 # One set of dates per time point, far from every boundary.
 DATES = {
@@ -575,9 +580,15 @@ def oracle_exclusions(facts: RelapseFacts) -> set[str]:
         and not facts.confirm_implausible
     ):
         excluded.add("frontline_status.on_therapy_implausible")
-    if facts.relapse_number > 1:
+    # Not known is not "first" or "none": both protocols are for first relapses
+    # without a prior HSCT, so an unknown one needs review.
+    if facts.relapse_number is None:
+        excluded.add("relapse_number_unknown")
+    elif facts.relapse_number > 1:
         excluded.add("excluded_second_relapse")
-    if facts.prior_hsct:
+    if facts.prior_hsct is None:
+        excluded.add("prior_hsct_unknown")
+    elif facts.prior_hsct:
         excluded.add("excluded_prior_hsct")
     if facts.bcr_abl1 == "positive":
         excluded.add("excluded_bcr_abl1_positive")
@@ -585,6 +596,13 @@ def oracle_exclusions(facts: RelapseFacts) -> set[str]:
         excluded.add("excluded_infant")
     if facts.immunophenotype == "MPAL":
         excluded.add("excluded_lineage")
+    # The site categories (World J Hematol 2014; Buchmann, Blood 2022; Eckert, Blood
+    # 2007): isolated marrow is M3 (>= 25 %), M2 without EM disease needs confirmation;
+    # an EM relapse is isolated only when the marrow was looked at.
+    if facts.site == "isolated_bm" and facts.bm_blast_percent < 25:
+        excluded.add("site.isolated_bm_m2_marrow")
+    if facts.site == "isolated_em" and facts.bm_blast_percent is None:
+        excluded.add("site.isolated_em_marrow_not_assessed")
     return excluded
 
 
@@ -628,7 +646,8 @@ def valid_facts(draw: st.DrawFn) -> RelapseFacts:
     site = draw(st.sampled_from(["isolated_bm", "combined", "isolated_em"]))
     if site == "isolated_bm":
         em: tuple[str, ...] = ()
-        blasts = draw(st.floats(min_value=25, max_value=100))
+        # M2 (5 to < 25 %) is valid input too: it is reviewed, not refused.
+        blasts = draw(st.floats(min_value=25, max_value=100) | st.floats(min_value=5, max_value=25))
     else:
         em = tuple(sorted(draw(st.sets(st.sampled_from(EM_SITES), min_size=1))))
         blasts = draw(
@@ -646,8 +665,8 @@ def valid_facts(draw: st.DrawFn) -> RelapseFacts:
         bm_blast_percent=blasts,
         mrd_end_of_induction=draw(st.none() | st.floats(min_value=0, max_value=1)),
         frontline_status=status,
-        relapse_number=draw(st.sampled_from([1, 1, 1, 2, 3])),
-        prior_hsct=draw(st.sampled_from([False, False, False, True])),
+        relapse_number=draw(st.sampled_from([1, 1, 1, 2, 3, None])),
+        prior_hsct=draw(st.sampled_from([False, False, False, True, None])),
         bcr_abl1=draw(st.sampled_from(["negative", "negative", "unknown", "positive"])),
         age_at_diagnosis_months=draw(st.none() | st.integers(min_value=0, max_value=216)),
         confirm_implausible=confirm,
@@ -975,6 +994,50 @@ def test_a_case_outside_the_population_needs_review_with_the_exclusion_named(
 
 
 @pytest.mark.parametrize("protocol", [BFM90, BFM2002], ids=lambda p: p.slug)
+@pytest.mark.parametrize(
+    ("fact", "rule", "words"),
+    [
+        ("relapse_number", "relapse_number_unknown", "Relapse number unknown"),
+        ("prior_hsct", "prior_hsct_unknown", "Prior HSCT unknown"),
+    ],
+)
+def test_an_unknown_relapse_number_or_prior_hsct_needs_review_naming_it(
+    protocol: ProtocolDefinition, fact: str, rule: str, words: str
+) -> None:
+    # Issue 22: neither is read as "first relapse" / "no prior HSCT" any more; both
+    # protocols are for exactly those, so unknown is not stratified.
+    facts = RelapseFacts.from_mapping(
+        {**make_facts("early", "isolated_bm").as_json(), fact: "unknown"}
+    )
+    assert getattr(facts, fact) is None
+    decision = stratify(facts, protocol)
+    assert (decision.status, decision.risk_group, decision.hsct_indicated) == (
+        "needs_review",
+        None,
+        None,
+    )
+    [time_reason, reason] = decision.reasons
+    assert time_reason.rule == "time_point.early"
+    assert reason.rule == rule
+    assert words in reason.text and protocol.title in reason.text
+    policy = next(c.if_unknown for c in protocol.population.criteria if c.fact == fact)
+    assert (policy.action, reason.source, reason.confidence) == (
+        "review",
+        policy.citation,
+        policy.confidence,
+    )
+
+
+def test_absent_relapse_number_and_prior_hsct_are_unknown_not_first_and_none() -> None:
+    values = make_facts("early", "isolated_bm").as_json()
+    del values["relapse_number"], values["prior_hsct"]
+    facts = RelapseFacts.from_mapping(values)
+    assert (facts.relapse_number, facts.prior_hsct) == (None, None)
+    rules = [r.rule for r in stratify(facts, BFM90).reasons[1:]]
+    assert rules == ["relapse_number_unknown", "prior_hsct_unknown"]
+
+
+@pytest.mark.parametrize("protocol", [BFM90, BFM2002], ids=lambda p: p.slug)
 def test_every_exclusion_that_applies_is_named(protocol: ProtocolDefinition) -> None:
     facts = make_facts("late", "combined", relapse_number=2, prior_hsct=True, bcr_abl1="positive")
     rules = [r.rule for r in stratify(facts, protocol).reasons[1:]]
@@ -1076,9 +1139,72 @@ def test_a_marrow_site_without_blast_count_is_never_stratified(site: str) -> Non
         assert decision.reasons[1].confidence == "stated"
 
 
-def test_an_isolated_em_relapse_without_blast_count_is_stratified() -> None:
+@pytest.mark.parametrize("protocol", [BFM90, BFM2002], ids=lambda p: p.slug)
+def test_an_isolated_em_relapse_without_blast_count_needs_review(
+    protocol: ProtocolDefinition,
+) -> None:
+    # Was stratified (C / S1) before issue 22: without a marrow assessment the relapse is
+    # not known to be isolated (Eckert, Blood 2007: submicroscopic marrow involvement in
+    # 46 of 64 apparently isolated EM relapses).
     facts = dataclasses.replace(make_facts("late", "isolated_em"), bm_blast_percent=None)
-    assert stratify(facts, BFM2002).risk_group == "S1"
+    assert validate_facts(facts.as_json(), date(2040, 1, 1)) == {}  # accepted, for review
+    decision = stratify(facts, protocol)
+    assert (decision.status, decision.risk_group, decision.hsct_indicated) == (
+        "needs_review",
+        None,
+        None,
+    )
+    [time_reason, reason] = decision.reasons
+    assert time_reason.rule == "time_point.late"
+    assert reason.rule == "site.isolated_em_marrow_not_assessed"
+    assert "46 of 64" in reason.text and "10^-4" in reason.text
+    assert (reason.source, reason.confidence) == (
+        "Eckert et al., Blood 2007 (MRD by RQ-PCR in relapsed ALL)",
+        "stated",
+    )
+
+
+@pytest.mark.parametrize("protocol", [BFM90, BFM2002], ids=lambda p: p.slug)
+def test_an_isolated_em_relapse_with_its_marrow_count_is_stratified(
+    protocol: ProtocolDefinition,
+) -> None:
+    facts = dataclasses.replace(make_facts("late", "isolated_em"), bm_blast_percent=0.0)
+    assert stratify(facts, protocol).risk_group == {"all-rez-bfm-90": "C"}.get(protocol.slug, "S1")
+
+
+@pytest.mark.parametrize("blasts", [5.0, 12.0, 24.9])
+@pytest.mark.parametrize("protocol", [BFM90, BFM2002], ids=lambda p: p.slug)
+def test_an_isolated_marrow_relapse_with_m2_marrow_needs_review(
+    protocol: ProtocolDefinition, blasts: float
+) -> None:
+    # 5 to < 25 % blasts without EM disease: a relapse once confirmed (Buchmann, Blood
+    # 2022), but not a BFM category of its own: no group, a clinician assigns it.
+    facts = dataclasses.replace(make_facts("early", "isolated_bm"), bm_blast_percent=blasts)
+    assert validate_facts(facts.as_json(), date(2040, 1, 1)) == {}
+    decision = stratify(facts, protocol)
+    assert (decision.status, decision.risk_group, decision.hsct_indicated) == (
+        "needs_review",
+        None,
+        None,
+    )
+    [time_reason, reason] = decision.reasons
+    assert (time_reason.rule, reason.rule) == ("time_point.early", "site.isolated_bm_m2_marrow")
+    assert f"{blasts:g} % marrow blasts" in reason.text
+    assert "not a BFM relapse category on its own" in reason.text
+    assert "confirmation" in reason.text and "clinician assigns the group" in reason.text
+    assert reason.source.startswith("Buchmann et al., Blood 2022")
+
+
+def test_25_percent_blasts_is_an_isolated_marrow_relapse() -> None:
+    facts = dataclasses.replace(make_facts("early", "isolated_bm"), bm_blast_percent=25.0)
+    assert stratify(facts, BFM90).risk_group == "A"
+
+
+def test_below_5_percent_blasts_is_no_isolated_marrow_relapse() -> None:
+    facts = dataclasses.replace(make_facts("early", "isolated_bm"), bm_blast_percent=3.0)
+    [message] = validate_facts(facts.as_json(), date(2040, 1, 1))["bm_blast_percent"]
+    assert "at least 5 for site isolated_bm; got 3" in message
+    assert "not a marrow relapse" in message
 
 
 # --- MRD: quantified, negative, positive not quantifiable -------------------------------------

@@ -96,7 +96,11 @@ def test_an_unknown_site_skips_the_consistency_checks_that_need_it() -> None:
 def test_blast_boundaries_are_inclusive_where_the_definitions_say_so() -> None:
     bm = {"site": "isolated_bm", "em_sites": []}
     assert check(**bm, bm_blast_percent=25) == {}
-    assert "bm_blast_percent" in check(**bm, bm_blast_percent=24.99)
+    # Issue 22: 5 to < 25 % (M2) is accepted (the engine sends it to review); below 5 %
+    # without EM disease is no marrow relapse.
+    assert check(**bm, bm_blast_percent=24.99) == {}
+    assert check(**bm, bm_blast_percent=5) == {}
+    assert "bm_blast_percent" in check(**bm, bm_blast_percent=4.99)
     assert check(bm_blast_percent=5) == {}  # combined: >= 5
     assert "bm_blast_percent" in check(bm_blast_percent=4.99)
     em = {"site": "isolated_em"}
@@ -253,8 +257,9 @@ def test_eligibility_facts_with_valid_values_pass() -> None:
 
 
 def test_absent_eligibility_facts_take_their_defaults() -> None:
+    # Issue 22: no default for the relapse number or prior HSCT: absent is unknown.
     facts = RelapseFacts.from_mapping(GOOD)
-    assert (facts.relapse_number, facts.prior_hsct, facts.bcr_abl1) == (1, False, "unknown")
+    assert (facts.relapse_number, facts.prior_hsct, facts.bcr_abl1) == (None, None, "unknown")
     assert facts.age_at_diagnosis_months is None
     assert (facts.confirm_implausible, facts.implausible_reason) == (False, "")
 

@@ -35,7 +35,13 @@ PATIENT = {
     "frontline_protocol": "AIEOP-BFM ALL 2017",
     "frontline_end_date": "2024-01-10",
 }
-RELAPSE = {"relapse_date": "2024-03-01", "site": "isolated_bm", "bm_blast_percent": "80"}
+RELAPSE = {
+    "relapse_date": "2024-03-01",
+    "site": "isolated_bm",
+    "bm_blast_percent": "80",
+    "relapse_number": "1",
+    "prior_hsct": "no",
+}
 
 
 def test_a_member_of_one_team_is_never_asked_for_the_team(web, parse, team, clinician):

@@ -175,7 +175,13 @@ def test_pages_carry_a_strict_csp_and_no_inline_script_style_or_handler(
     pending = make_course(team, clinician, confirm=False)
     relapse = course_services.relapse_create(
         patient=make_patient(team),
-        data={"relapse_date": date(2024, 3, 1), "site": "isolated_bm", "bm_blast_percent": 80.0},
+        data={
+            "relapse_date": date(2024, 3, 1),
+            "site": "isolated_bm",
+            "bm_blast_percent": 80.0,
+            "relapse_number": 1,
+            "prior_hsct": False,
+        },
         now=timezone.now(),
     )
     client = web(clinician)

@@ -23,7 +23,13 @@ PATIENT = {
     "initial_diagnosis_date": "2022-01-10",
     "frontline_protocol": "AIEOP-BFM ALL 2017",
 }
-RELAPSE = {"relapse_date": "2024-03-01", "site": "isolated_bm", "bm_blast_percent": "80"}
+RELAPSE = {
+    "relapse_date": "2024-03-01",
+    "site": "isolated_bm",
+    "bm_blast_percent": "80",
+    "relapse_number": "1",
+    "prior_hsct": "no",
+}
 
 
 def test_the_patient_and_relapse_forms_take_the_stratification_facts(web, parse, team, clinician):
@@ -53,6 +59,32 @@ def test_the_patient_and_relapse_forms_take_the_stratification_facts(web, parse,
     client.post(relapse_url, {**RELAPSE, "relapse_number": "2", "prior_hsct": "no"})
     relapse = Relapse.objects.get(patient=patient)
     assert (relapse.relapse_number, relapse.prior_hsct) == (2, False)
+
+
+def test_the_relapse_form_offers_unknown_and_asks_for_what_the_records_cannot_say(
+    web, parse, team, clinician, make_patient
+):
+    # Issue 22: no relapse of this patient is recorded here, so neither the number nor
+    # prior HSCT can come from the records: the form asks, and "unknown" is an answer.
+    client = web(clinician)
+    patient = make_patient(team)
+    url = f"/patients/{patient.pk}/relapses/new/"
+    page = parse(client.get(url))
+    assert "No relapse of this patient is recorded here" in page.text
+    form = page.form(None, "post")["fields"]
+    assert {"relapse_number", "prior_hsct"} <= set(form)
+    bare = {k: v for k, v in RELAPSE.items() if k not in ("relapse_number", "prior_hsct")}
+    refused = client.post(url, bare)
+    assert refused.status_code == 400
+    text = parse(refused).text
+    assert "no earlier relapse of this patient is recorded here" in text
+    assert "no transplant of this patient is recorded here" in text
+    assert not Relapse.objects.filter(patient=patient).exists()
+    client.post(url, {**bare, "relapse_number": "unknown", "prior_hsct": "unknown"})
+    relapse = Relapse.objects.get(patient=patient)
+    assert (relapse.relapse_number, relapse.prior_hsct) == (None, None)
+    preview = parse(client.get(f"/relapses/{relapse.pk}/course/", {"protocol": "all-rez-bfm-90"}))
+    assert "relapse_number_unknown" in preview.text and "prior_hsct_unknown" in preview.text
 
 
 def test_a_patient_form_without_a_status_follows_the_end_date_and_states_the_rule(

@@ -59,7 +59,13 @@ def test_a_relapse_whose_course_was_never_opened_waits_in_needs_review(
     patient = make_patient(team, reference="HALF-DONE")
     relapse = course_services.relapse_create(
         patient=patient,
-        data={"relapse_date": date(2024, 3, 1), "site": "isolated_bm", "bm_blast_percent": 80.0},
+        data={
+            "relapse_date": date(2024, 3, 1),
+            "site": "isolated_bm",
+            "bm_blast_percent": 80.0,
+            "relapse_number": 1,
+            "prior_hsct": False,
+        },
         now=timezone.now(),
     )
     make_course(team, clinician, confirm=False)  # and one decision awaiting a clinician

@@ -65,6 +65,7 @@ def relapse_new(request: HttpRequest, pk: int) -> HttpResponse:
     context = {
         "nav": "register",
         "patient": patient,
+        "relapses_recorded": selectors.relapses_recorded(patient),
         "form": form,
         "refusal": outcome.refusal,
         "step": 2,
