@@ -86,15 +86,21 @@ def assert_heard_by_clinician_not_viewer(kind: str, clinician: Any, viewer: Any)
     assert viewer.email not in heard
 
 
-def test_the_s2_course_that_skipped_its_decision(walk, clinician, viewer):
-    t = walk(protocol="all-rez-bfm-2002", relapse_date=date(2024, 9, 1))  # S2, undecided
-    c = t.course
+def s2_induction(t: Team) -> None:
+    """An S2 course's induction as a team records it: F1 on the start, the referral for
+    HLA typing, F2 three weeks later, CR2 at the end of induction."""
     t.move("start_induction")
     t.block("F1", "2026-09-01")
     t.on("2026-09-05").referral(referred_on="2026-09-05", donor_search_status="ongoing")
     t.on("2026-09-22").block("F2", "2026-09-22")
     t.on("2026-10-13").assess("2026-10-13")
     t.move("assess_response")
+
+
+def test_the_s2_course_that_skipped_its_decision(walk, clinician, viewer):
+    t = walk(protocol="all-rez-bfm-2002", relapse_date=date(2024, 9, 1))  # S2, undecided
+    c = t.course
+    s2_induction(t)
     # No MRD at the end of induction: the tool refuses to leave the decision silently.
     refused = t.on("2026-10-14").move("continue_chemotherapy", status=409)
     assert "undecided" in refused.json()["error"]["message"]
@@ -114,12 +120,7 @@ def test_the_s2_course_that_skipped_its_decision(walk, clinician, viewer):
 def test_the_unconfirmed_hsct_proposal(walk, clinician, viewer):
     t = walk(protocol="all-rez-bfm-2002", relapse_date=date(2024, 9, 1))
     c = t.course
-    t.move("start_induction")
-    t.block("F1", "2026-09-01")
-    t.on("2026-09-05").referral(referred_on="2026-09-05", donor_search_status="ongoing")
-    t.on("2026-09-22").block("F2", "2026-09-22")
-    t.on("2026-10-13").assess("2026-10-13")
-    t.move("assess_response")
+    s2_induction(t)
     t.mrd("2026-10-13", "end_of_induction", 0.005)  # >= 10^-3: HSCT proposed (Eckert 2013)
     c.refresh_from_db()
     assert (c.hsct_proposed, c.hsct_indicated) == (True, None)
@@ -237,12 +238,7 @@ def test_the_confirmed_decision_whose_deciding_mrd_is_corrected(walk, clinician,
     # result to 5x10^-4. The decision is not left standing silently.
     t = walk(protocol="all-rez-bfm-2002", relapse_date=date(2024, 9, 1))  # S2
     c = t.course
-    t.move("start_induction")
-    t.block("F1", "2026-09-01")
-    t.on("2026-09-05").referral(referred_on="2026-09-05", donor_search_status="ongoing")
-    t.on("2026-09-22").block("F2", "2026-09-22")
-    t.on("2026-10-13").assess("2026-10-13")
-    t.move("assess_response")
+    s2_induction(t)
     sample = t.post(
         "mrd/",
         {

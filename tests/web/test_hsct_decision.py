@@ -34,9 +34,9 @@ def mrd(course: Any, actor: Any, sampled_on: date, value: float, now: datetime) 
     )
 
 
-def test_the_course_page_shows_the_proposal_its_sample_and_a_sample_that_does_not_decide(
-    web, parse, time_machine, team, clinician, make_course
-):
+def s2_course(time_machine: Any, team: Any, clinician: Any, make_course: Any) -> Any:
+    """An S2 course (ALL-REZ BFM 2002, late isolated marrow relapse) started with F1 on
+    2026-09-01."""
     at(time_machine, "2026-09-01")
     course = make_course(
         team,
@@ -45,12 +45,24 @@ def test_the_course_page_shows_the_proposal_its_sample_and_a_sample_that_does_no
         relapse_date=date(2026, 8, 3),
         blocks=(("F1", date(2026, 9, 1)),),
     )
-    now = at(time_machine, "2026-09-10")
-    mrd(course, clinician, date(2026, 9, 9), 0.0002, now)  # day 9, before F2
-    now = at(time_machine, "2026-10-20")
+    return course
+
+
+def f2(course: Any, clinician: Any, now: datetime) -> None:
+    """F2 given on 2026-09-22: the deciding window opens five days later."""
     services.block_record(
         course, data={"block_type": "F2", "start_date": date(2026, 9, 22)}, actor=clinician, now=now
     )
+
+
+def test_the_course_page_shows_the_proposal_its_sample_and_a_sample_that_does_not_decide(
+    web, parse, time_machine, team, clinician, make_course
+):
+    course = s2_course(time_machine, team, clinician, make_course)
+    now = at(time_machine, "2026-09-10")
+    mrd(course, clinician, date(2026, 9, 9), 0.0002, now)  # day 9, before F2
+    now = at(time_machine, "2026-10-20")
+    f2(course, clinician, now)
     mrd(course, clinician, date(2026, 10, 13), 0.004, now)
     text = parse(web(clinician).get(f"/courses/{course.pk}/")).text
     assert "What the evidence proposes now: HSCT" in text
@@ -63,18 +75,9 @@ def test_the_course_page_shows_the_proposal_its_sample_and_a_sample_that_does_no
 def test_a_decision_under_review_is_shown_with_its_reason_and_the_form_to_decide_again(
     web, parse, time_machine, team, clinician, make_course
 ):
-    at(time_machine, "2026-09-01")
-    course = make_course(
-        team,
-        clinician,
-        protocol="all-rez-bfm-2002",
-        relapse_date=date(2026, 8, 3),
-        blocks=(("F1", date(2026, 9, 1)),),
-    )
+    course = s2_course(time_machine, team, clinician, make_course)
     now = at(time_machine, "2026-10-20")
-    services.block_record(
-        course, data={"block_type": "F2", "start_date": date(2026, 9, 22)}, actor=clinician, now=now
-    )
+    f2(course, clinician, now)
     sample = mrd(course, clinician, date(2026, 10, 13), 0.004, now)
     services.course_confirm_hsct(
         course, hsct_indicated=True, reason="MRD above the cut-off", actor=clinician, now=now
