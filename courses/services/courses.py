@@ -123,6 +123,8 @@ def course_create(
         last_activity_at=now,
     )
     CourseDecision.objects.create(course=course, decision=decision, at=now)
+    # What the proposed group's HSCT rule says, shown before anyone confirms.
+    hsct_refresh(course, actor, now)
     audit(
         course,
         actor,
@@ -203,6 +205,7 @@ def course_restratify(
         ]
     )
     refresh_staleness(course, course.patient, course.relapse, today)
+    hsct_refresh(course, actor, now)
     audit(
         course,
         actor,

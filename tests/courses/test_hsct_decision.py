@@ -185,3 +185,25 @@ def test_a_later_sample_that_agrees_leaves_the_decision_standing(s2):
     _confirmed_hsct(s2)
     s2.on("2026-05-06").mrd("2026-05-04", 0.004)
     assert s2.decision()["status"] == "confirmed"
+
+
+def test_before_confirmation_the_group_s_rule_is_shown_as_not_yet_confirmed(
+    api, team, clinician, make_course
+):
+    # Group A (ALL-REZ BFM 90, early marrow relapse): HSCT by the group's rule, which a
+    # clinician confirms with the group.
+    course = make_course(team, clinician, confirm=False)
+    client = api(clinician)
+    decision = client.get(f"/api/v1/courses/{course.pk}/").json()["hsct_decision"]
+    assert (decision["status"], decision["indicated"]) == ("by_group", True)
+    assert decision["evidence"]["rule"] == "hsct_a" and decision["confirmed"] is None
+    confirmed = client.post(
+        f"/api/v1/courses/{course.pk}/confirm-stratification/",
+        {"risk_group": "A", "reason": ""},
+        format="json",
+    )
+    assert confirmed.status_code == 200, confirmed.content
+    decision = confirmed.json()["hsct_decision"]
+    assert decision["status"] == "confirmed"
+    assert decision["confirmed"]["by"] == clinician.username
+    assert decision["confirmed"]["basis"]["rule"] == "hsct_a"
