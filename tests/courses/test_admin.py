@@ -21,6 +21,7 @@ from courses.models import (
     TreatmentCourse,
 )
 from stratification.models import StratificationDecision
+from tests.conftest import induction_blocks
 
 pytestmark = pytest.mark.django_db
 
@@ -283,12 +284,10 @@ def test_a_relapse_is_added_and_changed_through_the_services(admin, team, make_p
 
 
 def _course_with_everything(team: Any, actor: Any, make_course: Any) -> TreatmentCourse:
-    course = make_course(team, actor)
+    # Induction given (R2, R1 from 2026-10-13): CR2 is judged no earlier than its end.
+    course = make_course(team, actor, blocks=induction_blocks())
     now = timezone.now()
     services.course_transition(course, name="start_induction", actor=actor, now=now)
-    services.block_record(
-        course, data={"block_type": "R2", "start_date": date(2026, 11, 20)}, actor=actor, now=now
-    )
     services.assessment_record(
         course,
         data={"assessed_on": date(2026, 11, 21), "marrow": "M1", "cr2": True, "em_status": "none"},

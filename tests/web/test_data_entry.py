@@ -23,6 +23,7 @@ from courses.models import (
 )
 from stratification.models import StratificationDecision
 from teams.models import Role
+from tests.conftest import induction_blocks
 
 pytestmark = pytest.mark.django_db
 
@@ -203,7 +204,9 @@ RECORDS = [
 def test_each_record_type_is_saved_through_its_service(
     web, team, clinician, make_course, kind, data, model
 ):
-    course = make_course(team, clinician)
+    # CR2 is judged no earlier than the end of induction: that course has had it.
+    blocks = induction_blocks() if model is ResponseAssessment else ()
+    course = make_course(team, clinician, blocks=blocks)
     client = web(clinician)
     assert client.get(f"/courses/{course.pk}/record/{kind}/").status_code == 200
     response = client.post(f"/courses/{course.pk}/record/{kind}/", data)
