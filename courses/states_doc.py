@@ -6,10 +6,13 @@ Never drawn by hand: `make docs` regenerates it and a test fails when it is stal
 
 from __future__ import annotations
 
+import textwrap
+
 from django_fsm import RETURN_VALUE
 
 from courses.models import ACTIVE_STATES, State
 from courses.transitions import course_transitions, guards_of
+from stratification.selectors import protocol_list
 
 # A transition whose target is decided when it runs (reinstate: back where it was).
 RETURNS = "the state it left"
@@ -28,6 +31,23 @@ def transitions() -> list[tuple[str, str, str, list[str]]]:
     ]
     order = {s: i for i, s in enumerate(State.values)}
     return sorted(rows, key=lambda r: (order.get(r[1], 99), order.get(r[2], 99), r[0]))
+
+
+def _cr2_timing() -> list[str]:
+    """The CR2 bullet: the rule the record services apply (courses/services/records.py),
+    with each loaded protocol's end of induction as its file declares it."""
+    ends = "; ".join(
+        f"{p.title}: {p.end_of_induction.words}" for p in protocol_list() if p.end_of_induction
+    )
+    text = (
+        "CR2 is judged no earlier than the end of induction (Ponte di Legno consensus, "
+        "Buchmann et al., Blood 2022): a response assessment recorded or amended with CR2 "
+        "dated before the course's end of induction is a 400 naming `cr2` with that date "
+        "or, while the block it counts from is not recorded, the block to record first. "
+        "An M2/M3 marrow before it is recorded. The end of induction follows the blocks "
+        f"as recorded ({ends}); a protocol that names none is not checked."
+    )
+    return textwrap.wrap(text, width=84, initial_indent="- ", subsequent_indent="  ")
 
 
 def render() -> str:
@@ -89,6 +109,7 @@ def render() -> str:
         "  HSCT indication is undecided (ALL-REZ BFM 2002 S2 until MRD at the end of",
         "  induction is known and the proposal confirmed) needs a reason; it is kept on the",
         "  transition and shown in the course's timeline.",
+        *_cr2_timing(),
         "- `transplant` needs an MRD result within the protocol's pre-HSCT window",
         "  (`mrd_before_hsct_window_days` before the transplant date), or a reason.",
         "",

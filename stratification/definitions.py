@@ -384,16 +384,19 @@ class BlockAnchor(Cited):
     local_default: bool = False
 
     @property
+    def block(self) -> str:
+        """The block it counts from: "block F2", "the 2nd block"."""
+        if self.block_type is not None:
+            return f"block {self.block_type}"
+        n = self.block_number or 0
+        suffix = {1: "st", 2: "nd", 3: "rd"}.get(n, "th")
+        return f"the {n}{suffix} block"
+
+    @property
     def words(self) -> str:
         """E.g. "the start of block F2 + 5 days"."""
-        if self.block_type is not None:
-            block = f"block {self.block_type}"
-        else:
-            n = self.block_number or 0
-            suffix = {1: "st", 2: "nd", 3: "rd"}.get(n, "th")
-            block = f"the {n}{suffix} block"
         plus = f" + {self.offset_days} day{'' if self.offset_days == 1 else 's'}"
-        return f"the start of {block}{plus if self.offset_days else ''}"
+        return f"the start of {self.block}{plus if self.offset_days else ''}"
 
     def day(self, blocks: Sequence[tuple[str, date]]) -> date | None:
         """The day, from the course's valid blocks as (block type, start date); None

@@ -10,7 +10,7 @@ from __future__ import annotations
 
 import os
 from collections.abc import Callable
-from datetime import date
+from datetime import date, timedelta
 from typing import Any
 
 import pytest
@@ -267,3 +267,20 @@ def make_alert(db: None) -> Callable[..., Any]:
         return Alert.objects.create(course=course, **data)
 
     return make
+
+
+# The induction blocks as the built-in protocols' templates give them: ALL-REZ BFM 90
+# starts R2 then R1, ALL-REZ BFM 2002 F1 then F2, the second on day 22 (the first's
+# start + 21 days). The end of induction is the second block's start + 5 days (the
+# protocol files' end_of_induction), and CR2 is judged no earlier.
+INDUCTION_BLOCKS = {"all-rez-bfm-90": ("R2", "R1"), "all-rez-bfm-2002": ("F1", "F2")}
+
+
+def induction_blocks(
+    first: date = date(2026, 10, 13), protocol: str = "all-rez-bfm-90"
+) -> tuple[tuple[str, date], ...]:
+    """The two induction blocks from ``first``, for make_course(blocks=...): by default
+    R2 on 2026-10-13 and R1 on 2026-11-03, so induction ends 2026-11-08 and a CR2
+    assessed on day 42 (2026-11-24, the response step's day) is accepted."""
+    one, two = INDUCTION_BLOCKS[protocol]
+    return ((one, first), (two, first + timedelta(days=21)))

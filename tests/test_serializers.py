@@ -17,6 +17,7 @@ from django.utils import timezone
 from courses import services as course_services
 from courses.models import PlannedStep
 from teams.models import Role
+from tests.conftest import induction_blocks
 from tests.factories import MembershipFactory
 
 pytestmark = pytest.mark.django_db
@@ -35,17 +36,26 @@ def seeded(team, member, make_course, make_alert) -> dict[str, Any]:
     alert = make_alert(course)
     now = timezone.now()
     # One record of each kind, so the walk reaches their amend (PATCH) operations too.
+    # Induction first (R2 from 2024-03-15, R1 from 2024-04-05): CR2 is judged no
+    # earlier than its end (2024-04-10).
+    first, second = induction_blocks(date(2024, 3, 15))
+    course_services.block_record(
+        course,
+        data={"block_type": first[0], "start_date": first[1]},
+        actor=coordinator,
+        now=now,
+    )
     records = {
         "blocks": course_services.block_record(
             course,
-            data={"block_type": "R2", "start_date": date(2024, 3, 15)},
+            data={"block_type": second[0], "start_date": second[1]},
             actor=coordinator,
             now=now,
         ),
         "assessments": course_services.assessment_record(
             course,
             data={
-                "assessed_on": date(2024, 4, 1),
+                "assessed_on": date(2024, 4, 26),
                 "marrow": "M1",
                 "cr2": True,
                 "em_status": "none",

@@ -43,7 +43,7 @@ from courses.models import (
     State,
     TreatmentCourse,
 )
-from courses.selectors import protocol_for
+from courses.selectors import block_starts, end_of_induction_on, protocol_for
 from courses.services.common import (
     audit,
     closed_message,
@@ -115,7 +115,45 @@ def assessment_errors(
             "extramedullary disease there (Ponte-di-Legno consensus, Buchmann et al., "
             "Blood 2022)."
         ]
+    if data.get("cr2") and "cr2" not in errors and "assessed_on" not in errors:
+        errors.update(_cr2_before_end_of_induction(course, data.get("assessed_on")))
     return errors
+
+
+def _cr2_before_end_of_induction(course: TreatmentCourse, assessed_on: Any) -> dict:
+    """CR2 is judged no earlier than the end of induction (Ponte di Legno consensus,
+    Buchmann et al., Blood 2022): a marrow in remission before it is not CR2 yet. The
+    end of induction follows the blocks as recorded (the protocol's
+    ``end_of_induction``), so it is unknown until the block it counts from is recorded:
+    then the CR2 waits for that block rather than being taken on trust. A protocol that
+    names no end of induction is not checked."""
+    protocol = protocol_for(course.protocol_slug)
+    anchor = protocol.end_of_induction
+    if anchor is None or not isinstance(assessed_on, date):
+        return {}
+    blocks = block_starts(course)
+    ends = end_of_induction_on(course, blocks)
+    rule = "CR2 is judged no earlier than the end of induction"
+    source = "Ponte di Legno consensus, Buchmann et al., Blood 2022"
+    if ends is None:
+        recorded = "; ".join(f"{kind} on {start}" for kind, start in blocks)
+        recorded = f"blocks recorded: {recorded}" if blocks else "no block is recorded"
+        return {
+            "cr2": [
+                f"{rule} ({anchor.words}, {protocol.title}; {source}), and {anchor.block} "
+                f"is not recorded yet ({recorded}): record {anchor.block} first, or record "
+                "this assessment without CR2."
+            ]
+        }
+    if assessed_on < ends:
+        return {
+            "cr2": [
+                f"{rule} ({ends}: {anchor.words}, {protocol.title}; {source}); this "
+                f"assessment is dated {assessed_on}. Record it without CR2, or date the CR2 "
+                f"assessment on or after {ends}."
+            ]
+        }
+    return {}
 
 
 # The largest number each MRD unit allows (a whole sample), and how a value reads in it.

@@ -18,9 +18,11 @@ from courses.models import (
     Patient,
     PlannedStep,
     Relapse,
+    ResponseAssessment,
     TreatmentCourse,
 )
 from stratification.models import StratificationDecision
+from tests.conftest import induction_blocks
 
 pytestmark = pytest.mark.django_db
 
@@ -78,6 +80,31 @@ def test_the_admin_refuses_what_the_api_refuses(client, staff, team, clinician, 
     assert response.status_code == 200
     assert "must be above 0 and at most 1 in fraction" in response.content.decode()
     assert not MrdResult.objects.exists()
+
+
+def test_the_admin_refuses_a_cr2_before_the_end_of_induction_as_the_api_does(
+    admin, api, team, clinician, make_course
+):
+    # R2 from 2026-10-13 and R1 from 2026-11-03: induction ended 2026-11-08.
+    course = make_course(team, clinician, blocks=induction_blocks())
+    data = {"assessed_on": "2026-11-05", "marrow": "M1", "cr2": True, "em_status": "none"}
+    api_refusal = api(clinician).post(
+        f"/api/v1/courses/{course.pk}/assessments/", data, format="json"
+    )
+    [message] = api_refusal.json()["error"]["fields"]["cr2"]
+    assert "(2026-11-08: the start of the 2nd block + 5 days, ALL-REZ BFM 90;" in message
+    response = admin.post(
+        "/admin/courses/responseassessment/add/", {**data, "course": course.pk, "cr2": "on"}
+    )
+    assert response.status_code == 200
+    assert message in response.content.decode()
+    assert not ResponseAssessment.objects.exists()
+    accepted = admin.post(
+        "/admin/courses/responseassessment/add/",
+        {**data, "course": course.pk, "cr2": "on", "assessed_on": "2026-11-08"},
+    )
+    assert accepted.status_code == 302, accepted.content.decode()[:2000]
+    assert ResponseAssessment.objects.get(course=course).cr2 is True
 
 
 @pytest.mark.parametrize(
@@ -316,12 +343,10 @@ def test_a_relapse_added_in_the_admin_without_number_or_prior_hsct_is_refused_na
 
 
 def _course_with_everything(team: Any, actor: Any, make_course: Any) -> TreatmentCourse:
-    course = make_course(team, actor)
+    # Induction given (R2, R1 from 2026-10-13): CR2 is judged no earlier than its end.
+    course = make_course(team, actor, blocks=induction_blocks())
     now = timezone.now()
     services.course_transition(course, name="start_induction", actor=actor, now=now)
-    services.block_record(
-        course, data={"block_type": "R2", "start_date": date(2026, 11, 20)}, actor=actor, now=now
-    )
     services.assessment_record(
         course,
         data={"assessed_on": date(2026, 11, 21), "marrow": "M1", "cr2": True, "em_status": "none"},

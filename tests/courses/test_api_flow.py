@@ -8,6 +8,7 @@ from datetime import date
 import pytest
 
 from courses.models import AuditEntry, CourseTransition, PlannedStep, TreatmentCourse
+from tests.conftest import induction_blocks
 
 pytestmark = pytest.mark.django_db
 
@@ -116,6 +117,8 @@ def test_unknown_group_is_a_400(api, team, clinician, make_course):
 
 
 def test_the_whole_hsct_path_with_every_guard(api, team, clinician, make_course, time_machine):
+    # The course opens on 2026-10-13; each record is entered on its clinical date.
+    time_machine.move_to("2026-10-13T10:00:00+00:00", tick=False)
     course = make_course(team, clinician)  # group A, HSCT indicated
     client = api(clinician)
     assert transition(client, course, "start_induction").json()["state"] == "induction"
@@ -126,12 +129,16 @@ def test_the_whole_hsct_path_with_every_guard(api, team, clinician, make_course,
     assert "no chemotherapy block has been recorded" in error["message"]
     assert error["allowed_transitions"] == ["take_off_protocol"]
 
-    block = post(
-        client,
-        f"/api/v1/courses/{course.pk}/blocks/",
-        {"block_type": "R2", "start_date": "2026-11-24"},
-    )
-    assert block.status_code == 201, block.content
+    # Induction: R2, then R1 on day 22; CR2 is judged no earlier than its end.
+    for block_type, start in induction_blocks():
+        time_machine.move_to(f"{start}T10:00:00+00:00", tick=False)
+        block = post(
+            client,
+            f"/api/v1/courses/{course.pk}/blocks/",
+            {"block_type": block_type, "start_date": str(start)},
+        )
+        assert block.status_code == 201, block.content
+    time_machine.move_to("2026-11-24T10:00:00+00:00", tick=False)
     assert transition(client, course, "assess_response").json()["state"] == "response_assessment"
 
     no_cr2 = transition(client, course, "start_hsct_workup")
@@ -198,15 +205,10 @@ def test_the_whole_hsct_path_with_every_guard(api, team, clinician, make_course,
 
 def test_the_chemotherapy_path_and_hsct_override(api, team, clinician, make_course):
     # Late isolated marrow relapse -> group B, no HSCT.
-    course = make_course(team, clinician, relapse_date=date(2024, 9, 1))
+    course = make_course(team, clinician, relapse_date=date(2024, 9, 1), blocks=induction_blocks())
     assert course.risk_group == "B"
     client = api(clinician)
     transition(client, course, "start_induction")
-    post(
-        client,
-        f"/api/v1/courses/{course.pk}/blocks/",
-        {"block_type": "R2", "start_date": "2026-11-24", "end_date": "2026-11-24"},
-    )
     transition(client, course, "assess_response")
     post(
         client,
@@ -237,14 +239,9 @@ def test_the_chemotherapy_path_and_hsct_override(api, team, clinician, make_cour
 
 
 def test_an_override_to_hsct_records_the_reason(api, team, clinician, make_course):
-    course = make_course(team, clinician, relapse_date=date(2024, 9, 1))
+    course = make_course(team, clinician, relapse_date=date(2024, 9, 1), blocks=induction_blocks())
     client = api(clinician)
     transition(client, course, "start_induction")
-    post(
-        client,
-        f"/api/v1/courses/{course.pk}/blocks/",
-        {"block_type": "R2", "start_date": "2026-11-24"},
-    )
     transition(client, course, "assess_response")
     post(
         client,

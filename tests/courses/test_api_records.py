@@ -8,6 +8,7 @@ from datetime import date, timedelta
 import pytest
 
 from courses.models import AuditEntry, BlockAdministration, PlannedStep
+from tests.conftest import induction_blocks
 
 pytestmark = pytest.mark.django_db
 
@@ -211,7 +212,9 @@ def test_a_clinician_reschedules_skips_and_adds_steps_with_reasons(client, cours
     assert "step_added" in actions
 
 
-def test_every_record_write_leaves_an_audit_entry(client, course, clinician):
+def test_every_record_write_leaves_an_audit_entry(client, team, clinician, make_course):
+    # Induction given, so the CR2 below comes after its end (2026-11-08).
+    course = make_course(team, clinician, blocks=induction_blocks())
     before = AuditEntry.objects.filter(course=course).count()
     client.post(
         url(course, "blocks"), {"block_type": "R2", "start_date": "2026-11-24"}, format="json"
@@ -352,7 +355,14 @@ def test_cr2_after_a_cns_relapse_needs_the_extramedullary_status_assessed(
 ):
     # Ponte-di-Legno consensus (Buchmann et al., Blood 2022): remission is judged at
     # every site the relapse involved.
-    cns = make_course(team, clinician, site="isolated_em", em_sites=["cns"], bm_blast_percent=1.0)
+    cns = make_course(
+        team,
+        clinician,
+        site="isolated_em",
+        em_sites=["cns"],
+        bm_blast_percent=1.0,
+        blocks=induction_blocks(),  # CR2 is judged no earlier than the end of induction
+    )
     body = {"assessed_on": "2026-11-24", "marrow": "M1", "cr2": True, "em_status": "not_assessed"}
     refused = client.post(url(cns, "assessments"), body, format="json")
     assert refused.status_code == 400
@@ -365,6 +375,9 @@ def test_cr2_after_a_cns_relapse_needs_the_extramedullary_status_assessed(
     assert client.post(url(cns, "assessments"), assessed, format="json").status_code == 201
 
 
-def test_cr2_after_an_isolated_marrow_relapse_needs_no_extramedullary_assessment(client, course):
+def test_cr2_after_an_isolated_marrow_relapse_needs_no_extramedullary_assessment(
+    client, team, clinician, make_course
+):
+    course = make_course(team, clinician, blocks=induction_blocks())  # induction ended 2026-11-08
     body = {"assessed_on": "2026-11-24", "marrow": "M1", "cr2": True, "em_status": "not_assessed"}
     assert client.post(url(course, "assessments"), body, format="json").status_code == 201

@@ -28,6 +28,7 @@ from courses.models import (
     TreatmentCourse,
 )
 from teams.models import Role
+from tests.conftest import induction_blocks
 
 MODELS = {
     m.__name__: m
@@ -59,15 +60,22 @@ def full(team, member, make_course) -> dict[str, Any]:
         actor=coordinator,
         now=now,
     )
-    course_services.block_record(
-        course,
-        data={"block_type": "R2", "start_date": date(2024, 3, 15), "end_date": date(2024, 3, 20)},
-        actor=coordinator,
-        now=now,
-    )
+    # Induction (R2 from 2024-03-15, R1 from 2024-04-05): CR2 is judged no earlier
+    # than its end (2024-04-10).
+    for block_type, start in induction_blocks(date(2024, 3, 15)):
+        course_services.block_record(
+            course,
+            data={
+                "block_type": block_type,
+                "start_date": start,
+                "end_date": start + timedelta(days=5),
+            },
+            actor=coordinator,
+            now=now,
+        )
     course_services.assessment_record(
         course,
-        data={"assessed_on": date(2024, 4, 1), "marrow": "M1", "cr2": True, "em_status": "none"},
+        data={"assessed_on": date(2024, 4, 26), "marrow": "M1", "cr2": True, "em_status": "none"},
         actor=coordinator,
         now=now,
     )

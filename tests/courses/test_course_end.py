@@ -163,6 +163,9 @@ def test_a_second_relapse_after_completion_counts_for_efs_and_opens_a_linked_cou
     recorded(client, first, "blocks", block_type="R2", start_date="2024-09-05")
     moved(client, first, "start_induction")
     at(time_machine, "2024-10-21")
+    # The second induction block, back-entered: induction ended 2024-10-01, and CR2
+    # is judged no earlier.
+    recorded(client, first, "blocks", block_type="R1", start_date="2024-09-26")
     recorded(
         client,
         first,
@@ -319,9 +322,11 @@ def test_off_protocol_reasons_and_a_course_entered_in_error(api, team, clinician
 
 
 def _to_transplanted(client, course, time_machine) -> None:
-    """Group A, back-entered: therapy from 2026-04-01, CR2 on 2026-05-12, transplant on
-    2026-08-01 (the template's end of therapy: day +100 = 2026-11-09)."""
+    """Group A, back-entered: therapy from 2026-04-01 (R2, then R1 on 2026-04-22:
+    induction ended 2026-04-27), CR2 on 2026-05-12, transplant on 2026-08-01 (the
+    template's end of therapy: day +100 = 2026-11-09)."""
     recorded(client, course, "blocks", block_type="R2", start_date="2026-04-01")
+    recorded(client, course, "blocks", block_type="R1", start_date="2026-04-22")
     moved(client, course, "start_induction", on="2026-04-01")
     recorded(
         client,

@@ -15,6 +15,7 @@ from django.utils import timezone
 from courses.models import CourseTransition
 from notifications.models import AlertKind, AlertState
 from notifications.services import alerts_sweep
+from tests.conftest import induction_blocks
 
 pytestmark = pytest.mark.django_db
 
@@ -54,14 +55,18 @@ def assess(client: Any, course: Any, on: str, marrow: str = "M1", cr2: bool = Tr
 
 
 def to_response_assessment(client: Any, course: Any) -> None:
+    """Induction given (the protocol's two blocks from 2026-09-01, the second on
+    2026-09-22, so it ends 2026-09-27: CR2 is judged no earlier), then response
+    assessment on 2026-10-01."""
     assert move(client, course, "start_induction").status_code == 200
-    first = "F1" if course.protocol_slug == "all-rez-bfm-2002" else "R2"
-    block = post(
-        client,
-        f"/api/v1/courses/{course.pk}/blocks/",
-        {"block_type": first, "start_date": "2026-09-01"},
-    )
-    assert block.status_code == 201, block.content
+    for block_type, start in induction_blocks(date(2026, 9, 1), course.protocol_slug):
+        CLOCK[0](start.isoformat())
+        block = post(
+            client,
+            f"/api/v1/courses/{course.pk}/blocks/",
+            {"block_type": block_type, "start_date": start.isoformat()},
+        )
+        assert block.status_code == 201, block.content
     CLOCK[0]("2026-10-01")
     assert move(client, course, "assess_response").status_code == 200
 

@@ -6,6 +6,7 @@ import pytest
 
 from courses.models import AuditEntry, Patient, PlannedStep, Relapse, TreatmentCourse
 from teams.models import Role
+from tests.conftest import induction_blocks
 
 pytestmark = pytest.mark.django_db
 
@@ -236,7 +237,8 @@ def test_nested_lists_cost_the_same_queries_for_one_or_many_rows(
     from courses import services
 
     client = api(clinician)
-    course = make_course(team, clinician)
+    # Induction given, so the CR2s below come after its end (2026-11-08).
+    course = make_course(team, clinician, blocks=induction_blocks())
 
     def add_records(n: int) -> None:
         for _ in range(n):

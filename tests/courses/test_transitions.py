@@ -24,6 +24,7 @@ from courses.transitions import (
     course_transitions,
     guards_of,
 )
+from tests.conftest import induction_blocks
 
 pytestmark = pytest.mark.django_db
 
@@ -35,11 +36,10 @@ def _move(course: TreatmentCourse, name: str, actor: Any, **given: str) -> Treat
 
 
 def _to_response_assessment(course: TreatmentCourse, actor: Any, *, cr2: bool) -> TreatmentCourse:
+    """From a course made with its induction blocks (make_course(blocks=induction_blocks()):
+    induction ended 2026-11-08), to response assessment, with a CR2 if asked."""
     now = timezone.now()
     _move(course, "start_induction", actor)
-    services.block_record(
-        course, data={"block_type": "R2", "start_date": date(2026, 11, 20)}, actor=actor, now=now
-    )
     _move(course, "assess_response", actor)
     if cr2:
         services.assessment_record(
@@ -93,7 +93,9 @@ def test_the_course_carries_no_request_state_for_its_guards():
 
 
 def test_each_guard_runs_once_per_transition_request(team, clinician, make_course, monkeypatch):
-    course = _to_response_assessment(make_course(team, clinician), clinician, cr2=True)
+    course = _to_response_assessment(
+        make_course(team, clinician, blocks=induction_blocks()), clinician, cr2=True
+    )
     calls: Counter[str] = Counter()
     judge = Guard.judge
 
@@ -107,7 +109,9 @@ def test_each_guard_runs_once_per_transition_request(team, clinician, make_cours
 
 
 def test_a_refusal_is_a_domain_error_listing_what_is_allowed(team, clinician, make_course):
-    course = _to_response_assessment(make_course(team, clinician), clinician, cr2=False)
+    course = _to_response_assessment(
+        make_course(team, clinician, blocks=induction_blocks()), clinician, cr2=False
+    )
     with pytest.raises(Refused) as caught:
         _move(course, "start_hsct_workup", clinician)
     assert caught.value.code == "transition_not_allowed"
@@ -125,7 +129,7 @@ def test_an_unknown_transition_is_invalid_input(team, clinician, make_course):
 
 def test_the_options_the_409_and_the_docs_read_the_same_declarations(team, clinician, make_course):
     # Group B (late relapse): HSCT not indicated, so the workup needs a reason.
-    course = make_course(team, clinician, relapse_date=date(2024, 9, 1))
+    course = make_course(team, clinician, relapse_date=date(2024, 9, 1), blocks=induction_blocks())
     course = _to_response_assessment(course, clinician, cr2=True)
     options = {o.name: o.requires for o in selectors.transition_options(course)}
     assert options == {

@@ -84,14 +84,15 @@ def test_the_per_course_re_evaluation_resolves_them_too(clock, sweep, team, clin
 def test_course_stalled_counts_from_the_latest_clinical_date(
     clock, sweep, team, clinician, make_course, time_machine
 ):
-    # Therapy from 2026-08-01; the last thing the record knows: a block on 2026-09-15,
-    # typed in today (2026-11-24). 45 days after the block, the course was stalled.
+    # Therapy from 2026-08-01 (R2); the last thing the record knows: the second block on
+    # 2026-09-15, typed in today (2026-11-24). 45 days after the block, the course was
+    # stalled.
     clock("2026-08-01")
-    course = make_course(team, clinician)
+    course = make_course(team, clinician, blocks=(("R2", date(2026, 8, 1)),))
     clock("2026-11-24")
     services.block_record(
         course,
-        data={"block_type": "R2", "start_date": date(2026, 9, 15)},
+        data={"block_type": "R1", "start_date": date(2026, 9, 15)},
         actor=clinician,
         now=timezone.now(),
     )

@@ -1,6 +1,7 @@
 """The HSCT decision path's rules (issue 13), each with frozen time: silent the day
 before its threshold, an alert on it, resolved once the condition clears. Dates are
-the courses' clinical dates; the courses start on 2026-11-24 (the clock's first day)."""
+the courses' clinical dates; the courses start on 2026-11-24 (the clock's first day),
+or with their induction blocks on 2026-10-13."""
 
 from __future__ import annotations
 
@@ -12,6 +13,7 @@ from django.utils import timezone
 from courses import services
 from courses.models import PlannedStep
 from notifications.models import AlertKind, Resolution
+from tests.conftest import induction_blocks
 from tests.notifications.conftest import unresolved
 
 pytestmark = pytest.mark.django_db
@@ -146,6 +148,10 @@ def test_a_non_response_alerts_after_7_days_and_silences_the_remission_rules(
     )
     move(group_a, "start_induction", clinician)
     clock("2026-12-20")
+    # The second induction block (R1, day 22), back-entered: induction ended 2026-12-20.
+    record(
+        services.block_record, group_a, clinician, block_type="R1", start_date=date(2026, 12, 15)
+    )
     move(group_a, "assess_response", clinician)
     record(
         services.assessment_record,
@@ -489,10 +495,12 @@ def test_a_proposed_but_unconfirmed_hsct_counts_for_the_referral_rule(
     assert alert.condition_since == date(2026, 12, 8)  # start + 14 days
 
 
-def test_a_course_in_maintenance_stalls_after_its_own_interval(clock, sweep, group_b, clinician):
-    record(
-        services.block_record, group_b, clinician, block_type="R2", start_date=date(2026, 11, 24)
-    )
+def test_a_course_in_maintenance_stalls_after_its_own_interval(
+    clock, sweep, team, clinician, make_course
+):
+    # Group B, induction given (R2 from 2026-10-13, R1 from 2026-11-03): CR2 on day 42.
+    group_b = make_course(team, clinician, relapse_date=date(2024, 9, 1), blocks=induction_blocks())
+    assert (group_b.risk_group, group_b.hsct_indicated) == ("B", False)
     move(group_b, "start_induction", clinician)
     move(group_b, "assess_response", clinician)
     record(
@@ -531,11 +539,11 @@ def test_a_course_in_maintenance_stalls_after_its_own_interval(clock, sweep, gro
 
 
 def test_a_transplanted_course_stalls_after_the_post_transplant_interval(
-    clock, sweep, group_a, clinician
+    clock, sweep, team, clinician, make_course
 ):
-    record(
-        services.block_record, group_a, clinician, block_type="R2", start_date=date(2026, 11, 24)
-    )
+    # Group A, induction given (R2 from 2026-10-13, R1 from 2026-11-03): CR2 on day 42.
+    group_a = make_course(team, clinician, blocks=induction_blocks())
+    assert (group_a.risk_group, group_a.hsct_indicated) == ("A", True)
     move(group_a, "start_induction", clinician)
     move(group_a, "assess_response", clinician)
     record(

@@ -11,6 +11,7 @@ from django.utils import timezone
 from courses import services
 from courses.models import PlannedStep
 from notifications.models import Alert, AlertKind, AlertState, Resolution
+from tests.conftest import induction_blocks
 from tests.notifications.conftest import unresolved
 
 pytestmark = pytest.mark.django_db
@@ -54,8 +55,12 @@ def test_no_referral_alert_when_hsct_is_not_indicated(clock, sweep, team, clinic
 
 
 def test_hsct_delayed_fires_90_days_after_cr2_and_clears_with_the_transplant(
-    clock, sweep, course_a, clinician
+    clock, sweep, team, clinician, make_course
 ):
+    # Group A, induction given (R2 from 2026-10-13, R1 from 2026-11-03: it ended
+    # 2026-11-08), so the CR2 of 2026-12-01 is judged after it.
+    course_a = make_course(team, clinician, blocks=induction_blocks())
+    assert (course_a.risk_group, course_a.hsct_indicated) == ("A", True)
     record(services.referral_save, course_a, clinician, referred_on=date(2026, 11, 24))
     clock("2026-12-01")
     record(

@@ -62,16 +62,22 @@ def cohort(time_machine, team, other_team, clinician, member, make_course, sweep
     """Group A courses (HSCT indicated) started in 2026:
 
     course  start       referral (days)  first CR2 -> transplant (days)  blocks (delay)
-    D1      2026-01-05  01-15 (10)       02-20 -> 05-01 (70)             R2 01-07 (+2)
+    D1      2026-01-05  01-15 (10)       02-20 -> 05-01 (70)             R2 01-07 (+2),
+                                                                         R1 01-28 (+2)
     D2      2026-02-02  02-06 (4)        -                               R2 02-02 (0),
                                                                          R1 03-05 (+10)
-    D3      2026-03-02  03-30 (28)       04-20 -> 07-09 (80)             R2 03-01 (-1)
+    D3      2026-03-02  03-30 (28)       04-20 -> 07-09 (80)             R2 03-01 (-1),
+                                                                         R1 03-22 (-1)
+
+    (A block's delay is counted from its planned day, the course start + 21 days for R1.
+    D1 and D3 have both induction blocks: CR2 is judged no earlier than the end of
+    induction, R1 + 5 days.)
 
     Not counted: D4 started 2025-12-01 (out of range; referral 100 days, block +5);
     a group B course (no HSCT indicated) referred after 39 days; another team's course.
     Hand-computed: referral [4, 10, 28] -> median 10, p90 10 + 0.8 * 18 = 24.4;
-    CR2 -> transplant [70, 80] -> median 75, p90 79; blocks [-1, 0, 2, 10] -> median 1,
-    p90 2 + 0.7 * 8 = 7.6."""
+    CR2 -> transplant [70, 80] -> median 75, p90 79; blocks [-1, -1, 0, 2, 2, 10] ->
+    median 1, p90 2 + 0.5 * 8 = 6."""
     at(time_machine, "2025-12-01")
     d4 = make_course(team, clinician)
     at(time_machine, "2025-12-06")
@@ -88,6 +94,8 @@ def cohort(time_machine, team, other_team, clinician, member, make_course, sweep
     block(foreign, foreign_user, "R2", "2026-01-07")
     at(time_machine, "2026-01-15")
     referral(d1, clinician, referred_on="2026-01-15")
+    at(time_machine, "2026-01-28")
+    block(d1, clinician, "R1", "2026-01-28")
     at(time_machine, "2026-02-20")
     assessment(d1, clinician, "2026-02-20", cr2=True)
     referral(foreign, foreign_user, referred_on="2026-02-20")
@@ -106,6 +114,8 @@ def cohort(time_machine, team, other_team, clinician, member, make_course, sweep
     d3 = make_course(team, clinician)
     chemo = make_course(team, clinician, **LATE)
     block(d3, clinician, "R2", "2026-03-01")
+    at(time_machine, "2026-03-22")
+    block(d3, clinician, "R1", "2026-03-22")
     at(time_machine, "2026-03-30")
     referral(d3, clinician, referred_on="2026-03-30")
     at(time_machine, "2026-04-01")
@@ -128,7 +138,7 @@ def test_delays_match_hand_computed_values(team, cohort):
     stats = delay_statistics(Team.objects.filter(pk=team.pk), **YEAR_2026)
     assert stats.hsct_referral == DelayStat(count=3, median_days=10.0, p90_days=24.4)
     assert stats.cr2_to_transplant == DelayStat(count=2, median_days=75.0, p90_days=79.0)
-    assert stats.block_delay == DelayStat(count=4, median_days=1.0, p90_days=7.6)
+    assert stats.block_delay == DelayStat(count=6, median_days=1.0, p90_days=6.0)
 
 
 def test_the_date_range_selects_courses_by_start_date_inclusively(team, cohort):
@@ -139,7 +149,7 @@ def test_the_date_range_selects_courses_by_start_date_inclusively(team, cohort):
     assert only_d4.cr2_to_transplant == DelayStat(count=0, median_days=None, p90_days=None)
     everything = delay_statistics(teams)
     assert everything.hsct_referral.count == 4
-    assert everything.block_delay.count == 5
+    assert everything.block_delay.count == 7
 
 
 def test_another_teams_courses_are_not_counted(other_team, member, cohort):
@@ -171,7 +181,7 @@ def test_delay_statistics_cost_one_query_whatever_the_cohort(
     with django_assert_num_queries(read_queries(1)):
         stats = delay_statistics(teams, **YEAR_2026)
     assert stats.hsct_referral.count == 7
-    assert stats.block_delay.count == 8
+    assert stats.block_delay.count == 10
 
 
 @pytest.mark.parametrize(

@@ -67,6 +67,13 @@ def cohort(api, team, clinician, make_patient, make_course, time_machine):
 
     at(time_machine, "2025-02-01")
     off(client, wrong, "entered_in_error")
+    at(time_machine, "2025-02-05")
+    # The second induction block: CR2 is judged no earlier than its start + 5 days.
+    post(
+        client,
+        f"/api/v1/courses/{completed.pk}/blocks/",
+        {"block_type": "R1", "start_date": "2025-02-05"},
+    )
     at(time_machine, "2025-02-10")
     # Died before the group was confirmed: an event (day 30), in its proposed group.
     post(

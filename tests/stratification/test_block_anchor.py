@@ -12,6 +12,7 @@ def test_bfm2002_end_of_induction_is_five_days_after_the_start_of_f2():
     blocks = [("F1", date(2026, 3, 2)), ("F2", date(2026, 3, 27))]
     assert anchor.day(blocks) == date(2026, 4, 1)
     assert anchor.words == "the start of block F2 + 5 days"
+    assert anchor.block == "block F2"
 
 
 def test_bfm2002_end_of_induction_is_unknown_while_f2_is_not_recorded():
@@ -24,6 +25,7 @@ def test_bfm90_end_of_induction_counts_from_the_second_block_whatever_its_type()
     blocks = [("R1", date(2026, 2, 23)), ("R2", date(2026, 1, 30))]  # entered out of order
     assert anchor.day(blocks) == date(2026, 2, 28)
     assert anchor.words == "the start of the 2nd block + 5 days"
+    assert anchor.block == "the 2nd block"
 
 
 def test_the_s2_deciding_window_opens_after_f2():

@@ -23,6 +23,7 @@ from courses.models import (
 )
 from stratification.models import StratificationDecision
 from teams.models import Role
+from tests.conftest import induction_blocks
 
 pytestmark = pytest.mark.django_db
 
@@ -209,7 +210,9 @@ RECORDS = [
 def test_each_record_type_is_saved_through_its_service(
     web, team, clinician, make_course, kind, data, model
 ):
-    course = make_course(team, clinician)
+    # CR2 is judged no earlier than the end of induction: that course has had it.
+    blocks = induction_blocks() if model is ResponseAssessment else ()
+    course = make_course(team, clinician, blocks=blocks)
     client = web(clinician)
     assert client.get(f"/courses/{course.pk}/record/{kind}/").status_code == 200
     response = client.post(f"/courses/{course.pk}/record/{kind}/", data)
@@ -217,6 +220,25 @@ def test_each_record_type_is_saved_through_its_service(
     assert response["Location"] == f"/courses/{course.pk}/#records"
     record = model.objects.get(course=course)
     assert record.recorded_by == clinician
+
+
+def test_a_cr2_before_the_end_of_induction_is_refused_beside_cr2_as_the_api_refuses_it(
+    web, api, parse, team, clinician, make_course
+):
+    # One induction block (R2 from 2026-10-13): the end of induction, after the 2nd
+    # block, is not known yet, so CR2 cannot be judged (Buchmann et al., Blood 2022).
+    course = make_course(team, clinician, blocks=(("R2", date(2026, 10, 13)),))
+    data = {"assessed_on": "2026-11-20", "marrow": "M1", "cr2": "yes", "em_status": "none"}
+    refused = api(clinician).post(
+        f"/api/v1/courses/{course.pk}/assessments/", {**data, "cr2": True}, format="json"
+    )
+    [message] = refused.json()["error"]["fields"]["cr2"]
+    assert "the 2nd block is not recorded yet" in message
+    response = web(clinician).post(f"/courses/{course.pk}/record/assessment/", data)
+    assert response.status_code == 400
+    assert message in parse(response).text
+    assert 'id="id_cr2_error"' in response.content.decode()
+    assert not ResponseAssessment.objects.exists()
 
 
 def test_a_record_dated_in_the_future_is_refused_beside_the_date_and_the_rest_is_kept(
