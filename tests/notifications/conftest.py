@@ -63,6 +63,8 @@ def register_group_a(client: Any, team: Any, *, start: str | None = None) -> int
             "site": "isolated_bm",
             "em_sites": [],
             "bm_blast_percent": 70,
+            "relapse_number": 1,
+            "prior_hsct": False,
         },
         format="json",
     )

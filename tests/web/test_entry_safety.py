@@ -85,7 +85,13 @@ def test_the_marrow_blast_count_takes_a_decimal_comma_too(web, team, clinician, 
     patient = make_patient(team)
     response = web(clinician).post(
         f"/patients/{patient.pk}/relapses/new/",
-        {"relapse_date": "2024-03-01", "site": "isolated_bm", "bm_blast_percent": "87,5"},
+        {
+            "relapse_date": "2024-03-01",
+            "site": "isolated_bm",
+            "bm_blast_percent": "87,5",
+            "relapse_number": "1",
+            "prior_hsct": "no",
+        },
     )
     assert response.status_code == 302, response.content.decode()[:2000]
     assert Relapse.objects.get(patient=patient).bm_blast_percent == 87.5
