@@ -67,19 +67,6 @@ def block_starts(course: TreatmentCourse) -> list[tuple[str, date]]:
     )
 
 
-def end_of_induction_on(
-    course: TreatmentCourse, blocks: list[tuple[str, date]] | None = None
-) -> date | None:
-    """The day the course's induction ends by its protocol (ALL-REZ BFM 2002: after F2),
-    from the blocks as recorded: response (CR2) is judged no earlier. None while the
-    block it counts from is not recorded, or when the protocol names no end of
-    induction. ``blocks``: block_starts(course), when the caller has them."""
-    anchor = protocol_for(course.protocol_slug).end_of_induction
-    if anchor is None:
-        return None
-    return anchor.day(block_starts(course) if blocks is None else blocks)
-
-
 @dataclass(frozen=True)
 class Option:
     """A transition a client may request now, and the request fields it needs."""

@@ -38,7 +38,12 @@ from courses.services.common import (
     touch,
 )
 from courses.services.facts import relapse_facts
-from courses.services.hsct import flag_for_review, hsct_refresh, record_confirmation
+from courses.services.hsct import (
+    evidence_for,
+    flag_for_review,
+    hsct_refresh,
+    record_confirmation,
+)
 from courses.services.steps import is_added, link_records
 from courses.services.transitions import apply_transition
 from courses.signals import announce
@@ -372,11 +377,14 @@ def course_confirm_stratification(
         if risk_group == decision.proposed_group
         else _hsct_for_group(protocol, risk_group)
     )
-    record_confirmation(course, indicated=indicated, reason=reason, actor=actor, now=now)
+    found = evidence_for(course)
+    record_confirmation(
+        course, indicated=indicated, found=found, reason=reason, actor=actor, now=now
+    )
     _lay_out_steps(course, protocol)
     link_records(course)
     # What was recorded before the confirmation (a back-entered course) decides now.
-    hsct_refresh(course, actor, now)
+    hsct_refresh(course, actor, now, found)
     # The course is stratified as of its clinical start: the moves that follow (the
     # induction began that day) can then be dated back to it.
     apply_transition(course, "stratify", TransitionInput(reason=reason, on=start_date), actor, now)
@@ -437,8 +445,9 @@ def _reconfirm(
             else _hsct_for_group(protocol, risk_group)
         )
         previous, confirmed_at = course.hsct_indicated, course.hsct_confirmed_at
+        found = evidence_for(course)
         fields += record_confirmation(
-            course, indicated=indicated, reason=reason, actor=actor, now=now
+            course, indicated=indicated, found=found, reason=reason, actor=actor, now=now
         )
         if confirmed_at is not None and previous is not None and previous != indicated:
             # A decision confirmed for the old group does not carry over silently: the
@@ -450,12 +459,11 @@ def _reconfirm(
                 f"{previous_group}; group {risk_group} gives {words[indicated]}. Confirm the "
                 "HSCT indication for the new group."
             )
-        course.hsct_proposed, course.hsct_proposal_basis, course.hsct_proposed_on = None, "", None
-        fields += ["hsct_proposed", "hsct_proposal_basis", "hsct_proposed_on"]
     course.save(update_fields=fields)
     if relaid:
         _relay_out(course, protocol)
-        hsct_refresh(course, actor, now)
+        # The new group's proposal from the records (a fixed group's: none).
+        hsct_refresh(course, actor, now, found)
         if review:
             flag_for_review(course, review, actor, now)
     audit(
@@ -500,7 +508,7 @@ def course_confirm_hsct(
             {
                 "reason": [
                     "is required: the HSCT decision is under review since "
-                    f"{course.hsct_review_since} ({course.hsct_review_reason}). Say why it "
+                    f"{course.hsct_review_since}: {course.hsct_review_reason} Say why it "
                     "stands or changes."
                 ]
             }
@@ -516,7 +524,12 @@ def course_confirm_hsct(
     previous = course.hsct_indicated
     review = course.hsct_review_reason
     fields = record_confirmation(
-        course, indicated=hsct_indicated, reason=reason, actor=actor, now=now
+        course,
+        indicated=hsct_indicated,
+        found=evidence_for(course),
+        reason=reason,
+        actor=actor,
+        now=now,
     )
     course.last_activity_at = now
     course.save(update_fields=[*fields, "last_activity_at"])

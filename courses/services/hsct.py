@@ -34,7 +34,7 @@ from django.contrib.auth.models import AbstractBaseUser
 from courses.models import MrdResult, TreatmentCourse
 from courses.selectors import block_starts, protocol_for
 from courses.services.common import audit
-from stratification.definitions import HsctIndication, ProtocolDefinition
+from stratification.definitions import HsctIndication
 from stratification.engine import hsct_from_mrd
 
 
@@ -174,6 +174,12 @@ def decide(
     )
 
 
+def _rule(course: TreatmentCourse) -> HsctIndication | None:
+    """The HSCT rule of the group the course follows (else the proposed one)."""
+    group = course.risk_group or course.proposed_group
+    return protocol_for(course.protocol_slug).hsct_indication.get(group) if group else None
+
+
 def deciding_window(
     course: TreatmentCourse, blocks: Sequence[tuple[str, date]]
 ) -> tuple[str, date | None] | None:
@@ -181,27 +187,25 @@ def deciding_window(
     course's group is MRD-decided with a deciding window; None otherwise. The schedule
     reads it so that a sample labelled with the deciding time point but taken before
     the window (a day-8 marrow before F2) does not close the deciding MRD step."""
-    group = course.risk_group or course.proposed_group
-    rule = protocol_for(course.protocol_slug).hsct_indication.get(group) if group else None
+    rule = _rule(course)
     if rule is None or rule.indicated != "mrd_threshold" or rule.deciding_window is None:
         return None
     return rule.mrd_time_point or "", rule.deciding_window.day(blocks)
 
 
-def evidence_for(
-    course: TreatmentCourse, protocol: ProtocolDefinition | None = None
-) -> Evidence | None:
+def evidence_for(course: TreatmentCourse) -> Evidence | None:
     """What the protocol proposes for the course now (its confirmed group, else the
     proposed one); None without a group. Two queries for an MRD rule (the blocks and
-    the MRD results), none for a fixed one."""
-    group = course.risk_group or course.proposed_group
-    protocol = protocol or protocol_for(course.protocol_slug)
-    rule = protocol.hsct_indication.get(group) if group else None
+    the samples at its time point, as plain values), none for a fixed one."""
+    rule = _rule(course)
     if rule is None:
         return None
     if rule.indicated != "mrd_threshold":
         return decide(rule, (), ())
-    samples = [Sample.of(r) for r in course.mrd_results.all()]
+    rows = course.mrd_results.filter(time_point=rule.mrd_time_point).values_list(
+        "pk", "sampled_on", "time_point", "value", "qualitative", "sensitivity"
+    )
+    samples = [Sample(pk, on, point, v, q or "", sens) for pk, on, point, v, q, sens in rows]
     return decide(rule, samples, block_starts(course))
 
 
@@ -276,11 +280,21 @@ def flag_for_review(
     audit(course, actor, now, "hsct_review", "course", course.pk, {"reason": why})
 
 
-def hsct_refresh(course: TreatmentCourse, actor: AbstractBaseUser, now: datetime) -> None:
+_UNREAD: Any = object()  # hsct_refresh's "not read yet" (None is "no group")
+
+
+def hsct_refresh(
+    course: TreatmentCourse,
+    actor: AbstractBaseUser,
+    now: datetime,
+    found: Evidence | None = _UNREAD,
+) -> None:
     """After a write that can change the evidence (an MRD result or a block recorded,
     amended or voided; a group confirmed): the proposal follows the valid records, and
-    a confirmed decision whose basis changed is flagged. ``course`` is locked."""
-    found = evidence_for(course)
+    a confirmed decision whose basis changed is flagged. ``course`` is locked;
+    ``found``: evidence_for(course), when the caller has it."""
+    if found is _UNREAD:
+        found = evidence_for(course)
     stored = found.as_dict() if found is not None else {}
     fields: dict[str, Any] = {}
     if stored != course.hsct_evidence:
@@ -327,15 +341,16 @@ def record_confirmation(
     course: TreatmentCourse,
     *,
     indicated: bool | None,
+    found: Evidence | None,
     reason: str,
     actor: AbstractBaseUser | None,
     now: datetime,
 ) -> list[str]:
     """Set the course's HSCT decision as a clinician confirmed it (who, when, why, and
-    the evidence as it stands), clearing a pending review; ``indicated`` None clears
-    the confirmation (nothing decided). Returns the fields to save."""
+    the evidence ``found`` as it stands: evidence_for(course)), clearing a pending
+    review; ``indicated`` None clears the confirmation (nothing decided). Returns the
+    fields to save."""
     course.hsct_indicated = indicated
-    found = evidence_for(course)
     if indicated is None:
         course.hsct_confirmed_at, course.hsct_confirmed_by = None, None
         course.hsct_confirm_reason, course.hsct_confirmed_basis = "", {}

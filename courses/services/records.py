@@ -43,7 +43,7 @@ from courses.models import (
     State,
     TreatmentCourse,
 )
-from courses.selectors import block_starts, end_of_induction_on, protocol_for
+from courses.selectors import block_starts, protocol_for
 from courses.services.common import (
     audit,
     closed_message,
@@ -132,7 +132,7 @@ def _cr2_before_end_of_induction(course: TreatmentCourse, assessed_on: Any) -> d
     if anchor is None or not isinstance(assessed_on, date):
         return {}
     blocks = block_starts(course)
-    ends = end_of_induction_on(course, blocks)
+    ends = anchor.day(blocks)
     rule = "CR2 is judged no earlier than the end of induction"
     source = "Ponte di Legno consensus, Buchmann et al., Blood 2022"
     if ends is None:
@@ -354,11 +354,18 @@ def _record(
     return course, record
 
 
-def _settle(course: TreatmentCourse, now: datetime) -> None:
-    """After any write on the course's records: the schedule follows the valid records,
-    the latest clinical date is re-derived, and the change is announced."""
+def _settle(
+    course: TreatmentCourse, model: type, actor: AbstractBaseUser, now: datetime
+) -> None:
+    """After any write on the course's records (of ``model``): the schedule follows the
+    valid records, the latest clinical date is re-derived, the HSCT proposal follows
+    the evidence it reads (an MRD result, or a block: the S2 deciding window opens
+    after F2, so a sample entered before its F2 may decide now), and the change is
+    announced (on commit)."""
     link_records(course)
     touch(course, now)
+    if model in HSCT_EVIDENCE:
+        hsct_refresh(course, actor, now)
     announce(course.pk)
 
 
@@ -371,10 +378,7 @@ def block_record(
     now: datetime,
 ) -> BlockAdministration:
     course, block = _record(course, BlockAdministration, data, actor, now)
-    _settle(course, now)
-    # A block moves the protocol's block-anchored days (the S2 deciding window opens
-    # after F2): a sample entered before its F2 may decide now.
-    hsct_refresh(course, actor, now)
+    _settle(course, BlockAdministration, actor, now)
     return block
 
 
@@ -387,7 +391,7 @@ def assessment_record(
     now: datetime,
 ) -> ResponseAssessment:
     course, assessment = _record(course, ResponseAssessment, data, actor, now)
-    _settle(course, now)
+    _settle(course, ResponseAssessment, actor, now)
     return assessment
 
 
@@ -400,8 +404,7 @@ def mrd_record(
     now: datetime,
 ) -> MrdResult:
     course, result = _record(course, MrdResult, data, actor, now)
-    _settle(course, now)
-    hsct_refresh(course, actor, now)
+    _settle(course, MrdResult, actor, now)
     return result
 
 
@@ -442,7 +445,7 @@ def event_record(
             raise Invalid({"occurred_on": exc.fields.get("on", [])}) from exc
         event.ended_course = True
         event.save(update_fields=["ended_course"])
-    _settle(course, now)
+    _settle(course, ClinicalEvent, actor, now)
     return event
 
 
@@ -478,7 +481,7 @@ def referral_save(
         referral = _amend(course, referral, data, actor, now, reason)
         referral.recorded_by, referral.recorded_at = actor, now
         referral.save(update_fields=["recorded_by", "recorded_at"])
-        _settle(course, now)
+        _settle(course, HsctReferral, actor, now)
         return referral
     reason = (reason or "").strip()
     errors = RECORD_ERRORS[HsctReferral](course, data, course.patient.team.today(now))
@@ -495,7 +498,7 @@ def referral_save(
         referral.pk,
         {**data, "reason": reason} if reason else data,
     )
-    _settle(course, now)
+    _settle(course, HsctReferral, actor, now)
     return referral
 
 
@@ -728,9 +731,7 @@ def record_amend(
             "A voided record cannot be amended; record the right values anew.", code="voided"
         )
     record = _amend(course, record, data, actor, now, reason)
-    _settle(course, now)
-    if type(record) in HSCT_EVIDENCE:
-        hsct_refresh(course, actor, now)
+    _settle(course, type(record), actor, now)
     return record
 
 
@@ -759,9 +760,7 @@ def record_void(
             on=course.patient.team.today(now),
         )
         apply_transition(course, "reinstate", given, actor, now)
-    _settle(course, now)
-    if model in HSCT_EVIDENCE:
-        hsct_refresh(course, actor, now)
+    _settle(course, model, actor, now)
     return record
 
 
