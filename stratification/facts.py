@@ -223,8 +223,8 @@ class RelapseFacts:
             bm_blast_percent=float(blasts) if blasts is not None else None,
             mrd_end_of_induction=float(mrd) if mrd is not None else None,
             frontline_status=values.get("frontline_status"),
-            relapse_number=_known(values.get("relapse_number")),
-            prior_hsct=_known(values.get("prior_hsct")),
+            relapse_number=known(values.get("relapse_number")),
+            prior_hsct=known(values.get("prior_hsct")),
             **optional,
         )
 
@@ -250,7 +250,7 @@ class RelapseFacts:
         }
 
 
-def _known(value: Any) -> Any:
+def known(value: Any) -> Any:
     """None for the word "unknown" (and for None): how an unknown fact is held."""
     return None if value is None or value == UNKNOWN else value
 

@@ -35,7 +35,12 @@ from courses.models import (
 from courses.services.common import audit, lock_course, refresh_staleness
 from courses.services.facts import relapse_facts
 from courses.signals import announce
-from stratification.facts import UNKNOWN, derive_age_at_diagnosis_months, validate_facts
+from stratification.facts import (
+    UNKNOWN,
+    derive_age_at_diagnosis_months,
+    known,
+    validate_facts,
+)
 
 # The facts validator names the stratification input; these are the same facts under
 # the patient's field names.
@@ -79,11 +84,6 @@ def relapse_label(relapse: Relapse) -> str:
     """How a message names another relapse: by its id and number, never by patient data."""
     number = relapse.relapse_number if relapse.relapse_number is not None else UNKNOWN
     return f"relapse {relapse.pk} (relapse number {number})"
-
-
-def _known(value: Any) -> Any:
-    """A relapse fact as stored: the word ``unknown`` is None."""
-    return None if isinstance(value, str) and value == UNKNOWN else value
 
 
 def _frontline_errors(patient: Patient, today: date) -> dict[str, list[str]]:
@@ -382,9 +382,22 @@ def relapse_errors(
     where they say (``_with_recorded_facts``), and must be given them otherwise; a
     stored relapse keeps its own (None: unknown), and ``unknown`` given stores None."""
     if relapse is None:
-        data, missing = _with_recorded_facts(patient, data)
+        filled, missing = _with_recorded_facts(patient, data)
     else:
-        data, missing = {k: _known(v) for k, v in data.items()}, {}
+        filled, missing = {k: known(v) for k, v in data.items()}, {}
+    return _relapse_errors(patient, filled, missing, now, relapse)
+
+
+def _relapse_errors(
+    patient: Patient,
+    data: Mapping[str, Any],
+    missing: Mapping[str, list[str]],
+    now: datetime,
+    relapse: Relapse | None = None,
+) -> dict[str, list[str]]:
+    """relapse_errors on ``data`` as it would be stored (the number and prior HSCT
+    filled in from the records, ``unknown`` as None), with ``missing``: the facts
+    neither given nor recorded."""
     facts = relapse_facts(patient, data)
     errors = validate_facts(facts, patient.team.today(now))
     for field, messages in missing.items():
@@ -463,8 +476,8 @@ def relapse_create(*, patient: Patient, data: Mapping[str, Any], now: datetime) 
     # The patient's row lock serializes relapse writes of one patient: the duplicate
     # and numbering checks see every other relapse (the unique constraint backs them).
     patient = _locked(Patient).select_related("team").get(pk=patient.pk)
-    Invalid.raise_if(relapse_errors(patient, data, now))
-    data, _ = _with_recorded_facts(patient, data)
+    data, missing = _with_recorded_facts(patient, data)
+    Invalid.raise_if(_relapse_errors(patient, data, missing, now))
     return Relapse.objects.create(patient=patient, **_relapse_values(patient, data))
 
 
@@ -477,8 +490,8 @@ def relapse_update(
     patient = _locked(Patient).select_related("team").get(pk=relapse.patient_id)
     relapse = _locked(Relapse).get(pk=relapse.pk)
     before = {f: getattr(relapse, f) for f in RELAPSE_FIELDS}
-    merged = {**before, **{k: _known(v) for k, v in data.items() if k in RELAPSE_FIELDS}}
-    Invalid.raise_if(relapse_errors(patient, merged, now, relapse=relapse))
+    merged = {**before, **{k: known(v) for k, v in data.items() if k in RELAPSE_FIELDS}}
+    Invalid.raise_if(_relapse_errors(patient, merged, {}, now, relapse))
     for key, value in _relapse_values(patient, merged).items():
         setattr(relapse, key, value)
     relapse.save()
