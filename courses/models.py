@@ -720,7 +720,7 @@ class MrdResult(ClinicalRecord):
         below."""
         if self.value is not None:
             return fraction_display(self.value)
-        words = dict(MRD_QUALITATIVE_CHOICES).get(self.qualitative, self.qualitative)
+        words = self.result_words
         if self.sensitivity is None:
             return words
         return f"{words} (sensitivity {fraction_display(self.sensitivity)})"

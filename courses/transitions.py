@@ -19,6 +19,7 @@ transition method would run them a second time.
 
 from __future__ import annotations
 
+import functools
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import date, timedelta
@@ -427,8 +428,10 @@ def judge(transition: Transition, course: TreatmentCourse, given: TransitionInpu
     return Judgement(None, tuple(overridden), tuple(warnings))
 
 
+@functools.cache
 def all_guards() -> dict[str, Guard]:
-    """Every guard the machine declares, by name."""
+    """Every guard the machine declares, by name (declared once, at import: read per
+    transition row shown, so built once)."""
     return {g.name: g for t in course_transitions() for g in guards_of(t)}
 
 
