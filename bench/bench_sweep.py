@@ -68,21 +68,25 @@ def _setup(database_url: str) -> None:
 # transplant, in non-CR, on or after it), which only non_response speaks for; the MRD
 # steps that decide an undecided HSCT indication.
 VALID_REFERRAL = "courses_hsctreferral r ON r.course_id = c.id AND r.voided_at IS NULL"
-NON_RESPONDERS = """
+# A transplant (in non-CR, with a reason) on or after the non-CR assessment: the course
+# is no non-responder.
+NOT_TRANSPLANTED_AFTER = """
+      AND NOT EXISTS (
+        SELECT 1 FROM courses_coursetransition t WHERE t.course_id = a.course_id
+          AND t.name = 'transplant' AND t."on" >= a.assessed_on)"""
+NON_RESPONDERS = f"""
     SELECT a.course_id FROM courses_responseassessment a
     JOIN courses_treatmentcourse ac ON ac.id = a.course_id
     WHERE NOT a.cr2 AND a.voided_at IS NULL AND ac.state = ANY(%(after_induction)s)
       AND NOT EXISTS (
         SELECT 1 FROM courses_responseassessment l WHERE l.course_id = a.course_id
           AND l.voided_at IS NULL AND (l.assessed_on, l.id) > (a.assessed_on, a.id))
-      AND NOT EXISTS (
-        SELECT 1 FROM courses_coursetransition t WHERE t.course_id = a.course_id
-          AND t.name = 'transplant' AND t."on" >= a.assessed_on)"""
+      {NOT_TRANSPLANTED_AFTER}"""
 DECIDING_MRD = """s.kind = 'mrd' AND c.hsct_indicated IS NULL
     AND c.protocol_slug || '/' || c.risk_group || '/' || s.mrd_time_point = ANY(%(deciding)s)"""
 INDICATED_OR_PROPOSED = "(c.hsct_indicated OR (c.hsct_indicated IS NULL AND c.hsct_proposed))"
-# The decision proposes HSCT: its own indication, or its group's fixed one.
-PROPOSES_HSCT = "(d.hsct_indicated OR d.protocol_slug || '/' || d.proposed_group = ANY(%(fixed)s))"
+# The decision proposes HSCT (the engine stores its group's indication on it).
+PROPOSES_HSCT = "d.hsct_indicated"
 
 PLAIN_SQL = {
     "hsct_referral_missing": f"""
@@ -149,7 +153,7 @@ PLAIN_SQL = {
         WHERE s.status = 'planned' AND c.state = ANY(%(scheduled)s) AND {DECIDING_MRD}
           AND s.due_on <= %(today)s - %(mrd_decision)s
           AND s.course_id NOT IN ({NON_RESPONDERS})""",
-    "non_response": """
+    "non_response": f"""
         SELECT a.course_id, 'course' FROM courses_responseassessment a
         JOIN courses_treatmentcourse c ON c.id = a.course_id
         WHERE NOT a.cr2 AND a.voided_at IS NULL AND c.state = ANY(%(after_induction)s)
@@ -157,9 +161,7 @@ PLAIN_SQL = {
           AND NOT EXISTS (
             SELECT 1 FROM courses_responseassessment l WHERE l.course_id = a.course_id
               AND l.voided_at IS NULL AND (l.assessed_on, l.id) > (a.assessed_on, a.id))
-          AND NOT EXISTS (
-            SELECT 1 FROM courses_coursetransition t WHERE t.course_id = a.course_id
-              AND t.name = 'transplant' AND t."on" >= a.assessed_on)""",
+          {NOT_TRANSPLANTED_AFTER}""",
     # The pre-HSCT MRD: the latest valid result by sample date inside the window
     # before the planned transplant, whatever its label; positive, not quantifiable
     # counts as positive.
@@ -241,13 +243,6 @@ def plain_params(today: date, zone: str) -> dict:
             for p in protocol_registry()
             for group, rule in p.hsct_indication.items()
             if rule.indicated == "mrd_threshold"
-        ],
-        # The groups whose HSCT indication is fixed (not decided by MRD).
-        "fixed": [
-            f"{p.slug}/{group}"
-            for p in protocol_registry()
-            for group, rule in p.hsct_indication.items()
-            if rule.indicated is True
         ],
         "proposal": d["hsct_proposal_unconfirmed_days"],
         "unconfirmed": d["stratification_unconfirmed_days"],

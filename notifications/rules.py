@@ -175,8 +175,9 @@ class Context:
 def _non_responders() -> QuerySet:
     """The ids of the courses past induction whose latest valid response assessment
     (by clinical date) is not CR: non-response, or CR2 lost on a later marrow (during
-    induction a marrow not yet in CR is not non-response). One subquery the
-    rules exclude with: the non_response rule speaks for these courses, and the
+    induction a marrow not yet in CR is not non-response), and no transplant (in
+    non-CR, with a reason) on or after that assessment. One subquery the rules exclude
+    with: the non_response rule speaks for these courses, and the
     referral, overdue-step and stalled rules would only add noise (a non-responder
     is not on the road to a transplant in CR2)."""
     latest = (
@@ -612,30 +613,18 @@ def hsct_decision_pending(ctx: Context) -> list[Due]:
     ]
 
 
-def _fixed_hsct_groups(path: str = "") -> Q:
-    """The proposals whose group carries a fixed HSCT indication in its protocol file
-    (ALL-REZ BFM 90 A and PPG; ALL-REZ BFM 2002 S3 and S4), whatever the decision's own
-    flag says."""
-    fixed = Q(pk__in=[])
-    for protocol in protocol_registry():
-        groups = [g for g, rule in protocol.hsct_indication.items() if rule.indicated is True]
-        if groups:
-            fixed |= Q(
-                **{f"{path}protocol_slug": protocol.slug, f"{path}proposed_group__in": groups}
-            )
-    return fixed
-
-
 def _proposes_hsct() -> Q:
-    """The current decision proposes HSCT: its own indication, or its group's fixed one."""
-    return Q(decision__hsct_indicated=True) | _fixed_hsct_groups("decision__")
+    """The current decision proposes HSCT: the engine stores its group's indication on
+    it (a fixed one, ALL-REZ BFM 90 A and PPG, BFM 2002 S3 and S4; or one MRD already
+    decided)."""
+    return Q(decision__hsct_indicated=True)
 
 
 def _unconfirmed(ctx: Context, threshold: str, proposes_hsct: bool) -> Iterable[tuple]:
     """The registered courses whose current decision awaits a clinician's confirmation
     (proposing HSCT, or not) ``threshold`` days after it was made, counted on the
     team's calendar from the decision's creation: (course, due, made on, group,
-    protocol, needs review)."""
+    protocol); no group means needs review."""
     proposing = _proposes_hsct()
     return (
         ctx.scope(
@@ -657,7 +646,6 @@ def _unconfirmed(ctx: Context, threshold: str, proposes_hsct: bool) -> Iterable[
             "made_on",
             "decision__proposed_group",
             "protocol_slug",
-            "decision__status",
         )
     )
 
@@ -678,7 +666,7 @@ def hsct_proposal_unconfirmed(ctx: Context) -> list[Due]:
 
     return [
         Due(pk, AlertKind.HSCT_PROPOSAL_UNCONFIRMED, "course", due, partial(text, due, m, g, s))
-        for pk, due, m, g, s, _ in _unconfirmed(ctx, "hsct_proposal_unconfirmed_days", True)
+        for pk, due, m, g, s in _unconfirmed(ctx, "hsct_proposal_unconfirmed_days", True)
     ]
 
 
@@ -702,7 +690,7 @@ def stratification_unconfirmed(ctx: Context) -> list[Due]:
 
     return [
         Due(pk, AlertKind.STRATIFICATION_UNCONFIRMED, "course", due, partial(text, due, m, g, s))
-        for pk, due, m, g, s, _ in _unconfirmed(ctx, "stratification_unconfirmed_days", False)
+        for pk, due, m, g, s in _unconfirmed(ctx, "stratification_unconfirmed_days", False)
     ]
 
 
@@ -784,8 +772,9 @@ def mrd_decision_missing(ctx: Context) -> list[Due]:
 
 def non_response(ctx: Context) -> list[Due]:
     """The latest valid response assessment of an active course past induction is not
-    CR (non-response, or CR2 lost on a later marrow), and neither a re-assessment nor
-    an off-protocol decision followed within N days (default 7)."""
+    CR (non-response, or CR2 lost on a later marrow), and neither a re-assessment, an
+    off-protocol decision nor a transplant (in non-CR, with a reason) on or after it
+    followed within N days (default 7)."""
     rows = (
         ctx.scope(
             ResponseAssessment.objects.filter(pk__in=_non_responders().values("pk")),
