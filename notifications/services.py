@@ -16,7 +16,6 @@ from __future__ import annotations
 import gc
 import logging
 import time
-import zoneinfo
 from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
@@ -309,14 +308,17 @@ def _hand_resolutions(
     ).values("role")[:1]
     rows = (
         Alert.objects.filter(resolution=Resolution.MANUAL, course_id__in_array=course_ids)
-        .annotate(role=Subquery(role))
+        .annotate(
+            role=Subquery(role),
+            resolved_on=ctx.team_date("resolved_at", "course__patient__team"),
+        )
         .order_by("resolved_at", "pk")
         .values_list(
             "course_id",
             "kind",
             "subject",
             "condition_since",
-            "resolved_at",
+            "resolved_on",
             "course__patient__team_id",
             "severity",
             "resolved_by__username",
@@ -325,10 +327,9 @@ def _hand_resolutions(
     )
     found: dict[tuple[int, str, str, date], HandResolution] = {}
     # Oldest first: the latest resolution of each condition is the one kept.
-    for course, kind, subject, since, at, team_id, severity, username, role_name in rows:
-        zone = zoneinfo.ZoneInfo(ctx.zones.get(team_id, settings.TIME_ZONE))
+    for course, kind, subject, since, on, team_id, severity, username, role_name in rows:
         found[(course, kind, subject, since)] = HandResolution(
-            at.astimezone(zone).date(), team_id, severity, username or "", role_name
+            on, team_id, severity, username or "", role_name
         )
     return found
 
