@@ -91,7 +91,9 @@ def render() -> str:
         "",
         "A course whose latest response assessment is not CR is spoken for by `non_response`",
         "alone: the referral, HSCT-delay, deciding-MRD, donor-search, overdue-step and",
-        "stalled rules leave it (it is not on the road to a transplant in CR2).",
+        "stalled rules leave it (it is not on the road to a transplant in CR2). A transplant",
+        "in non-CR (allowed with a reason) on or after that assessment is the decision",
+        "`non_response` asks for: the HSCT-path rules watch the transplanted course again.",
     ]
     lines += ["", "## Thresholds (days; `_threshold`: a fraction of cells)", ""]
     names = [name for rule in rules.RULES for name in rule.thresholds]
