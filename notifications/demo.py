@@ -1153,16 +1153,14 @@ class _Course:
         )
 
     def touch_hsct_review(self, walk: Walk) -> None:
-        """The deciding MRD (end of induction), which said "no HSCT" and was confirmed,
-        is corrected two days ago: the lab report reads 5x10^-3, not 5x10^-4. The
-        confirmed decision's basis changed, so it is flagged for review."""
+        """The deciding MRD (after F2), negative and confirmed as "no HSCT", is corrected
+        two days ago: the lab report reads 5x10^-3. The confirmed decision's basis
+        changed, so courses.services.hsct flags it for review."""
         day = self.today - timedelta(days=2)
-        deciding = (
-            MrdResult.objects.filter(
-                course=self.course, time_point="end_of_induction", voided_at__isnull=True
-            )
-            .order_by("-sampled_on", "-pk")
-            .first()
+        self.course.refresh_from_db(fields=["hsct_confirmed_basis"])
+        # The sample the confirmed decision rests on, as the decision recorded it.
+        deciding = MrdResult.objects.get(
+            pk=self.course.hsct_confirmed_basis["sample"]["mrd_result"]
         )
         services.record_amend(
             deciding,
