@@ -9,6 +9,7 @@ from urllib.parse import urlencode
 from django import template
 from django.utils import timezone
 
+from courses.units import fraction_display
 from notifications.models import AlertKind
 from web.timeline import step_status
 
@@ -98,6 +99,12 @@ def abs_value(n: int) -> int:
 def step_words(step: Any, today: date) -> str:
     """What a step's status means today ("overdue 3 days", "done 12 Nov, ...")."""
     return step_status(step, today)[0]
+
+
+@register.filter
+def mrd_fraction(value: float | None) -> str:
+    """A stored MRD fraction in both units (courses.units): "2×10⁻³ = 0.2 %"."""
+    return fraction_display(value)
 
 
 @register.filter

@@ -129,8 +129,9 @@ def course_context(
         confirm = bound.get("confirm") or _confirm_form(course)
     if writable and active and (stale or outdated):
         restratify = bound.get("restratify") or RestratifyForm(prefix="restratify")
-    review = course.hsct_review_since is not None
-    if writable and active and course.start_date and (course.hsct_indicated is None or review):
+    hsct_decision = course_services.hsct_decision_summary(course)
+    undecided = course.hsct_indicated is None or hsct_decision["review"] is not None
+    if writable and active and course.start_date and undecided:
         hsct = bound.get("hsct") or ConfirmHsctForm(
             prefix="hsct",
             initial={"hsct_indicated": {True: "yes", False: "no"}.get(course.hsct_proposed)},
@@ -173,7 +174,7 @@ def course_context(
         "later_courses": list(course.later_courses.select_related("relapse")),
         "confirm_form": confirm,
         "hsct_form": hsct,
-        "hsct": course_services.hsct_decision_summary(course),
+        "hsct": hsct_decision,
         "moves": moves,
         "other_move": other_move,
         "refusal": refusal,
