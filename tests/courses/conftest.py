@@ -7,6 +7,8 @@ from typing import Any
 import pytest
 from django.utils import timezone
 
+from tests.conftest import induction_blocks
+
 
 @pytest.fixture(autouse=True)
 def frozen_time(time_machine: Any) -> datetime:
@@ -25,7 +27,7 @@ def s2_course(team: Any, clinician: Any, make_course: Callable[..., Any]) -> Any
         clinician,
         protocol="all-rez-bfm-2002",
         relapse_date=date(2024, 9, 1),
-        blocks=(("F1", date(2026, 10, 6)), ("F2", date(2026, 10, 27))),
+        blocks=induction_blocks(date(2026, 10, 6), "all-rez-bfm-2002"),
     )
     assert (course.risk_group, course.hsct_indicated) == ("S2", None)
     return course

@@ -17,25 +17,16 @@ one on 2025-03-01 late.
 
 from __future__ import annotations
 
-from collections.abc import Iterator
-from datetime import UTC, date, datetime
+from datetime import date
 
 import pytest
-import time_machine
 from django.utils import timezone
 
 from courses.models import CourseTransition, Relapse, TreatmentCourse
 
 pytestmark = pytest.mark.django_db
 
-NOW = datetime(2026, 11, 24, 10, 0, tzinfo=UTC)
 WHY = "Both built-in protocols are for first relapses without a prior HSCT"
-
-
-@pytest.fixture(autouse=True)
-def frozen() -> Iterator[None]:
-    with time_machine.travel(NOW, tick=False):
-        yield
 
 
 @pytest.fixture

@@ -22,10 +22,6 @@ pytestmark = pytest.mark.django_db
 REFERRAL = AlertKind.HSCT_REFERRAL_MISSING
 
 
-def sweep() -> None:
-    alerts_sweep(timezone.now())
-
-
 def open_referral_alerts(course: int) -> list[dict]:
     return list(
         Alert.objects.filter(course_id=course, kind=REFERRAL)
@@ -41,7 +37,7 @@ def course_alerts(client: Any, course: int) -> list[dict]:
 
 
 @pytest.fixture
-def resolved_by_hand(clock, api, team, clinician, viewer) -> Any:  # noqa: ANN001
+def resolved_by_hand(clock, sweep, api, team, clinician, viewer) -> Any:  # noqa: ANN001
     """The course, its referral alert opened on 2026-11-09 (14 days after the start)
     and resolved by hand that day by the clinician, although no referral exists."""
     client = api(clinician)
@@ -62,7 +58,7 @@ def resolved_by_hand(clock, api, team, clinician, viewer) -> Any:  # noqa: ANN00
     return client, course, alert["id"]
 
 
-def test_a_resolve_without_a_reason_is_a_400_naming_reason(clock, api, team, clinician):
+def test_a_resolve_without_a_reason_is_a_400_naming_reason(clock, sweep, api, team, clinician):
     client = api(clinician)
     clock("2026-10-26")
     course = register_group_a(client, team, start="2026-10-26")
@@ -78,7 +74,7 @@ def test_a_resolve_without_a_reason_is_a_400_naming_reason(clock, api, team, cli
 
 
 def test_a_holding_condition_resolved_by_hand_opens_again_after_the_longest_snooze(
-    clock, resolved_by_hand, clinician, viewer
+    clock, sweep, resolved_by_hand, clinician, viewer
 ):
     client, course, first = resolved_by_hand
     referral_mails = OutboundEmail.objects.filter(alert__kind=REFERRAL)
@@ -116,7 +112,9 @@ def test_a_holding_condition_resolved_by_hand_opens_again_after_the_longest_snoo
     assert shown == {first: "resolved", again["pk"]: "open"}
 
 
-def test_resolved_by_hand_and_nine_days_later_it_is_open_again(clock, resolved_by_hand, clinician):
+def test_resolved_by_hand_and_nine_days_later_it_is_open_again(
+    clock, sweep, resolved_by_hand, clinician
+):
     """The issue's case: the first sweep after the resolution runs nine days later."""
     client, course, first = resolved_by_hand
     clock("2026-11-18")
@@ -130,7 +128,9 @@ def test_resolved_by_hand_and_nine_days_later_it_is_open_again(clock, resolved_b
     assert len(open_referral_alerts(course)) == 1
 
 
-def test_resolved_by_hand_again_it_waits_another_snooze_from_then(clock, resolved_by_hand):
+def test_resolved_by_hand_again_it_waits_another_snooze_from_then(
+    clock, sweep, resolved_by_hand
+):
     client, course, _ = resolved_by_hand
     clock("2026-11-16")
     sweep()
@@ -149,7 +149,9 @@ def test_resolved_by_hand_again_it_waits_another_snooze_from_then(clock, resolve
     assert "Resolved by hand on 2026-11-17" in third["message"]
 
 
-def test_resolved_by_hand_and_then_cleared_it_does_not_come_back(clock, resolved_by_hand):
+def test_resolved_by_hand_and_then_cleared_it_does_not_come_back(
+    clock, sweep, resolved_by_hand
+):
     client, course, _ = resolved_by_hand
     clock("2026-11-12")
     saved = client.put(

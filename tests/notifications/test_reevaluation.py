@@ -13,7 +13,7 @@ from config.celery import app as celery_app
 from courses.models import AuditEntry, CourseTransition, TreatmentCourse
 from notifications import tasks
 from notifications.models import AlertKind, AlertState
-from tests.conftest import fresh_broker_connections
+from tests.conftest import fresh_broker_connections, induction_blocks
 from tests.notifications.conftest import unresolved
 
 pytestmark = pytest.mark.django_db
@@ -129,7 +129,7 @@ def test_one_call_that_writes_several_times_queues_one_re_evaluation(
                 clinician,
                 protocol="all-rez-bfm-2002",
                 relapse_date=date(2024, 9, 1),
-                blocks=(("F1", date(2026, 10, 6)), ("F2", date(2026, 10, 27))),
+                blocks=induction_blocks(date(2026, 10, 6), "all-rez-bfm-2002"),
             )
             assert course.risk_group == "S2"
         else:
