@@ -47,3 +47,18 @@ def test_the_schedule_follows_the_groups_template(team, clinician, make_course, 
         assert "end_of_therapy" in kinds
     else:  # S2: the branch (and its end) is laid out once the indication is confirmed
         assert "mrd" in kinds
+
+
+def test_the_pre_hsct_mrd_and_the_transplant_are_planned_after_count_recovery(
+    api, team, clinician, make_course
+):
+    # Issue 22: neither at the nadir of the last block (days 7-14 after its start): the
+    # pre-HSCT marrow on its day 21, the transplant a week later (local defaults).
+    # Group A under ALL-REZ BFM 90, therapy from 2026-08-03, entered late.
+    course = make_course(team, clinician, blocks=(("R2", date(2026, 8, 3)),))
+    answer = api(clinician).get(f"/api/v1/courses/{course.pk}/steps/")
+    assert answer.status_code == 200, answer.content
+    planned = {s["key"]: s["planned_on"] for s in answer.json()["results"]}
+    assert planned["block_4"] == "2026-10-05"  # day 63
+    assert planned["mrd_pre_hsct"] == "2026-10-26"  # day 21 of block 4
+    assert planned["hsct"] == "2026-11-02"  # day 91 of therapy
